@@ -1,0 +1,39 @@
+# Two entry points: `make demo` (synthetic data, CPU) and `make test`. Both create .venv when missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+CORES ?= 2
+DEMO := --configfile config/demo.yaml --cores $(CORES) --resources gpu=1
+
+.PHONY: install demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/snakemake $(DEMO)
+	$(MAKE) --no-print-directory results/report.html
+	$(BIN)/spiralarms summary results/summary/metrics.csv
+
+results/report.html: results/summary/metrics.csv
+	$(BIN)/snakemake $(DEMO) --report $@
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench workflow/scripts
+	$(BIN)/snakefmt --check Snakefile workflow/rules
+	$(BIN)/snakemake --lint --configfile config/demo.yaml
+
+bench: $(STAMP)
+	for script in bench/bench_*.py; do $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf results .snakemake

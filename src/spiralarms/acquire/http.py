@@ -1,0 +1,328 @@
+"""Resumable HTTP(S) downloads that leave either a complete, verified file or no file at all.
+
+Bytes stream into `<dest>.part`; a cut connection or a rerun resumes it with a Range request
+(guarded by If-Range, so a file that changed on the server restarts instead of being spliced).
+Only a complete file whose size and SHA-256 check out is renamed to `dest`, and a manifest JSON
+(url, size, sha256, downloaded_at) is written next to it so a rerun can skip the download.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import requests
+import urllib3
+
+from spiralarms.acquire.errors import ChecksumError, DownloadError
+
+logger = logging.getLogger(__name__)
+
+# Statuses worth retrying: the server or a proxy is briefly unhappy, the URL itself is fine.
+TRANSIENT_STATUSES = {408, 425, 429, 500, 502, 503, 504}
+MAX_RETRY_WAIT_S = 30
+USER_AGENT = f"spiralarms-acquire python-requests/{requests.__version__}"
+
+# Connection-level failures after which resuming can succeed.
+CONNECTION_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    urllib3.exceptions.HTTPError,
+)
+
+
+class _TransientFailure(Exception):
+    """An attempt that may succeed if repeated (transient status or a short body)."""
+
+
+def manifest_path_for(dest: str | os.PathLike) -> Path:
+    """Default manifest location: `<dest>.manifest.json`."""
+    dest = Path(dest)
+    return dest.with_name(dest.name + ".manifest.json")
+
+
+def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while block := stream.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_manifest(path: str | os.PathLike) -> dict | None:
+    """The manifest at `path`, or None when it is missing or unreadable (then we re-download)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_json_atomic(path: Path, payload: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def manifest_entry(url: str, dest: Path, sha256: str) -> dict:
+    return {
+        "url": url,
+        "file": dest.name,
+        "size": dest.stat().st_size,
+        "sha256": sha256,
+        "downloaded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def already_downloaded(url: str, dest: Path, manifest: Path, sha256: str | None) -> dict | None:
+    """The manifest entry when `dest` is a finished download of `url` that still checks out."""
+    entry = read_manifest(manifest)
+    if not dest.is_file() or entry is None or entry.get("url") != url:
+        return None
+    if sha256 is not None and entry.get("sha256") != sha256.lower():
+        return None
+    if entry.get("sha256") != sha256_of(dest):
+        logger.warning("%s changed since it was downloaded; downloading it again", dest)
+        return None
+    return entry
+
+
+def download(
+    url: str,
+    dest: str | os.PathLike,
+    sha256: str | None = None,
+    expected_size: int | None = None,
+    chunk: int = 1 << 20,
+    timeout: float = 60,
+    retries: int = 3,
+    progress: bool = True,
+    manifest: str | os.PathLike | None = None,
+) -> dict:
+    """Download `url` to `dest` and return its manifest entry (url, file, size, sha256, downloaded_at).
+
+    Skips the transfer when `dest` and its manifest already match. `retries` counts consecutive
+    attempts that brought no new bytes; an attempt that made progress resets the count, so a long
+    download over a flaky line keeps resuming. On failure `dest` is left untouched (absent on a
+    first download); the `.part` file is kept only when a rerun can resume it.
+    """
+    dest = Path(dest)
+    manifest = Path(manifest) if manifest is not None else manifest_path_for(dest)
+    if (entry := already_downloaded(url, dest, manifest, sha256)) is not None:
+        logger.info("%s: already downloaded to %s (sha256 %s)", url, dest, entry["sha256"])
+        return entry
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    logger.info("%s: downloading to %s", url, dest)
+    try:
+        _download_with_retries(url, part, chunk, timeout, retries, progress)
+        actual_sha256 = _verify(url, part, sha256, expected_size)
+    except DownloadError as error:
+        if not error.resumable:
+            _discard_partial(part)
+        raise
+    os.replace(part, dest)
+    _part_info_path(part).unlink(missing_ok=True)
+    entry = manifest_entry(url, dest, actual_sha256)
+    write_json_atomic(manifest, entry)
+    logger.info("%s: saved %s (%d bytes, sha256 %s)", url, dest, entry["size"], actual_sha256)
+    return entry
+
+
+def _download_with_retries(
+    url: str, part: Path, chunk: int, timeout: float, retries: int, progress: bool
+) -> None:
+    failures = 0
+    with requests.Session() as session:
+        session.headers["User-Agent"] = USER_AGENT
+        while True:
+            before = _size(part)
+            try:
+                _transfer_once(session, url, part, chunk, timeout, progress)
+                return
+            except (*CONNECTION_ERRORS, _TransientFailure) as error:
+                progressed = _size(part) > before
+                failures = 0 if progressed else failures + 1
+                if failures > retries:
+                    raise _gave_up(url, part, retries, error) from error
+                wait = 0 if progressed else min(2 ** (failures - 1), MAX_RETRY_WAIT_S)
+                logger.warning(
+                    "%s: transfer interrupted at %.1f MB (%s); resuming in %d s",
+                    url, _size(part) / 1e6, _describe(error), wait,
+                )
+                time.sleep(wait)
+
+
+def _gave_up(url: str, part: Path, retries: int, error: Exception) -> DownloadError:
+    kept = f"; the {_size(part)} bytes in {part} are kept and a rerun resumes" if _size(part) else ""
+    return DownloadError(
+        f"{url}: download failed after {retries} retries without progress: "
+        f"{_describe(error)}{kept}",
+        resumable=bool(kept),
+    )
+
+
+def _transfer_once(
+    session: requests.Session, url: str, part: Path, chunk: int, timeout: float, progress: bool
+) -> None:
+    """One GET: append to (206) or restart (200) the partial file; raise if the body came short."""
+    offset = _resumable_offset(url, part)
+    # identity: we want the server's bytes as stored, so sizes, ranges and checksums agree.
+    headers = {"Accept-Encoding": "identity"}
+    validator = _part_info(part).get("validator")
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+        if validator:
+            headers["If-Range"] = validator
+    with session.get(url, headers=headers, stream=True, timeout=timeout) as response:
+        if response.status_code == 416 and offset:
+            if _total_from_content_range(response.headers.get("Content-Range")) == offset:
+                return  # the previous run had already received every byte
+            logger.warning("%s: server refused to resume at byte %d; restarting", url, offset)
+            _discard_partial(part)
+            return _transfer_once(session, url, part, chunk, timeout, progress)
+        total = _check_status(url, response, offset)
+        if response.status_code == 200:
+            if offset:
+                logger.info("%s: server ignored the Range request; restarting from byte 0", url)
+            offset = 0
+            _write_part_info(part, url, response)
+        _stream_body(response, part, offset, total, chunk, _Progress(url, offset, total, progress))
+
+
+def _check_status(url: str, response: requests.Response, offset: int) -> int | None:
+    """Total size of the file behind a usable response; raise for statuses we cannot use."""
+    status = response.status_code
+    if status == 206:
+        start, total = _parse_content_range(url, response.headers.get("Content-Range"))
+        if start != offset:
+            raise DownloadError(f"{url}: asked to resume at byte {offset}, server sent {start}")
+        return total
+    if status == 200:
+        length = response.headers.get("Content-Length")
+        return int(length) if length and length.isdigit() else None
+    reason = f"HTTP {status} {response.reason or ''}".strip()
+    if status in TRANSIENT_STATUSES:
+        raise _TransientFailure(reason)
+    raise DownloadError(f"{url}: {reason}; check the URL")
+
+
+def _stream_body(
+    response: requests.Response, part: Path, offset: int, total: int | None, chunk: int,
+    progress: _Progress,
+) -> None:
+    with open(part, "r+b" if part.exists() else "wb") as stream:
+        stream.seek(offset)
+        stream.truncate()
+        for block in response.raw.stream(chunk, decode_content=False):
+            stream.write(block)
+            progress.advance(len(block))
+    received = _size(part)
+    if total is not None and received < total:
+        raise _TransientFailure(f"connection closed at byte {received} of {total}")
+    progress.finish()
+
+
+def _verify(url: str, part: Path, sha256: str | None, expected_size: int | None) -> str:
+    size = _size(part)
+    if expected_size is not None and size != expected_size:
+        raise DownloadError(f"{url}: received {size} bytes, expected {expected_size}")
+    actual = sha256_of(part)
+    if sha256 is not None and actual != sha256.lower():
+        raise ChecksumError(
+            f"{url}: SHA-256 mismatch: expected {sha256.lower()}, got {actual}. The file was "
+            "deleted; if the source legitimately changed, update the checksum in the config."
+        )
+    return actual
+
+
+def _resumable_offset(url: str, part: Path) -> int:
+    """Bytes of `part` we may append to: only bytes fetched earlier from this same URL count."""
+    if not part.exists():
+        return 0
+    if _part_info(part).get("url") != url:
+        logger.info("%s: discarding %s left by a download from another URL", url, part)
+        _discard_partial(part)
+        return 0
+    return _size(part)
+
+
+def _part_info_path(part: Path) -> Path:
+    return part.with_name(part.name + ".json")
+
+
+def _part_info(part: Path) -> dict:
+    return read_manifest(_part_info_path(part)) or {}
+
+
+def _write_part_info(part: Path, url: str, response: requests.Response) -> None:
+    # The ETag (or Last-Modified) goes back in If-Range, so a changed file is resent whole.
+    validator = response.headers.get("ETag") or response.headers.get("Last-Modified")
+    if validator and validator.startswith("W/"):
+        validator = None  # weak ETags are not allowed in If-Range
+    write_json_atomic(_part_info_path(part), {"url": url, "validator": validator})
+
+
+def _discard_partial(part: Path) -> None:
+    part.unlink(missing_ok=True)
+    _part_info_path(part).unlink(missing_ok=True)
+
+
+def _parse_content_range(url: str, header: str | None) -> tuple[int, int | None]:
+    match = re.fullmatch(r"bytes (\d+)-\d+/(\d+|\*)", (header or "").strip())
+    if match is None:
+        raise DownloadError(f"{url}: 206 response with unusable Content-Range {header!r}")
+    total = match.group(2)
+    return int(match.group(1)), None if total == "*" else int(total)
+
+
+def _total_from_content_range(header: str | None) -> int | None:
+    match = re.fullmatch(r"bytes \*/(\d+)", (header or "").strip())
+    return int(match.group(1)) if match else None
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+class _Progress:
+    """Logs about every 5 % of the file (or every 50 MB when the size is unknown) with the rate."""
+
+    def __init__(self, url: str, offset: int, total: int | None, enabled: bool):
+        self.url, self.done, self.total, self.enabled = url, offset, total, enabled
+        self.start_bytes, self.start_time = offset, time.monotonic()
+        self.step = max(total // 20, 1) if total else 50_000_000
+        self.logged_at = offset
+
+    def advance(self, nbytes: int) -> None:
+        self.done += nbytes
+        if self.enabled and self.done - self.logged_at >= self.step:
+            self._log()
+
+    def finish(self) -> None:
+        if self.enabled and self.done != self.logged_at:
+            self._log()
+
+    def _log(self) -> None:
+        self.logged_at = self.done
+        elapsed = max(time.monotonic() - self.start_time, 1e-6)
+        rate = (self.done - self.start_bytes) / 1e6 / elapsed
+        if self.total:
+            logger.info(
+                "%s: %.1f / %.1f MB (%.0f %%) at %.1f MB/s",
+                self.url, self.done / 1e6, self.total / 1e6, 100 * self.done / self.total, rate,
+            )
+        else:
+            logger.info("%s: %.1f MB at %.1f MB/s", self.url, self.done / 1e6, rate)

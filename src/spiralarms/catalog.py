@@ -1,0 +1,93 @@
+"""Read the Galaxy Zoo 2 catalogue, the image-id map and the physical-properties table.
+
+Only the columns a step needs are parsed (pyarrow `include_columns`), and every object id is read as
+int64: specobjid, dr8objid and dr7objid exceed 2**53, so a float64 round trip (the notebook's
+`1.802675e+18`) would merge distinct galaxies.
+"""
+
+import gzip
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from . import gz2
+
+ARM_DEBIASED = [f"{a}_debiased" for a in gz2.ARM_ANSWERS]
+ARM_FLAG = [f"{a}_flag" for a in gz2.ARM_ANSWERS]
+FEATURES_WF = f"{gz2.FEATURES}_weighted_fraction"
+NOT_EDGEON_WF = f"{gz2.NOT_EDGEON}_weighted_fraction"
+SPIRAL_WF = f"{gz2.SPIRAL}_weighted_fraction"
+
+# What the paper's selection reads from the 233 catalogue columns.
+SELECTION_COLUMNS = [
+    "specobjid", "dr7objid", "total_votes", FEATURES_WF, NOT_EDGEON_WF, SPIRAL_WF,
+    *ARM_DEBIASED, *ARM_FLAG,
+]
+ID_COLUMNS = ("specobjid", "dr8objid", "dr7objid", "objid", "asset_id", "specObjID")
+MAPPING_COLUMNS = ["objid", "asset_id"]
+PHYSICAL_COLUMNS = ["specObjID", "LGM_TOT_P50", "sfr_tot_p50"]
+
+
+class CatalogError(ValueError):
+    """An input table is missing a column, has an unreadable value or a blank id."""
+
+
+def read_catalog(path, columns=SELECTION_COLUMNS) -> pd.DataFrame:
+    """The GZ2 catalogue (`zoo2MainSpecz.csv[.gz]`), restricted to `columns`."""
+    return _read_table(path, list(columns), "the GZ2 catalogue (zoo2MainSpecz.csv.gz)")
+
+
+def read_mapping(path) -> pd.DataFrame:
+    """The image-id map (`gz2_filename_mapping.csv`): objid (= dr7objid) and asset_id, int64."""
+    return _read_table(path, MAPPING_COLUMNS, "the image-id map (gz2_filename_mapping.csv)")
+
+
+def read_physical(path) -> pd.DataFrame:
+    """Stellar mass and SFR per spectrum (`stellar mass_SFR.csv` from the MPA-JHU tables)."""
+    return _read_table(path, PHYSICAL_COLUMNS, "the physical-properties table (stellar mass_SFR.csv)")
+
+
+def read_header(path) -> list:
+    """Column names from the first line of a plain or gzip CSV."""
+    path = Path(path)
+    with path.open("rb") as raw:
+        gzipped = raw.read(2) == b"\x1f\x8b"
+    opener = gzip.open if gzipped else open
+    with opener(path, "rt", encoding="utf-8", newline="") as f:
+        first = f.readline()
+    return [name.strip().strip('"') for name in first.rstrip("\r\n").split(",")]
+
+
+def _read_table(path, columns, what) -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise CatalogError(f"{path}: file not found; expected {what}")
+    header = read_header(path)
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise CatalogError(
+            f"{path}: missing column(s) {missing} in {what}; the header has {len(header)} columns "
+            f"starting {header[:4]}. Check that the file is the right table and not truncated."
+        )
+    types = {c: pa.int64() for c in columns if c in ID_COLUMNS}
+    try:
+        table = pacsv.read_csv(
+            path, convert_options=pacsv.ConvertOptions(include_columns=columns, column_types=types)
+        )
+    except pa.ArrowInvalid as err:  # e.g. an id written as 1.8e+18, or a stray text value
+        raise CatalogError(f"{path}: cannot parse {what}: {err}") from None
+    for name in types:
+        _require_no_blank_ids(table, name, path)
+    return table.to_pandas()
+
+
+def _require_no_blank_ids(table: pa.Table, name: str, path: Path):
+    column = table.column(name)
+    if column.null_count:
+        row = column.is_null().to_numpy(zero_copy_only=False).argmax()
+        raise CatalogError(
+            f"{path}: column {name!r} is blank in {column.null_count} row(s), first at data row "
+            f"{row + 1}; every galaxy needs an integer id (fix or drop those rows)."
+        )

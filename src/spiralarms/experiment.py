@@ -1,0 +1,62 @@
+"""Experiment names and settings: `{model}_{classes}_{mode}_s{seed}` <-> its parts and train settings."""
+
+import itertools
+import re
+from dataclasses import dataclass
+
+from .variants import VARIANTS, Variant
+
+MODELS = ("b0", "v2m")
+MODES = ("standard", "xai")
+PATTERN = re.compile(
+    rf"^(?P<model>{'|'.join(MODELS)})_(?P<classes>{'|'.join(VARIANTS)})"
+    rf"_(?P<mode>{'|'.join(MODES)})_s(?P<seed>\d+)$"
+)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    model: str
+    classes: str
+    mode: str
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}_{self.classes}_{self.mode}_s{self.seed}"
+
+    @property
+    def variant(self) -> Variant:
+        return VARIANTS[self.classes]
+
+    @classmethod
+    def parse(cls, name: str) -> "Experiment":
+        match = PATTERN.match(name)
+        if not match:
+            raise ValueError(
+                f"experiment {name!r} is not of the form {{model}}_{{classes}}_{{mode}}_s{{seed}} "
+                f"with model in {MODELS}, classes in {tuple(VARIANTS)}, mode in {MODES}"
+            )
+        parts = match.groupdict()
+        return cls(parts["model"], parts["classes"], parts["mode"], int(parts["seed"]))
+
+
+def grid(experiments: dict) -> list:
+    """Experiment names from config `experiments` (the product grid plus `extra`), in order."""
+    names = [
+        Experiment(*point).name
+        for point in itertools.product(
+            experiments["models"], experiments["classes"], experiments["modes"],
+            experiments["seeds"],
+        )
+    ]
+    names += [Experiment.parse(n).name for n in experiments.get("extra", [])]
+    return list(dict.fromkeys(names))
+
+
+def train_settings(config: dict, model: str) -> dict:
+    """config train.* with models.<model>.train overrides applied (augment merged key by key)."""
+    base = dict(config["train"])
+    override = dict(config.get("models", {}).get(model, {}).get("train", {}))
+    augment = {**base.get("augment", {}), **override.pop("augment", {})}
+    return {**base, **override, "augment": augment}

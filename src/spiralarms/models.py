@@ -1,0 +1,116 @@
+"""The paper's two networks (original-method.md section 5), rebuilt with keras.applications.
+
+- `b0`: EfficientNetB0 on 1-channel greyscale scaled to [0, 1] (Zoobot's B0 had no internal rescaling);
+  backbone frozen when pretrained weights are given, trained when starting from scratch.
+- `v2m`: EfficientNetV2M on RGB 0-255 with its built-in preprocessing, fully fine-tuned.
+Both get the head GlobalAveragePooling -> Dense(1024, relu) -> Dense(N, softmax).
+
+Modes: `standard` keeps the augmentation layers inside the model (active in fit only); `xai` leaves
+augmentation to the input pipeline, keeps the graph flat so `top_conv` is reachable, and freezes V2M's
+batch-norm layers (section 5.4). The two modes' weights are not interchangeable (bug B11).
+"""
+
+from pathlib import Path
+
+import keras
+
+CHANNELS = {"b0": 1, "v2m": 3}
+MODES = ("standard", "xai")
+# Layers at three depths for the feature-map figures (section 7).
+FEATURE_LAYERS = {
+    "b0": ["block2a_activation", "block3a_activation", "block5a_activation"],
+    "v2m": ["block2a_expand_activation", "block3a_expand_activation", "block5a_expand_activation"],
+}
+
+
+def augmentation_layers(rotation=0.5, flip=True, zoom=0.2, seed=None) -> list:
+    """Section 3: any angle with reflect fill, both flips, independent height/width zoom."""
+    layers = []
+    if rotation:
+        layers.append(keras.layers.RandomRotation(rotation, fill_mode="reflect", seed=seed))
+    if flip:
+        layers.append(keras.layers.RandomFlip("horizontal_and_vertical", seed=seed))
+    if zoom:
+        layers.append(
+            keras.layers.RandomZoom((-zoom, zoom), (-zoom, zoom), fill_mode="reflect", seed=seed)
+        )
+    return layers
+
+
+def _backbone(model: str, inputs, weights):
+    """The headless network on `inputs`, with the weights loaded (a file holds backbone-only weights)."""
+    keras_weights = "imagenet" if weights == "imagenet" else None
+    if model == "b0":
+        backbone = keras.applications.EfficientNetB0(
+            include_top=False, weights=keras_weights, input_tensor=inputs
+        )
+        # The pipeline feeds [0, 1] like Zoobot's B0; undo keras' built-in 1/255.
+        next(la for la in backbone.layers if isinstance(la, keras.layers.Rescaling)).scale = 1.0
+    elif model == "v2m":
+        backbone = keras.applications.EfficientNetV2M(
+            include_top=False, weights=keras_weights, input_tensor=inputs,
+            include_preprocessing=True,
+        )
+    else:
+        raise ValueError(f"unknown model {model!r}; choose 'b0' or 'v2m'")
+    if weights not in (None, "imagenet"):
+        path = Path(weights)
+        if not path.exists():
+            raise FileNotFoundError(
+                f"weights file {path} (config models.{model}.weights) does not exist; give a Keras "
+                "weights file for the backbone, 'imagenet', or null to train from scratch"
+            )
+        backbone.load_weights(path)
+    return backbone
+
+
+def build_model(
+    model: str,
+    n_classes: int,
+    image_size: int,
+    mode: str = "standard",
+    weights=None,
+    augment: dict | None = None,
+    bn_momentum: float | None = None,
+    seed: int | None = None,
+) -> keras.Model:
+    """Return an uncompiled classifier. `weights`: None (from scratch), 'imagenet' or a file path."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
+    inputs = keras.Input((image_size, image_size, CHANNELS[model]), name="image")
+    x = inputs
+    if mode == "standard":
+        for layer in augmentation_layers(**(augment or {}), seed=seed):
+            x = layer(x)
+    pretrained = weights is not None
+
+    if mode == "xai":
+        # Flat graph: tf-keras-vis must reach `top_conv` and the block activations.
+        backbone = _backbone(model, inputs, weights)
+        features = backbone.output
+    else:
+        backbone = _backbone(model, keras.Input(inputs.shape[1:]), weights)
+        # As the notebook, pretrained V2M runs with training=False: batch norm keeps its ImageNet
+        # statistics while gamma/beta still train.
+        features = backbone(x, training=False if (pretrained and model == "v2m") else None)
+
+    if pretrained and model == "b0":
+        backbone.trainable = False  # the paper trains only the head on Zoobot's weights
+    if pretrained and model == "v2m" and mode == "xai":
+        for layer in backbone.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False
+    if bn_momentum is not None and not pretrained:
+        # From scratch, the default 0.99 lets BN running statistics lag the fast-moving weights
+        # and validation sits at chance for ~10 epochs.
+        for layer in backbone.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = bn_momentum
+
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool_head")(features)
+    x = keras.layers.Dense(1024, activation="relu", name="dense_head")(x)
+    # float32 softmax keeps probabilities stable under mixed precision.
+    outputs = keras.layers.Dense(
+        n_classes, activation="softmax", dtype="float32", name="softmax_output"
+    )(x)
+    return keras.Model(inputs, outputs, name=f"{model}_{mode}")

@@ -1,0 +1,380 @@
+"""Render Galaxy-Zoo-2-like colour cut-outs of synthetic galaxies (numpy + scipy only).
+
+A spiral is an exponential disc modulated by m logarithmic arms, with star-forming knots along the
+arms, a small Sersic bulge, random inclination and position angle, a Gaussian PSF, sky noise, an
+asinh stretch and a colour tint. Sizes are given for the 424 px GZ2 frame and scale with `size`.
+
+The demo model sees only the central 224 px of the frame, downsampled to 64 px greyscale, so the
+countable classes keep the disc inside that crop and the arms wide apart (see `MIN_PITCH_DEG`).
+"""
+
+import numpy as np
+from scipy.ndimage import gaussian_filter
+from scipy.special import expit
+
+FRAME = 424  # GZ2 cut-out size; every length below is in pixels of this frame
+
+# render kinds: arm classes 0..5 (gz2.ARM_CLASS_NAMES order) plus the two non-targets
+ARM_KINDS = (0, 1, 2, 3, 4, 5)
+NON_TARGET_KINDS = ("elliptical", "edgeon")
+KINDS = ARM_KINDS + NON_TARGET_KINDS
+KIND_LABELS = {0: "1", 1: "2", 2: "3", 3: "4", 4: "5+", 5: "?",
+               "elliptical": "elliptical", "edgeon": "edgeon"}
+ARM_NUMBERS = {0: (1,), 1: (2,), 2: (3,), 3: (4,), 4: (5, 6, 7)}
+
+# Tighter arms sit closer together; below these pitches the arms of an m-armed spiral merge at
+# 64 px (a 7-armed spiral at 10 deg has arms under 2 px apart).
+MIN_PITCH_DEG = {1: 10.0, 2: 10.0, 3: 12.0, 4: 15.0, 5: 20.0, 6: 20.0, 7: 20.0}
+MAX_PITCH_DEG = 35.0
+MAX_ARM_RADIUS = 96.0  # keeps arms inside the central 224 crop (half width 112, centre jitter 8)
+
+# RGB weights of each light component (g, r, i shown as B, G, R like SDSS composites)
+COLOURS = {
+    "disc": (1.00, 0.90, 0.78),
+    "arms": (0.72, 0.84, 1.00),
+    "knots": (0.62, 0.78, 1.00),
+    "bulge": (1.00, 0.80, 0.55),
+}
+
+
+def check_kind(kind):
+    """Return `kind` in canonical form (int arm class or non-target name), else raise."""
+    if isinstance(kind, (int, np.integer)) and int(kind) in ARM_KINDS:
+        return int(kind)
+    if kind in NON_TARGET_KINDS:
+        return kind
+    raise ValueError(f"unknown galaxy kind {kind!r}; use an arm class 0-5 or one of "
+                     f"{list(NON_TARGET_KINDS)}")
+
+
+def render_galaxy(kind, rng, size=FRAME):
+    """One synthetic GZ2-style cut-out of `kind` as a (size, size, 3) uint8 RGB array."""
+    return render_from_params(draw_params(kind, rng, size), rng)
+
+
+# ---------------------------------------------------------------- parameters
+
+
+def draw_params(kind, rng, size=FRAME):
+    """Draw the render parameters of one galaxy of `kind` (lengths in pixels of `size`)."""
+    kind = check_kind(kind)
+    if kind == "elliptical":
+        params = _elliptical_params(rng)
+    elif kind == "edgeon":
+        params = _edgeon_params(rng)
+    elif kind == 5:
+        params = _cant_tell_params(rng)
+    else:
+        params = _spiral_params(rng, int(rng.choice(ARM_NUMBERS[kind])))
+    params.update(_frame_params(rng))
+    params["kind"] = KIND_LABELS[kind]
+    params["size"] = int(size)
+    return _scale_lengths(params, size / FRAME)
+
+
+_LENGTHS = ("h", "h_arm", "r_in", "r_out", "bulge_re", "psf_fwhm", "dx", "dy", "hz")
+
+
+def _scale_lengths(params, scale):
+    for key in _LENGTHS:
+        if key in params:
+            params[key] = params[key] * scale
+    return params
+
+
+def _frame_params(rng):
+    return {
+        "dx": rng.uniform(-8, 8), "dy": rng.uniform(-8, 8),
+        "pa_deg": rng.uniform(0, 180),
+        "tint_r": rng.uniform(0.9, 1.1), "tint_g": rng.uniform(0.93, 1.07),
+        "tint_b": rng.uniform(0.9, 1.1),
+        "stretch_beta": rng.uniform(0.03, 0.07),  # asinh softening, fraction of the peak
+        "peak_level": rng.uniform(1.1, 1.4),      # >1: cores saturate as in SDSS composites
+        "n_stars": int(rng.integers(0, 4)),
+    }
+
+
+def _spiral_params(rng, n_arms):
+    h = rng.uniform(18, 26)
+    return {
+        "n_arms": n_arms,
+        "h": h,
+        "h_arm": h * rng.uniform(1.0, 1.3),  # arms fade slower than the disc, so outer arms show
+        "incl_deg": rng.uniform(0, 55),
+        "pitch_deg": rng.uniform(MIN_PITCH_DEG[n_arms], MAX_PITCH_DEG + (5 if n_arms > 4 else 0)),
+        "chirality": int(rng.choice([-1, 1])),
+        "arm_phase": rng.uniform(0, 2 * np.pi),
+        "arm_amp": rng.uniform(1.3, 2.3),
+        "arm_width": rng.uniform(0.12, 0.18),  # Gaussian sigma as a fraction of the arm spacing
+        "r_in": h * rng.uniform(0.6, 1.0),
+        "r_out": min(h * rng.uniform(3.5, 4.2), MAX_ARM_RADIUS),
+        "n_knots": int(rng.integers(30, 101)),
+        "knot_frac": rng.uniform(0.08, 0.2),
+        "flocculence": rng.uniform(0.1, 0.3) if n_arms > 4 else 0.0,
+        "bt": rng.uniform(0.04, 0.15),
+        "bulge_n": rng.uniform(1, 3),
+        "bulge_re": rng.uniform(2.5, 5),
+        "bulge_q": rng.uniform(0.8, 1.0),
+        "psf_fwhm": rng.uniform(3, 6),
+        "noise": rng.uniform(0.005, 0.015),  # sky sigma, fraction of the peak
+    }
+
+
+# Ways a spiral's arms become uncountable; each "can't tell" galaxy gets one or two.
+CANT_TELL_MODES = ("faint", "blurred", "small", "inclined", "weak")
+
+
+def _cant_tell_params(rng):
+    params = _spiral_params(rng, int(rng.integers(1, 6)))
+    n_modes = int(rng.integers(1, 3))
+    modes = sorted(rng.choice(len(CANT_TELL_MODES), size=n_modes, replace=False))
+    for mode in (CANT_TELL_MODES[m] for m in modes):
+        if mode == "faint":
+            params["noise"] = rng.uniform(0.06, 0.14)
+        elif mode == "blurred":
+            params["psf_fwhm"] = rng.uniform(12, 20)
+        elif mode == "small":
+            params["h"] = rng.uniform(4, 7)
+            params["h_arm"] = params["h"] * 1.1
+            params["r_in"], params["r_out"] = 0.8 * params["h"], 3.5 * params["h"]
+        elif mode == "inclined":
+            params["incl_deg"] = rng.uniform(65, 75)
+        elif mode == "weak":
+            params["arm_amp"] = rng.uniform(0.15, 0.4)
+            params["flocculence"] = rng.uniform(0.5, 0.8)
+    params["degradation"] = "+".join(CANT_TELL_MODES[m] for m in modes)
+    return params
+
+
+def _elliptical_params(rng):
+    return {
+        "n_arms": 0,
+        "bulge_n": rng.uniform(2.5, 4), "bulge_re": rng.uniform(14, 32),
+        "bulge_q": rng.uniform(0.6, 1.0), "bt": 1.0,
+        "psf_fwhm": rng.uniform(3, 8), "noise": rng.uniform(0.005, 0.02),
+    }
+
+
+def _edgeon_params(rng):
+    h = rng.uniform(15, 28)
+    return {
+        "n_arms": 0, "h": h, "hz": h * rng.uniform(0.07, 0.14),
+        "incl_deg": rng.uniform(82, 90),
+        "dust": rng.uniform(0.3, 0.8) if rng.random() < 0.5 else 0.0,
+        "bt": rng.uniform(0.05, 0.3), "bulge_n": rng.uniform(1, 4),
+        "bulge_re": rng.uniform(3, 7), "bulge_q": rng.uniform(0.6, 0.9),
+        "psf_fwhm": rng.uniform(3, 7), "noise": rng.uniform(0.005, 0.02),
+    }
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def render_from_params(params, rng):
+    """Render the galaxy described by `params`; `rng` draws the knots, stars and sky noise."""
+    size = params["size"]
+    half = _box_half_size(params)
+    grid = _Grid(params, half)
+    if params["kind"] == "elliptical":
+        components = {"bulge": _sersic(grid.r_bulge, params["bulge_n"], params["bulge_re"])}
+    elif params["kind"] == "edgeon":
+        components = _edgeon_components(params, grid)
+    else:
+        components = _spiral_components(params, grid, rng)
+    bands = _to_bands(components, params)
+    sigma = params["psf_fwhm"] / 2.3548
+    bands = gaussian_filter(bands, sigma=(sigma, sigma, 0), mode="constant", truncate=3.0)
+    bands *= np.float32(1.0 / bands.max())
+    frame = _sky(params, rng, size)
+    _add_stars(frame, params, rng, sigma)
+    y0, x0 = grid.origin
+    frame[y0:y0 + 2 * half, x0:x0 + 2 * half] += bands
+    return _stretch(frame, params)
+
+
+def _box_half_size(params):
+    """Half width of the square that holds all the galaxy's light above the noise."""
+    if params["kind"] == "elliptical":
+        extent = 6 * params["bulge_re"]
+    else:
+        extent = 5.2 * params["h"]
+    extent += 3 * params["psf_fwhm"]
+    return int(min(params["size"] // 2 - 9, np.ceil(extent)))
+
+
+class _Grid:
+    """Pixel coordinates of the galaxy's box in the disc plane (deprojected) and for the bulge."""
+
+    def __init__(self, params, half):
+        size = params["size"]
+        cx, cy = size / 2 + params["dx"], size / 2 + params["dy"]
+        self.origin = (int(round(cy)) - half, int(round(cx)) - half)
+        # Python floats keep the grid float32 (NumPy scalars would promote it to float64)
+        pixels = np.arange(2 * half, dtype=np.float32)
+        y = (pixels + float(self.origin[0] + 0.5 - cy))[:, None]
+        x = (pixels + float(self.origin[1] + 0.5 - cx))[None, :]
+        self.pa = float(np.deg2rad(params["pa_deg"]))
+        cos_pa, sin_pa = float(np.cos(self.pa)), float(np.sin(self.pa))
+        self.xr = x * cos_pa + y * sin_pa
+        self.yr = y * cos_pa - x * sin_pa
+        self.cos_i = max(float(np.cos(np.deg2rad(params.get("incl_deg", 0.0)))), 0.02)
+        y_disc = self.yr * (1.0 / self.cos_i)
+        self.r = np.hypot(self.xr, y_disc)
+        self.theta = np.arctan2(y_disc, self.xr)
+        self.r_bulge = np.hypot(self.xr, self.yr * (1.0 / params["bulge_q"]))
+
+    def to_pixels(self, r, theta):
+        """Box pixel indices (row, col) of disc-plane points (r, theta)."""
+        xr, yr = r * np.cos(theta), r * np.sin(theta) * self.cos_i
+        half = self.r.shape[0] // 2
+        # invert the position-angle rotation; the box centre is the galaxy centre to 1 px
+        pa = self.pa
+        x = xr * np.cos(pa) - yr * np.sin(pa)
+        y = xr * np.sin(pa) + yr * np.cos(pa)
+        return np.rint(y + half - 0.5).astype(int), np.rint(x + half - 0.5).astype(int)
+
+
+def _sersic(r, n, re):
+    b = 2.0 * n - 1.0 / 3.0
+    return np.exp(-b * ((r / re) ** (1.0 / n) - 1.0)).astype(np.float32)
+
+
+def _spiral_components(params, grid, rng):
+    h, r = params["h"], grid.r
+    taper = expit((4.5 * h - r) * (1 / (0.25 * h)))  # fades the disc out well inside the box
+    disc = np.exp(r * (-1 / h)) * taper
+    env = expit((r - params["r_in"]) * (1 / (0.25 * h))) * expit(
+        (params["r_out"] - r) * (1 / (0.3 * h))) * taper
+    arms = np.exp(r * (-1 / params["h_arm"])) * env * params["arm_amp"] * _arm_pattern(params, grid, rng)
+    knots = _knots(params, grid, rng, arms.sum())
+    flux = disc.sum() + arms.sum() + knots.sum()
+    bulge = _sersic(grid.r_bulge, params["bulge_n"], params["bulge_re"])
+    bulge *= params["bt"] / (1 - params["bt"]) * flux / bulge.sum()
+    return {"disc": disc, "arms": arms, "knots": knots, "bulge": bulge}
+
+
+def _arm_geometry(params):
+    m = params["n_arms"]
+    spacing = 2 * np.pi / m
+    winding = params["chirality"] / float(np.tan(np.deg2rad(params["pitch_deg"])))
+    sigma = min(params["arm_width"] * spacing, 0.45)  # a lone arm stays an arm, not a lopsided disc
+    return m, spacing, winding, sigma
+
+
+def _arm_pattern(params, grid, rng):
+    """Sum of m Gaussian-profile log-spiral arms, one amplitude and phase jitter per arm."""
+    m, spacing, winding, sigma = _arm_geometry(params)
+    amps = rng.uniform(0.75, 1.25, m).astype(np.float32)
+    jitter = (rng.normal(0, 0.05, m) * spacing).astype(np.float32)
+    psi = grid.theta - winding * np.log(np.maximum(grid.r, 0.5) / params["r_in"])
+    u = (psi - params["arm_phase"]) / spacing
+    k = np.rint(u)
+    arm = k.astype(int) % m
+    offset = (u - k) * spacing - jitter[arm]
+    pattern = amps[arm] * np.exp(-0.5 * (offset / sigma) ** 2)
+    if params["flocculence"] > 0:
+        pattern *= 1 + params["flocculence"] * _flocculent_field(grid.r.shape, rng)
+    return pattern
+
+
+def _flocculent_field(shape, rng):
+    """Patchy unit-variance field with 3-4 px cells, for broken, flocculent arms."""
+    coarse = rng.standard_normal((shape[0] // 4 + 1, shape[1] // 4 + 1)).astype(np.float32)
+    return np.repeat(np.repeat(coarse, 4, 0), 4, 1)[:shape[0], :shape[1]]
+
+
+def _knots(params, grid, rng, arm_flux):
+    """Point-like star-forming knots along the arms; the PSF gives them their size."""
+    knots = np.zeros_like(grid.r)
+    n = params["n_knots"]
+    m, spacing, winding, sigma = _arm_geometry(params)
+    r = params["r_in"] + (params["r_out"] - params["r_in"]) * rng.random(n) ** 1.3
+    arm = rng.integers(0, m, n)
+    theta = (params["arm_phase"] + arm * spacing + winding * np.log(r / params["r_in"])
+             + rng.normal(0, 0.5 * sigma, n))
+    rows, cols = grid.to_pixels(r, theta)
+    inside = (rows >= 0) & (rows < knots.shape[0]) & (cols >= 0) & (cols < knots.shape[1])
+    flux = np.exp(-r / params["h_arm"]) * rng.lognormal(0, 0.5, n)
+    np.add.at(knots, (rows[inside], cols[inside]), flux[inside])
+    total = knots.sum()
+    if total > 0:
+        knots *= params["knot_frac"] * arm_flux / total
+    return knots
+
+
+def _edgeon_components(params, grid, rng=None):
+    h, hz = params["h"], params["hz"]
+    disc = (np.exp(-np.sqrt(grid.xr ** 2 + 1.0) / h) * np.exp(-np.abs(grid.yr) / hz)
+            * expit((5.0 * h - np.abs(grid.xr)) / (0.3 * h)))
+    if params["dust"] > 0:
+        lane = np.exp(-0.5 * (grid.yr / (0.5 * hz)) ** 2) * expit(
+            (3.5 * h - np.abs(grid.xr)) / (0.3 * h))
+        disc *= 1 - params["dust"] * lane
+    bulge = _sersic(grid.r_bulge, params["bulge_n"], params["bulge_re"])
+    bulge *= params["bt"] / (1 - params["bt"]) * disc.sum() / bulge.sum()
+    return {"disc": disc.astype(np.float32), "bulge": bulge}
+
+
+def _to_bands(components, params):
+    """Mix the light components into (H, W, 3) RGB flux with per-component colours and tint."""
+    tint = (params["tint_r"], params["tint_g"], params["tint_b"])
+    first = next(iter(components.values()))
+    bands = np.zeros(first.shape + (3,), dtype=np.float32)
+    for name, light in components.items():
+        for band in range(3):
+            bands[..., band] += float(COLOURS[name][band] * tint[band]) * light
+    return bands
+
+
+# ---------------------------------------------------------------- sky and display
+
+
+def _noise_bank():
+    """A fixed block of unit Gaussian noise; each image reads random windows of it (cheap)."""
+    global _NOISE_BANK
+    if _NOISE_BANK is None:
+        _NOISE_BANK = np.random.default_rng(20_160_424).standard_normal(
+            (1024, 1024, 3), dtype=np.float32)
+    return _NOISE_BANK
+
+
+_NOISE_BANK = None
+
+
+def _sky(params, rng, size):
+    """Sky noise, (size, size, 3): a random window of the noise bank, randomly flipped."""
+    bank = _noise_bank()
+    if size > bank.shape[0]:
+        return params["noise"] * rng.standard_normal((size, size, 3), dtype=np.float32)
+    y0, x0 = rng.integers(0, bank.shape[0] - size + 1, 2)
+    flips = rng.random(2) < 0.5
+    window = bank[y0:y0 + size, x0:x0 + size][::-1 if flips[0] else 1, ::-1 if flips[1] else 1]
+    return window * np.float32(params["noise"])
+
+
+def _add_stars(frame, params, rng, sigma):
+    """A few foreground stars away from the centre, as in real SDSS cut-outs."""
+    size = frame.shape[0]
+    r = int(np.ceil(4 * sigma))
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    stamp = np.exp(-0.5 * (xx ** 2 + yy ** 2) / sigma ** 2).astype(np.float32)[..., None]
+    for _ in range(params["n_stars"]):
+        while True:
+            y, x = rng.integers(r, size - r, 2)
+            if max(abs(y - size / 2), abs(x - size / 2)) > 0.3 * size:
+                break
+        colour = rng.uniform(0.7, 1.0, 3).astype(np.float32) * np.float32(rng.uniform(0.05, 0.8))
+        frame[y - r:y + r + 1, x - r:x + r + 1] += colour * stamp
+
+
+def _stretch(frame, params):
+    """asinh display stretch (Lupton et al. 2004 style) to uint8 RGB, in place on `frame`."""
+    beta = params["stretch_beta"]
+    scale = 255.0 * params["peak_level"] / float(np.arcsinh(1.0 / beta))
+    np.maximum(frame, 0, out=frame)
+    frame *= np.float32(1.0 / beta)
+    np.arcsinh(frame, out=frame)
+    frame *= np.float32(scale)
+    frame += np.float32(0.5)
+    np.minimum(frame, 255, out=frame)
+    return frame.astype(np.uint8)

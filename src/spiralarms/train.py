@@ -1,0 +1,194 @@
+"""Training one experiment (original-method.md section 5.5), resumable and deterministic.
+
+Adam 1e-4, batch 16, 50 epochs, early stopping (patience 30) and best checkpoint on val_accuracy,
+best weights restored at the end, TerminateOnNaN. Everything that must survive a killed process lives
+in `work_dir`, outside Snakemake's declared outputs (Snakemake deletes a failed job's outputs).
+"""
+
+import csv
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .dataset import make_dataset
+from .models import build_model
+
+log = logging.getLogger(__name__)
+
+DEFAULTS = {
+    "epochs": 50,
+    "batch_size": 16,
+    "image_size": 224,
+    "crop_size": 224,
+    "learning_rate": 1e-4,
+    "patience": 30,
+    "monitor": "val_accuracy",
+    "shuffle": False,
+    "class_weights": False,
+    "cache": False,
+    "augment": {"rotation": 0.5, "flip": True, "zoom": 0.2},
+    "bn_momentum": None,
+    "deterministic": True,
+}
+
+
+def limit_threads(threads: int):
+    """Keep TensorFlow within the cores the scheduler gave this job."""
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, threads)))
+
+
+def configure_devices(deterministic: bool, seed: int):
+    """Seed everything; mixed precision and MirroredStrategy when GPUs are visible."""
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+        return tf.distribute.MirroredStrategy(), len(gpus)
+    return tf.distribute.get_strategy(), 0
+
+
+def count_targets(files, class_map, n_classes) -> np.ndarray:
+    """Training galaxies per target class, read from the shards (no image decoding)."""
+    from .shards import parse_example
+
+    counts = np.zeros(n_classes, dtype=int)
+    for ex in tf.data.TFRecordDataset(list(map(str, files))).map(parse_example):
+        target = class_map[int(ex["arm_class"])]
+        if target is not None:
+            counts[target] += 1
+    return counts
+
+
+def balanced_weights(counts) -> dict:
+    """Inverse-frequency class weights over the variant's targets (the notebook's were wrong: B5)."""
+    return {i: float(counts.sum() / (len(counts) * c)) if c else 0.0 for i, c in enumerate(counts)}
+
+
+class EpochLedger(keras.callbacks.Callback):
+    """history.csv, best checkpoint and early stopping whose state survives a restart.
+
+    Keras' ModelCheckpoint and EarlyStopping forget their best value when a killed run resumes
+    through BackupAndRestore; this callback rebuilds it from the rows already written.
+    Listed before BackupAndRestore so an epoch's row is on disk before its backup.
+    """
+
+    def __init__(self, history_path, best_path, monitor, patience, n_images):
+        super().__init__()
+        self.history_path, self.best_path = Path(history_path), Path(best_path)
+        self.monitor, self.patience, self.n_images = monitor, patience, n_images
+        self.rows = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.rows is None:  # first epoch of this process: drop rows the backup does not cover
+            rows = _read_rows(self.history_path)
+            self.rows = [r for r in rows if int(r["epoch"]) < epoch + 1]
+            if epoch:
+                log.info("resumed from the backup at epoch %d of this experiment", epoch + 1)
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self.started
+        row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()},
+               "seconds": round(seconds, 3)}
+        best = max((r[self.monitor] for r in self.rows), default=-np.inf)
+        self.rows.append(row)
+        _write_rows(self.history_path, self.rows)
+        if row[self.monitor] > best:
+            self.model.save_weights(_tmp(self.best_path))
+            os.replace(_tmp(self.best_path), self.best_path)
+        stale = len(self.rows) - 1 - int(np.argmax([r[self.monitor] for r in self.rows]))
+        log.info(
+            "epoch %d: %s  (%.0f s, %.0f images/s)", epoch + 1,
+            "  ".join(f"{k}={v:.4f}" for k, v in row.items() if k not in ("epoch", "seconds")),
+            seconds, self.n_images / max(seconds, 1e-9),
+        )
+        if stale >= self.patience:
+            log.info("early stopping: no %s gain for %d epochs", self.monitor, stale)
+            self.model.stop_training = True
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(path.name + ".tmp" + "".join(path.suffixes[-2:]))
+
+
+def _read_rows(path: Path) -> list:
+    if not path.exists():
+        return []
+    with open(path) as f:
+        return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+
+
+def _write_rows(path: Path, rows: list):
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, keys)
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: int(v) if k == "epoch" else v for k, v in r.items()})
+    os.replace(tmp, path)
+
+
+def train_experiment(
+    model_name: str,
+    variant,
+    mode: str,
+    seed: int,
+    train_files,
+    val_files,
+    settings: dict,
+    weights,
+    model_path,
+    history_path,
+    work_dir,
+) -> dict:
+    """Train one experiment; returns a summary. Rerunning after a kill resumes from the backup."""
+    s = {**DEFAULTS, **settings}
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    strategy, n_gpus = configure_devices(s["deterministic"], seed)
+    common = dict(model=model_name, class_map=variant.class_map, n_classes=variant.n_classes,
+                  image_size=s["image_size"], crop_size=s["crop_size"],
+                  batch_size=s["batch_size"] * max(1, n_gpus), cache=s["cache"], seed=seed)
+    train_ds = make_dataset(train_files, shuffle=s["shuffle"],
+                            augment=s["augment"] if mode == "xai" else None, **common)
+    val_ds = make_dataset(val_files, **common)
+    counts = count_targets(train_files, variant.class_map, variant.n_classes)
+    log.info("training galaxies per class %s: %s", list(variant.class_names), counts.tolist())
+
+    with strategy.scope():
+        model = build_model(model_name, variant.n_classes, s["image_size"], mode, weights,
+                            augment=s["augment"], bn_momentum=s["bn_momentum"], seed=seed)
+        model.compile(optimizer=keras.optimizers.Adam(s["learning_rate"]),
+                      loss="categorical_crossentropy", metrics=["accuracy"])
+    weights_by_class = balanced_weights(counts) if s["class_weights"] else None
+    best_path = work_dir / "best.weights.h5"
+    ledger = EpochLedger(work_dir / "history.csv", best_path, s["monitor"], s["patience"],
+                         n_images=int(counts.sum()))
+    started = time.perf_counter()
+    model.fit(
+        train_ds, validation_data=val_ds, epochs=s["epochs"], class_weight=weights_by_class,
+        verbose=2,
+        callbacks=[ledger, keras.callbacks.BackupAndRestore(str(work_dir / "backup")),
+                   keras.callbacks.TerminateOnNaN()],
+    )
+    model.load_weights(best_path)  # restore the best epoch, as restore_best_weights did
+    model.save(model_path)
+    rows = _read_rows(work_dir / "history.csv")
+    _write_rows(Path(history_path), rows)
+    best = max(rows, key=lambda r: r[s["monitor"]])
+    summary = {"epochs_run": len(rows), "best_epoch": int(best["epoch"]),
+               f"best_{s['monitor']}": best[s["monitor"]],
+               "seconds": round(time.perf_counter() - started, 1), "gpus": n_gpus,
+               "class_weights": weights_by_class, "settings": s}
+    (work_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary

@@ -1,0 +1,153 @@
+"""Figures for `spiralarms.xai`: explanation overlays and feature-map grids (PNG + PDF).
+
+Uses matplotlib's object API (Figure, no pyplot), so no backend or global state is touched.
+"""
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+
+OVERLAY_CMAP = "jet"
+OVERLAY_ALPHA = 0.5
+PANEL_INCHES = 2.0
+# The notebook's channel grids (rows, columns) for the lower, middle and upper layer.
+FEATURE_GRIDS = ((4, 8), (8, 16), (12, 24))
+DEPTH_NAMES = ("lower", "middle", "upper")
+
+
+def display_image(image) -> np.ndarray:
+    """An image as imshow takes it: (H, W) grey or (H, W, 3) RGB in [0, 1].
+
+    The model sees greyscale in [0, 1] (B0) or RGB in 0-255 (V2M); anything above 1 is 0-255.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    if image.max() > 1.0:
+        image = image / 255.0
+    return np.clip(image, 0.0, 1.0)
+
+
+def _show_input(ax, image):
+    shown = display_image(image)
+    ax.imshow(shown, cmap="gray" if shown.ndim == 2 else None, vmin=0.0, vmax=1.0)
+    ax.set_axis_off()
+
+
+def _show_overlay(ax, image, attribution):
+    _show_input(ax, image)
+    ax.imshow(attribution, cmap=OVERLAY_CMAP, alpha=OVERLAY_ALPHA, vmin=0.0, vmax=1.0)
+
+
+def _save(fig, stem) -> list:
+    stem = Path(stem)
+    files = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
+    fig.savefig(files[0], dpi=150)
+    fig.savefig(files[1])
+    return files
+
+
+def _row_title(row, class_names) -> str:
+    return (
+        f"true: {class_names[int(row.true_index)]}  "
+        f"pred: {class_names[int(row.pred_index)]}  p={row.p:.2f}"
+    )
+
+
+def _overlay_grid(rows, display, column_titles, stem, title) -> list:
+    """rows: (display index, row title, [(attribution map, panel title or None), ...])."""
+    n_cols = 1 + len(column_titles)
+    fig = Figure(
+        figsize=(PANEL_INCHES * n_cols, PANEL_INCHES * 1.15 * len(rows) + 1.1),
+        layout="constrained",
+    )
+    axes = fig.subplots(len(rows), n_cols, squeeze=False)
+    for r, (image_index, row_title, panels) in enumerate(rows):
+        _show_input(axes[r, 0], display[image_index])
+        axes[r, 0].set_title(row_title, fontsize=9)
+        for c, (attribution, panel_title) in enumerate(panels, start=1):
+            _show_overlay(axes[r, c], display[image_index], attribution)
+            if panel_title or r == 0:
+                axes[r, c].set_title(panel_title or column_titles[c - 1], fontsize=9)
+    fig.suptitle(title, fontsize=11)
+    colorbar = fig.colorbar(
+        ScalarMappable(Normalize(0.0, 1.0), cmap=OVERLAY_CMAP),
+        ax=axes, location="bottom", shrink=0.5, aspect=30,
+    )
+    colorbar.set_label("attribution (normalised per map)", fontsize=9)
+    return _save(fig, stem)
+
+
+def plot_correct(examples, display, maps, class_names, stem) -> list:
+    """Rows: correctly classified galaxies; columns: input, GradCAM++ and SmoothGrad overlays
+    for the predicted (= true) class. `maps[(label, class)]` = (gradcam, smoothgrad)."""
+    rows = []
+    for label, row in examples.iterrows():
+        cam, grad = maps[(label, int(row.pred_index))]
+        rows.append((label, _row_title(row, class_names), [(cam, None), (grad, None)]))
+    return _overlay_grid(
+        rows, display, ["GradCAM++", "SmoothGrad"], stem,
+        "Most confident correct classifications (p = softmax probability)",
+    )
+
+
+def plot_misclassified(examples, display, maps, class_names, stem) -> list:
+    """Rows: misclassified galaxies; columns: input, then GradCAM++ and SmoothGrad overlays
+    explaining the predicted class and then the true class."""
+    rows = []
+    for label, row in examples.iterrows():
+        pred, true = int(row.pred_index), int(row.true_index)
+        cam_pred, grad_pred = maps[(label, pred)]
+        cam_true, grad_true = maps[(label, true)]
+        panels = [
+            (cam_pred, f"GradCAM++\nfor pred {class_names[pred]}"),
+            (grad_pred, f"SmoothGrad\nfor pred {class_names[pred]}"),
+            (cam_true, f"GradCAM++\nfor true {class_names[true]}"),
+            (grad_true, f"SmoothGrad\nfor true {class_names[true]}"),
+        ]
+        rows.append((label, _row_title(row, class_names), panels))
+    return _overlay_grid(
+        rows, display, [""] * 4, stem,
+        "Most confident misclassifications: why the predicted class, and what the true class "
+        "would use",
+    )
+
+
+def channel_mosaic(activation, grid) -> np.ndarray:
+    """The first rows*cols channels of an (H, W, C) activation tiled into one image, each
+    channel min-max scaled on its own, NaN (drawn blank) in the gaps and missing channels."""
+    n_rows, n_cols = grid
+    h, w, n_channels = activation.shape
+    gap = max(1, h // 16)
+    mosaic = np.full((n_rows * (h + gap) - gap, n_cols * (w + gap) - gap), np.nan)
+    for k in range(min(n_rows * n_cols, n_channels)):
+        channel = activation[..., k].astype(np.float64)
+        span = channel.max() - channel.min()
+        r, c = divmod(k, n_cols)
+        top, left = r * (h + gap), c * (w + gap)
+        mosaic[top:top + h, left:left + w] = (channel - channel.min()) / span if span else 0.0
+    return mosaic
+
+
+def plot_feature_maps(activations, layers, stem, grids=FEATURE_GRIDS) -> list:
+    """Channel grids (4x8, 8x16, 12x24) of the lower, middle and upper layer, one panel each."""
+    if len(activations) != len(grids):
+        raise ValueError(
+            f"got {len(activations)} feature maps for {len(grids)} channel grids {grids}; "
+            "pass one layer per depth (lower, middle, upper)"
+        )
+    fig = Figure(figsize=(10, 5.6 * len(grids)), layout="constrained")
+    axes = fig.subplots(len(grids), 1, squeeze=False)[:, 0]
+    for ax, activation, name, grid, depth in zip(axes, activations, layers, grids, DEPTH_NAMES):
+        shown = min(grid[0] * grid[1], activation.shape[-1])
+        ax.imshow(channel_mosaic(activation, grid), cmap="viridis", interpolation="nearest")
+        ax.set_title(
+            f"{depth} layer: {name} ({activation.shape[0]}x{activation.shape[1]} px, "
+            f"first {shown} of {activation.shape[-1]} channels)",
+            fontsize=11,
+        )
+        ax.set_axis_off()
+    return _save(fig, stem)

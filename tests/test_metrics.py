@@ -1,0 +1,150 @@
+import json
+from importlib.resources import files
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from spiralarms.metrics import compute_metrics, metrics_from_predictions
+
+
+def labels_from_confusion(cm):
+    """y_true, y_pred arrays that reproduce confusion matrix `cm` (rows true, columns predicted)."""
+    cm = np.asarray(cm)
+    pairs = [(t, p) for t in range(len(cm)) for p in range(len(cm)) for _ in range(cm[t, p])]
+    y_true, y_pred = zip(*pairs)
+    return np.array(y_true), np.array(y_pred)
+
+
+# rows = true, columns = predicted; worked by hand below
+SMALL_CM = [[3, 1, 0],
+            [1, 2, 1],
+            [0, 0, 2]]
+
+
+def test_small_confusion_matrix_by_hand():
+    y_true, y_pred = labels_from_confusion(SMALL_CM)
+    m = compute_metrics(y_true, y_pred, None, ["a", "b", "c"], n_boot=0)
+    # TP = 3, 2, 2; true counts = 4, 4, 2; predicted counts = 4, 3, 3
+    precision = [3 / 4, 2 / 3, 2 / 3]
+    recall = [3 / 4, 2 / 4, 2 / 2]
+    f1 = [3 / 4, 4 / 7, 4 / 5]  # 2PR/(P+R)
+    for k, name in enumerate("abc"):
+        assert m["per_class"][name]["precision"] == pytest.approx(precision[k])
+        assert m["per_class"][name]["recall"] == pytest.approx(recall[k])
+        assert m["per_class"][name]["f1"] == pytest.approx(f1[k])
+    assert [m["per_class"][c]["support"] for c in "abc"] == [4, 4, 2]
+    assert m["n"] == 10
+    assert m["accuracy"] == pytest.approx(7 / 10)
+    assert m["macro_f1"] == pytest.approx(sum(f1) / 3)
+    assert m["macro_precision"] == pytest.approx(sum(precision) / 3)
+    assert m["weighted_f1"] == pytest.approx((4 * 3 / 4 + 4 * 4 / 7 + 2 * 4 / 5) / 10)
+    assert m["weighted_recall"] == pytest.approx(7 / 10)
+    assert m["confusion_matrix"] == SMALL_CM
+    assert m["ece"] is None and m["reliability"] is None
+
+
+def test_class_with_zero_support_is_listed_and_counts_in_macro_average():
+    # class "d" never occurs and is predicted once (wrongly)
+    y_true = np.array([0, 0, 1, 2])
+    y_pred = np.array([0, 3, 1, 2])
+    m = compute_metrics(y_true, y_pred, None, ["a", "b", "c", "d"], n_boot=0)
+    assert m["per_class"]["d"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    # F1: a = 2*1*0.5/1.5 = 2/3, b = c = 1, d = 0; macro over all four classes
+    assert m["macro_f1"] == pytest.approx((2 / 3 + 1 + 1 + 0) / 4)
+    assert m["confusion_matrix"][0] == [1, 0, 0, 1]
+    assert m["confusion_matrix"][3] == [0, 0, 0, 0]
+
+
+def test_ece_and_reliability_bins_on_hand_made_case():
+    y_true = np.array([0, 1, 0, 1, 0])
+    y_pred = np.array([0, 1, 1, 0, 0])
+    proba = np.array([[0.95, 0.05],   # confident, right  -> bin 9
+                      [0.05, 0.95],   # confident, right  -> bin 9
+                      [0.45, 0.55],   # hesitant, wrong   -> bin 5
+                      [0.55, 0.45],   # hesitant, wrong   -> bin 5
+                      [1.0, 0.0]])    # certain, right: 1.0 belongs to the last bin
+    m = compute_metrics(y_true, y_pred, proba, ["x", "y"], n_boot=0, n_bins=10)
+    bins = m["reliability"]
+    assert [b["count"] for b in bins] == [0, 0, 0, 0, 0, 2, 0, 0, 0, 3]
+    assert bins[5]["accuracy"] == 0.0 and bins[5]["mean_confidence"] == pytest.approx(0.55)
+    assert bins[9]["accuracy"] == 1.0
+    assert bins[9]["mean_confidence"] == pytest.approx((0.95 + 0.95 + 1.0) / 3)
+    assert bins[0]["accuracy"] is None
+    # ECE = (2 * |0 - 0.55| + 3 * |1 - 0.9667|) / 5
+    assert m["ece"] == pytest.approx((2 * 0.55 + 3 * (1 - 2.9 / 3)) / 5)
+
+
+def test_bootstrap_intervals_contain_estimate_and_follow_the_seed():
+    rng = np.random.default_rng(3)
+    y_true = rng.integers(0, 4, 400)
+    y_pred = np.where(rng.random(400) < 0.7, y_true, rng.integers(0, 4, 400))
+    names = ["1", "2", "3", "?"]
+    first = compute_metrics(y_true, y_pred, None, names, n_boot=300, seed=7)
+    again = compute_metrics(y_true, y_pred, None, names, n_boot=300, seed=7)
+    other = compute_metrics(y_true, y_pred, None, names, n_boot=300, seed=8)
+    for key, point in (("accuracy_ci95", "accuracy"), ("macro_f1_ci95", "macro_f1")):
+        low, high = first[key]
+        assert low < first[point] < high
+        assert high - low < 0.2  # 400 galaxies: a few percent either side, not the whole range
+        assert first[key] == again[key]
+    assert first["accuracy_ci95"] != other["accuracy_ci95"]
+
+
+def test_output_is_json_serialisable():
+    y = np.array([0, 1, 1, 0])
+    proba = np.array([[0.8, 0.2], [0.3, 0.7], [0.6, 0.4], [0.9, 0.1]])
+    m = compute_metrics(y, np.array([0, 1, 0, 0]), proba, ["1", "2"], n_boot=20)
+    assert json.loads(json.dumps(m, allow_nan=False)) == m
+
+
+def test_reproduces_notebook_validation_report():
+    """The notebook's published B0 6-class report (original-method.md §8) follows from its matrix;
+    this also checks every number in the packaged reference file."""
+    reference = json.loads(
+        (files("spiralarms") / "data" / "notebook_b0_6class_val.json").read_text()
+    )
+    y_true, y_pred = labels_from_confusion(reference["confusion_matrix"])
+    m = compute_metrics(y_true, y_pred, None, reference["class_names"], n_boot=0)
+    assert round(m["accuracy"], 4) == 0.8584
+    assert round(m["macro_f1"], 4) == 0.7951
+    assert [round(m["per_class"][c]["f1"], 4) for c in reference["class_names"]] == [
+        0.8723, 0.8324, 0.8398, 0.3636, 0.9474, 0.9149]
+    assert m["n"] == reference["n"] == 339
+    for key in ("accuracy", "macro_precision", "macro_recall", "macro_f1",
+                "weighted_precision", "weighted_recall", "weighted_f1"):
+        assert round(m[key], 4) == reference[key], key
+    for name, published in reference["per_class"].items():
+        ours = m["per_class"][name]
+        assert ours["support"] == published["support"], name
+        for key in ("precision", "recall", "f1"):
+            assert round(ours[key], 4) == published[key], (name, key)
+
+
+def predictions_table():
+    return pd.DataFrame({
+        "true": [0, 1, 1, 0],
+        "pred": [0, 1, 0, 0],
+        "prob_1": [0.8, 0.3, 0.6, 0.9],
+        "prob_2": [0.2, 0.7, 0.4, 0.1],
+    })
+
+
+def test_metrics_from_predictions_reads_probability_columns():
+    m = metrics_from_predictions(predictions_table(), ["1", "2"], n_boot=0)
+    assert m["accuracy"] == 0.75
+    assert sum(b["count"] for b in m["reliability"]) == 4
+    # confidences 0.8, 0.7, 0.6, 0.9 with the 0.6 one wrong
+    assert m["ece"] == pytest.approx((0.2 + 0.3 + 0.6 + 0.1) / 4)
+
+
+def test_metrics_from_predictions_names_missing_columns():
+    with pytest.raises(KeyError, match=r"prob_2"):
+        metrics_from_predictions(predictions_table().drop(columns="prob_2"), ["1", "2"])
+    with pytest.raises(KeyError, match=r"'pred'"):
+        metrics_from_predictions(predictions_table().drop(columns="pred"), ["1", "2"])
+
+
+def test_rejects_indices_outside_the_variant():
+    with pytest.raises(ValueError, match=r"y_pred holds indices \[5\]"):
+        compute_metrics(np.array([0, 1]), np.array([0, 5]), None, ["1", "2"])

@@ -1,0 +1,87 @@
+import os
+import re
+from pathlib import Path
+
+from snakemake.utils import validate
+
+# The package lives in src/; jobs (local or SLURM) inherit this environment.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    filter(None, [str(Path(workflow.basedir) / "src"), os.environ.get("PYTHONPATH")])
+)
+
+from spiralarms.experiment import PATTERN, Experiment, grid, train_settings
+
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+RESULTS = "results"
+SYNTHETIC = f"{RESULTS}/data/synthetic"
+DOWNLOAD = config["data"]["download_dir"]
+EXPERIMENTS = grid(config["experiments"])
+
+
+wildcard_constraints:
+    experiment=PATTERN.pattern.strip("^$"),
+
+
+def is_remote(source):
+    return source.startswith(("http://", "https://"))
+
+
+def data_path(key):
+    """Local path of data.<key>: downloaded sources land in data.download_dir."""
+    source = config["data"][key]
+    if is_remote(source):
+        return f"{DOWNLOAD}/{os.path.basename(source.split('?')[0])}"
+    return source
+
+
+def images_path():
+    source = config["data"]["images"]
+    return f"{DOWNLOAD}/images" if source.startswith("kaggle:") else source
+
+
+def remote_sources():
+    """Downloaded file name -> (url, expected sha256 or None)."""
+    return {
+        os.path.basename(data_path(key)): (config["data"][key], config["data"][f"{key}_sha256"])
+        for key in ("catalog", "mapping")
+        if is_remote(config["data"][key])
+    }
+
+
+def experiment(wildcards):
+    return Experiment.parse(wildcards.experiment)
+
+
+def model_weights(wildcards):
+    return config["models"][experiment(wildcards).model]["weights"]
+
+
+def experiment_train_settings(wildcards):
+    return train_settings(config, experiment(wildcards).model)
+
+
+def xai_experiments():
+    return [e for e in EXPERIMENTS if Experiment.parse(e).mode == "xai"]
+
+
+def all_targets():
+    return [
+        f"{RESULTS}/summary/metrics.csv",
+        *expand(f"{RESULTS}/experiments/{{e}}/figures", e=EXPERIMENTS),
+        *expand(f"{RESULTS}/experiments/{{e}}/xai", e=xai_experiments()),
+    ]
+
+
+if config["synthetic"]["enabled"]:
+    for key, expected in [
+        ("catalog", f"{SYNTHETIC}/zoo2MainSpecz.csv.gz"),
+        ("mapping", f"{SYNTHETIC}/gz2_filename_mapping.csv"),
+        ("images", f"{SYNTHETIC}/images_gz2/images"),
+    ]:
+        if config["data"][key] != expected:
+            raise ValueError(
+                f"synthetic.enabled is true but data.{key} is {config['data'][key]!r}; "
+                f"set it to {expected!r} (or disable synthetic)"
+            )

@@ -1,0 +1,46 @@
+EXPERIMENT_DIR = f"{RESULTS}/experiments/{{experiment}}"
+
+
+rule evaluate:
+    input:
+        model=rules.train.output.model,
+        shards=rules.shards.output.shards,
+        labels=rules.labels.output.labels,
+    output:
+        metrics=f"{EXPERIMENT_DIR}/metrics.json",
+        predictions=directory(f"{EXPERIMENT_DIR}/predictions"),
+    params:
+        settings=experiment_train_settings,
+        subsets=config["evaluate"]["subsets"],
+        bootstrap=config["evaluate"]["bootstrap"],
+    log:
+        f"{RESULTS}/logs/evaluate/{{experiment}}.log",
+    threads: 2
+    conda:
+        "../../envs/spiralarms.yaml"
+    script:
+        "../scripts/evaluate.py"
+
+
+rule figures:
+    input:
+        metrics=rules.evaluate.output.metrics,
+        predictions=rules.evaluate.output.predictions,
+        history=rules.train.output.history,
+        images=images_path(),
+    output:
+        figures=report(
+            directory(f"{EXPERIMENT_DIR}/figures"),
+            patterns=["{name}.png"],
+            caption="../report/figures.rst",
+            category="Experiments",
+            subcategory="{experiment}",
+        ),
+    params:
+        settings=experiment_train_settings,
+    log:
+        f"{RESULTS}/logs/figures/{{experiment}}.log",
+    conda:
+        "../../envs/spiralarms.yaml"
+    script:
+        "../scripts/figures.py"

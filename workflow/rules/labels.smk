@@ -1,0 +1,17 @@
+rule labels:
+    input:
+        catalog=data_path("catalog"),
+        mapping=data_path("mapping"),
+        images=images_path(),
+        physical=[config["data"]["physical"]] if config["data"]["physical"] else [],
+    output:
+        labels=f"{RESULTS}/labels/labels.parquet",
+        report=f"{RESULTS}/labels/selection_report.json",
+    params:
+        settings=config["selection"],
+    log:
+        f"{RESULTS}/logs/labels.log",
+    conda:
+        "../../envs/spiralarms.yaml"
+    script:
+        "../scripts/labels.py"

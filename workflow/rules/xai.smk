@@ -1,0 +1,23 @@
+rule xai:
+    input:
+        model=rules.train.output.model,
+        predictions=rules.evaluate.output.predictions,
+        images=images_path(),
+    output:
+        xai=report(
+            directory(f"{RESULTS}/experiments/{{experiment}}/xai"),
+            patterns=["{name}.png"],
+            caption="../report/xai.rst",
+            category="XAI",
+            subcategory="{experiment}",
+        ),
+    params:
+        settings=experiment_train_settings,
+        xai=config["xai"],
+    log:
+        f"{RESULTS}/logs/xai/{{experiment}}.log",
+    threads: 2
+    conda:
+        "../../envs/spiralarms.yaml"
+    script:
+        "../scripts/xai.py"

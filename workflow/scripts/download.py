@@ -1,0 +1,5 @@
+from spiralarms import acquire, logs
+
+logs.to_file(snakemake.log[0])
+url, sha256 = snakemake.params.source
+acquire.download(url, snakemake.output[0], sha256=sha256)

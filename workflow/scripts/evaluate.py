@@ -1,0 +1,18 @@
+import pandas as pd
+
+from spiralarms import evaluate, logs, shards
+from spiralarms.experiment import Experiment
+
+logs.to_file(snakemake.log[0])
+labels = pd.read_parquet(snakemake.input.labels)
+physical = [c for c in ("log_mass", "sfr") if c in labels]
+evaluate.evaluate_experiment(
+    Experiment.parse(snakemake.wildcards.experiment),
+    snakemake.input.model,
+    {s: shards.shard_files(snakemake.input.shards, s) for s in snakemake.params.subsets},
+    snakemake.params.settings,
+    snakemake.output.metrics,
+    snakemake.output.predictions,
+    n_boot=snakemake.params.bootstrap,
+    physical=labels[["dr7objid", *physical]] if physical else None,
+)

@@ -1,0 +1,12 @@
+from spiralarms import logs, selection
+
+logs.to_file(snakemake.log[0])
+selection.run_labels(
+    snakemake.input.catalog,
+    snakemake.input.mapping,
+    snakemake.input.images,
+    snakemake.params.settings,
+    snakemake.output.labels,
+    snakemake.output.report,
+    physical_path=snakemake.input.physical[0] if snakemake.input.physical else None,
+)

@@ -1,0 +1,12 @@
+import pandas as pd
+
+from spiralarms import logs, shards
+
+logs.to_file(snakemake.log[0])
+shards.write_shards(
+    pd.read_parquet(snakemake.input.labels),
+    snakemake.input.images,
+    snakemake.output.shards,
+    shard_size=snakemake.params.size,
+    workers=snakemake.threads,
+)

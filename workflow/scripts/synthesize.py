@@ -1,0 +1,18 @@
+from pathlib import Path
+
+from spiralarms import logs, synthetic
+
+logs.to_file(snakemake.log[0])
+s = snakemake.params.settings
+out_dir = Path(snakemake.output.catalog).parent
+synthetic.synthesize(
+    out_dir,
+    n_per_class=s["per_class"],
+    n_elliptical=s["ellipticals"],
+    n_edgeon=s["edgeon"],
+    seed=s["seed"],
+    n_missing_images=s["missing_images"],
+    workers=snakemake.threads,
+)
+synthetic.write_physical(out_dir, snakemake.output.physical, seed=s["seed"])
+synthetic.contact_sheet(out_dir, snakemake.output.sheet)

@@ -1,0 +1,19 @@
+from spiralarms import logs, shards, train
+from spiralarms.experiment import Experiment
+
+logs.to_file(snakemake.log[0])
+experiment = Experiment.parse(snakemake.wildcards.experiment)
+train.limit_threads(snakemake.threads)
+train.train_experiment(
+    experiment.model,
+    experiment.variant,
+    experiment.mode,
+    experiment.seed,
+    shards.shard_files(snakemake.input.shards, "train"),
+    shards.shard_files(snakemake.input.shards, "val"),
+    snakemake.params.settings,
+    snakemake.params.weights,
+    snakemake.output.model,
+    snakemake.output.history,
+    snakemake.params.work_dir,
+)
