@@ -2,7 +2,8 @@
 
 Serves bytes by path from a dict (or the files of a folder), honours Range / If-Range with 206,
 and can be told to misbehave: cut the connection after N bytes, answer a status code instead of
-the file, or ignore Range requests. Every request is recorded so tests can check what was asked.
+the file, or ignore Range requests. As an HTTPS proxy it refuses every tunnel (403), which keeps a
+client offline while showing where it tried to go. Every request is recorded.
 
     with FileServer({"cat.csv": data}) as server:
         server.cut_after("cat.csv", 1000)        # the next GET dies after 1000 body bytes
@@ -56,11 +57,11 @@ class FileServer:
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}/{name}"
 
-    def __enter__(self) -> FileServer:
+    def __enter__(self):
         handler = type("Handler", (_Handler,), {"owner": self})
         self._httpd = _QuietServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True).start()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -101,6 +102,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self._respond(send_body=True)
+
+    def do_CONNECT(self) -> None:
+        # Used as HTTPS_PROXY, the server records where a client tried to go and refuses the tunnel.
+        self.owner._record(RecordedRequest("CONNECT", self.path, dict(self.headers.items())))
+        self._send_plain(403)
 
     def _respond(self, send_body: bool) -> None:
         name = urlsplit(self.path).path.lstrip("/")

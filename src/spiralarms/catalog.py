@@ -6,6 +6,7 @@ int64: specobjid, dr8objid and dr7objid exceed 2**53, so a float64 round trip (t
 """
 
 import gzip
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -77,10 +78,19 @@ def _read_table(path, columns, what) -> pd.DataFrame:
             path, convert_options=pacsv.ConvertOptions(include_columns=columns, column_types=types)
         )
     except pa.ArrowInvalid as err:  # e.g. an id written as 1.8e+18, or a stray text value
-        raise CatalogError(f"{path}: cannot parse {what}: {err}") from None
+        raise CatalogError(f"{path}: cannot parse {what}{_column_named(err, header)}: {err}") \
+            from None
     for name in types:
         _require_no_blank_ids(table, name, path)
     return table.to_pandas()
+
+
+def _column_named(err, header) -> str:
+    """Arrow reports a bad value by column number; name the column for the user."""
+    found = re.search(r"column #(\d+)", str(err))
+    if found and int(found.group(1)) < len(header):
+        return f", column {header[int(found.group(1))]!r}"
+    return ""
 
 
 def _require_no_blank_ids(table: pa.Table, name: str, path: Path):

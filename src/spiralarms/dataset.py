@@ -52,6 +52,7 @@ def make_dataset(
     cache: bool = False,
     seed: int = 0,
     with_ids: bool = False,
+    count: int | None = None,
 ) -> tf.data.Dataset:
     """Batches of (image, one-hot target) — or (image, target, ids) with `with_ids` for prediction.
 
@@ -67,6 +68,8 @@ def make_dataset(
     ds = ds.map(parse_example, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.map(lambda ex: {**ex, "target": table.lookup(ex["arm_class"])})
     ds = ds.filter(lambda ex: ex["target"] >= 0)
+    if count is not None:  # a known length lets Keras size epochs from the first one
+        ds = ds.apply(tf.data.experimental.assert_cardinality(int(count)))
 
     def load(ex):
         image = decode(ex["image"], model, image_size, crop_size)

@@ -8,6 +8,8 @@ from .variants import VARIANTS, Variant
 
 MODELS = ("b0", "v2m")
 MODES = ("standard", "xai")
+# Without named groups: Snakemake takes this as the {experiment} wildcard constraint.
+NAME_REGEX = rf"(?:{'|'.join(MODELS)})_(?:{'|'.join(VARIANTS)})_(?:{'|'.join(MODES)})_s\d+"
 PATTERN = re.compile(
     rf"^(?P<model>{'|'.join(MODELS)})_(?P<classes>{'|'.join(VARIANTS)})"
     rf"_(?P<mode>{'|'.join(MODES)})_s(?P<seed>\d+)$"

@@ -64,7 +64,9 @@ def plot_confusion(cm, labels, stem, normalize=False, title=None) -> list:
     _annotate_cells(ax, values, normalize)
     wrapped = [textwrap.fill(str(label), 10) for label in labels]
     ticks = range(len(labels))
-    ax.set_xticks(ticks, wrapped, rotation=45, ha="right", rotation_mode="anchor")
+    # Rotated one-line labels cannot collide; wrapped ones would, once rotated.
+    ax.set_xticks(ticks, [str(label) for label in labels], rotation=45, ha="right",
+                  rotation_mode="anchor")
     # Row-normalised cells hide how few galaxies a row holds (9 four-armed ones in the notebook).
     row_labels = ([f"{label}\n(n={n:.0f})" for label, n in zip(wrapped, counts.sum(axis=1))]
                   if normalize else wrapped)
@@ -117,7 +119,8 @@ def plot_history(history_df, stem, monitor="val_accuracy") -> list:
                        label=f"best {monitor.replace('_', ' ')} (epoch {best})")
         ax.set_xlabel("epoch")
         ax.set_ylabel(quantity)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     return save(fig, stem)
 
 
@@ -225,10 +228,9 @@ def _contact_sheet(rows, probability, load_image):
     axes = np.atleast_1d(fig.subplots(n_rows, n_cols)).ravel()
     for ax in axes:
         ax.set_axis_off()
-    for ax, (_, row), p in zip(axes, rows.iterrows(), probability):
-        ax.imshow(_display_image(load_image(row["asset_id"]), row["asset_id"]), cmap="gray",
-                  vmin=0, vmax=1)
-        ax.set_title(f"ρ={row['arm_fraction']:.2f}  p={p:.2f}\n{row['asset_id']}", fontsize=8)
+    for ax, asset_id, rho, p in zip(axes, rows["asset_id"], rows["arm_fraction"], probability):
+        ax.imshow(_display_image(load_image(asset_id), asset_id), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(f"ρ={rho:.2f}  p={p:.2f}\n{asset_id}", fontsize=8)
     return fig
 
 

@@ -23,7 +23,7 @@ def compute_metrics(y_true, y_pred, proba, class_names, n_boot=1000, seed=0, n_b
     class_names = [str(c) for c in class_names]
     y_true, y_pred = _check_labels(y_true, y_pred, len(class_names))
     labels = list(range(len(class_names)))
-    result = {"n": int(len(y_true)), "class_names": class_names}
+    result = {"n": len(y_true), "class_names": class_names}
     result["accuracy"] = float(accuracy_score(y_true, y_pred))
     for average in ("macro", "weighted"):
         p, r, f, _ = precision_recall_fscore_support(

@@ -159,10 +159,11 @@ def train_experiment(
     common = dict(model=model_name, class_map=variant.class_map, n_classes=variant.n_classes,
                   image_size=s["image_size"], crop_size=s["crop_size"],
                   batch_size=s["batch_size"] * max(1, n_gpus), cache=s["cache"], seed=seed)
-    train_ds = make_dataset(train_files, shuffle=s["shuffle"],
-                            augment=s["augment"] if mode == "xai" else None, **common)
-    val_ds = make_dataset(val_files, **common)
     counts = count_targets(train_files, variant.class_map, variant.n_classes)
+    n_val = count_targets(val_files, variant.class_map, variant.n_classes).sum()
+    train_ds = make_dataset(train_files, shuffle=s["shuffle"], count=counts.sum(),
+                            augment=s["augment"] if mode == "xai" else None, **common)
+    val_ds = make_dataset(val_files, count=n_val, **common)
     log.info("training galaxies per class %s: %s", list(variant.class_names), counts.tolist())
 
     with strategy.scope():
@@ -178,7 +179,8 @@ def train_experiment(
     model.fit(
         train_ds, validation_data=val_ds, epochs=s["epochs"], class_weight=weights_by_class,
         verbose=2,
-        callbacks=[ledger, keras.callbacks.BackupAndRestore(str(work_dir / "backup")),
+        callbacks=[ledger, keras.callbacks.BackupAndRestore(
+                       str(work_dir / "backup"), double_checkpoint=True),
                    keras.callbacks.TerminateOnNaN()],
     )
     model.load_weights(best_path)  # restore the best epoch, as restore_best_weights did

@@ -40,28 +40,42 @@ def _show_input(ax, image):
 def _show_overlay(ax, image, attribution):
     _show_input(ax, image)
     ax.imshow(attribution, cmap=OVERLAY_CMAP, alpha=OVERLAY_ALPHA, vmin=0.0, vmax=1.0)
+    if not np.any(attribution):
+        # GradCAM++ gives an all-zero map when no channel raises the class score; say so
+        # rather than let a uniform tint pass for "attends nowhere in particular".
+        ax.text(
+            0.5,
+            0.5,
+            "all-zero map",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            color="white",
+            fontsize=9,
+        )
 
 
 def _save(fig, stem) -> list:
     stem = Path(stem)
     files = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
-    fig.savefig(files[0], dpi=150)
-    fig.savefig(files[1])
+    fig.savefig(files[0], dpi=150, bbox_inches="tight", pad_inches=0.05)
+    fig.savefig(files[1], bbox_inches="tight", pad_inches=0.05)
     return files
 
 
-def _row_title(row, class_names) -> str:
+def row_title(row, class_names) -> str:
     return (
         f"true: {class_names[int(row.true_index)]}  "
         f"pred: {class_names[int(row.pred_index)]}  p={row.p:.2f}"
     )
 
 
-def _overlay_grid(rows, display, column_titles, stem, title) -> list:
+def _overlay_grid(rows, display, column_titles, stem, title, title_lines=1) -> list:
     """rows: (display index, row title, [(attribution map, panel title or None), ...])."""
     n_cols = 1 + len(column_titles)
+    row_inches = PANEL_INCHES + 0.17 * title_lines + 0.08
     fig = Figure(
-        figsize=(PANEL_INCHES * n_cols, PANEL_INCHES * 1.15 * len(rows) + 1.1),
+        figsize=(PANEL_INCHES * n_cols + 0.3, row_inches * len(rows) + 1.0),
         layout="constrained",
     )
     axes = fig.subplots(len(rows), n_cols, squeeze=False)
@@ -75,7 +89,10 @@ def _overlay_grid(rows, display, column_titles, stem, title) -> list:
     fig.suptitle(title, fontsize=11)
     colorbar = fig.colorbar(
         ScalarMappable(Normalize(0.0, 1.0), cmap=OVERLAY_CMAP),
-        ax=axes, location="bottom", shrink=0.5, aspect=30,
+        ax=axes,
+        location="bottom",
+        shrink=0.5,
+        aspect=30,
     )
     colorbar.set_label("attribution (normalised per map)", fontsize=9)
     return _save(fig, stem)
@@ -87,9 +104,12 @@ def plot_correct(examples, display, maps, class_names, stem) -> list:
     rows = []
     for label, row in examples.iterrows():
         cam, grad = maps[(label, int(row.pred_index))]
-        rows.append((label, _row_title(row, class_names), [(cam, None), (grad, None)]))
+        rows.append((label, row_title(row, class_names), [(cam, None), (grad, None)]))
     return _overlay_grid(
-        rows, display, ["GradCAM++", "SmoothGrad"], stem,
+        rows,
+        display,
+        ["GradCAM++", "SmoothGrad"],
+        stem,
         "Most confident correct classifications (p = softmax probability)",
     )
 
@@ -108,11 +128,14 @@ def plot_misclassified(examples, display, maps, class_names, stem) -> list:
             (cam_true, f"GradCAM++\nfor true {class_names[true]}"),
             (grad_true, f"SmoothGrad\nfor true {class_names[true]}"),
         ]
-        rows.append((label, _row_title(row, class_names), panels))
+        rows.append((label, row_title(row, class_names), panels))
     return _overlay_grid(
-        rows, display, [""] * 4, stem,
-        "Most confident misclassifications: why the predicted class, and what the true class "
-        "would use",
+        rows,
+        display,
+        [""] * 4,
+        stem,
+        "Most confident misclassifications, explained for the predicted and the true class",
+        title_lines=2,
     )
 
 
@@ -128,11 +151,11 @@ def channel_mosaic(activation, grid) -> np.ndarray:
         span = channel.max() - channel.min()
         r, c = divmod(k, n_cols)
         top, left = r * (h + gap), c * (w + gap)
-        mosaic[top:top + h, left:left + w] = (channel - channel.min()) / span if span else 0.0
+        mosaic[top : top + h, left : left + w] = (channel - channel.min()) / span if span else 0.0
     return mosaic
 
 
-def plot_feature_maps(activations, layers, stem, grids=FEATURE_GRIDS) -> list:
+def plot_feature_maps(activations, layers, stem, title=None, grids=FEATURE_GRIDS) -> list:
     """Channel grids (4x8, 8x16, 12x24) of the lower, middle and upper layer, one panel each."""
     if len(activations) != len(grids):
         raise ValueError(
@@ -150,4 +173,6 @@ def plot_feature_maps(activations, layers, stem, grids=FEATURE_GRIDS) -> list:
             fontsize=11,
         )
         ax.set_axis_off()
+    if title:
+        fig.suptitle(title, fontsize=12)
     return _save(fig, stem)

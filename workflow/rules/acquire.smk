@@ -4,15 +4,15 @@
 rule download:
     output:
         f"{DOWNLOAD}/{{file}}",
-    params:
-        source=lambda wildcards: remote_sources()[wildcards.file],
-    wildcard_constraints:
-        file="|".join(map(re.escape, remote_sources())) or "no-remote-source",
     log:
         f"{RESULTS}/logs/download/{{file}}.log",
+    wildcard_constraints:
+        file="|".join(map(re.escape, remote_sources())) or "no-remote-source",
     retries: 2
     conda:
         "../../envs/spiralarms.yaml"
+    params:
+        source=lambda wildcards: remote_sources()[wildcards.file],
     script:
         "../scripts/download.py"
 
@@ -20,11 +20,11 @@ rule download:
 rule fetch_images:
     output:
         images=directory(f"{DOWNLOAD}/images"),
-    params:
-        dataset=config["data"]["images"].removeprefix("kaggle:"),
     log:
         f"{RESULTS}/logs/fetch_images.log",
     conda:
         "../../envs/spiralarms.yaml"
+    params:
+        dataset=config["data"]["images"].removeprefix("kaggle:"),
     script:
         "../scripts/fetch_images.py"

@@ -9,8 +9,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
     filter(None, [str(Path(workflow.basedir) / "src"), os.environ.get("PYTHONPATH")])
 )
 
-from spiralarms.experiment import PATTERN, Experiment, grid, train_settings
-
+from spiralarms.experiment import NAME_REGEX, Experiment, grid, train_settings
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -21,7 +20,7 @@ EXPERIMENTS = grid(config["experiments"])
 
 
 wildcard_constraints:
-    experiment=PATTERN.pattern.strip("^$"),
+    experiment=NAME_REGEX,
 
 
 def is_remote(source):
@@ -44,7 +43,10 @@ def images_path():
 def remote_sources():
     """Downloaded file name -> (url, expected sha256 or None)."""
     return {
-        os.path.basename(data_path(key)): (config["data"][key], config["data"][f"{key}_sha256"])
+        os.path.basename(data_path(key)): (
+            config["data"][key],
+            config["data"][f"{key}_sha256"],
+        )
         for key in ("catalog", "mapping")
         if is_remote(config["data"][key])
     }

@@ -9,15 +9,15 @@ rule evaluate:
     output:
         metrics=f"{EXPERIMENT_DIR}/metrics.json",
         predictions=directory(f"{EXPERIMENT_DIR}/predictions"),
+    log:
+        f"{RESULTS}/logs/evaluate/{{experiment}}.log",
+    conda:
+        "../../envs/spiralarms.yaml"
+    threads: 2
     params:
         settings=experiment_train_settings,
         subsets=config["evaluate"]["subsets"],
         bootstrap=config["evaluate"]["bootstrap"],
-    log:
-        f"{RESULTS}/logs/evaluate/{{experiment}}.log",
-    threads: 2
-    conda:
-        "../../envs/spiralarms.yaml"
     script:
         "../scripts/evaluate.py"
 
@@ -36,11 +36,11 @@ rule figures:
             category="Experiments",
             subcategory="{experiment}",
         ),
-    params:
-        settings=experiment_train_settings,
     log:
         f"{RESULTS}/logs/figures/{{experiment}}.log",
     conda:
         "../../envs/spiralarms.yaml"
+    params:
+        settings=experiment_train_settings,
     script:
         "../scripts/figures.py"

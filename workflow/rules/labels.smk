@@ -7,11 +7,11 @@ rule labels:
     output:
         labels=f"{RESULTS}/labels/labels.parquet",
         report=f"{RESULTS}/labels/selection_report.json",
-    params:
-        settings=config["selection"],
     log:
         f"{RESULTS}/logs/labels.log",
     conda:
         "../../envs/spiralarms.yaml"
+    params:
+        settings=config["selection"],
     script:
         "../scripts/labels.py"

@@ -4,12 +4,12 @@ rule shards:
         images=images_path(),
     output:
         shards=directory(f"{RESULTS}/shards"),
-    params:
-        size=config["shards"]["size"],
     log:
         f"{RESULTS}/logs/shards.log",
-    threads: 2
     conda:
         "../../envs/spiralarms.yaml"
+    threads: 2
+    params:
+        size=config["shards"]["size"],
     script:
         "../scripts/shards.py"

@@ -10,12 +10,12 @@ rule synthesize:
             caption="../report/contact_sheet.rst",
             category="Data",
         ),
-    params:
-        settings=config["synthetic"],
     log:
         f"{RESULTS}/logs/synthesize.log",
-    threads: config["synthetic"].get("workers", 2)
     conda:
         "../../envs/spiralarms.yaml"
+    threads: config["synthetic"].get("workers", 2)
+    params:
+        settings=config["synthetic"],
     script:
         "../scripts/synthesize.py"

@@ -4,22 +4,22 @@ rule train:
     output:
         model=f"{RESULTS}/experiments/{{experiment}}/model.keras",
         history=f"{RESULTS}/experiments/{{experiment}}/history.csv",
+    log:
+        f"{RESULTS}/logs/train/{{experiment}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train/{{experiment}}.tsv"
+    conda:
+        "../../envs/spiralarms.yaml"
+    threads: config["train"]["threads"]
+    resources:
+        gpu=1,
+        runtime=24 * 60,
+        mem_mb=16000,
     params:
         settings=experiment_train_settings,
         weights=model_weights,
         # Checkpoints live outside the declared outputs: Snakemake deletes a failed job's
         # outputs, and a rerun resumes from here.
         work_dir=lambda wildcards: f"{RESULTS}/work/{wildcards.experiment}",
-    log:
-        f"{RESULTS}/logs/train/{{experiment}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/train/{{experiment}}.tsv"
-    threads: config["train"]["threads"]
-    resources:
-        gpu=1,
-        runtime=24 * 60,
-        mem_mb=16000,
-    conda:
-        "../../envs/spiralarms.yaml"
     script:
         "../scripts/train.py"

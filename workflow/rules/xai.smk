@@ -11,13 +11,13 @@ rule xai:
             category="XAI",
             subcategory="{experiment}",
         ),
+    log:
+        f"{RESULTS}/logs/xai/{{experiment}}.log",
+    conda:
+        "../../envs/spiralarms.yaml"
+    threads: 2
     params:
         settings=experiment_train_settings,
         xai=config["xai"],
-    log:
-        f"{RESULTS}/logs/xai/{{experiment}}.log",
-    threads: 2
-    conda:
-        "../../envs/spiralarms.yaml"
     script:
         "../scripts/xai.py"

@@ -28,10 +28,15 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Member:
-    name: str  # normalised relative POSIX path
+    name: str  # as stored in the archive
     kind: str  # "file", "dir", "symlink", "hardlink" or "other"
     size: int = 0
     link: str = ""
+
+    @property
+    def path(self) -> str:
+        """Normalised relative POSIX path; backslashes count as separators (`..\\x` too)."""
+        return posixpath.normpath(self.name.replace("\\", "/")) if self.name else ""
 
 
 def safe_extract(
@@ -63,7 +68,7 @@ def safe_extract(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return [dest / m.name for m in files]
+    return [dest / m.path for m in files]
 
 
 def read_members(archive: Path) -> list[Member]:
@@ -95,20 +100,21 @@ def _check_member(archive: Path, member: Member) -> None:
             f"{archive}: refusing to extract member {member.name!r}: {why}; nothing was extracted"
         )
 
-    if _is_absolute(member.name):
+    if _is_absolute(member.path):
         raise refuse("absolute path")
-    if _escapes(member.name):
+    if _escapes(member.path):
         raise refuse("path leads outside the destination folder")
     if member.kind == "other":
         raise refuse("device, fifo or other special file")
     if member.kind == "symlink" and (_is_absolute(member.link) or ".." in _parts(member.link)):
         raise refuse(f"link to {member.link!r} may point outside the destination folder")
-    if member.kind == "hardlink" and (_is_absolute(member.link) or _escapes(member.link)):
+    hardlink_target = Member(member.link, "file").path
+    if member.kind == "hardlink" and (_is_absolute(hardlink_target) or _escapes(hardlink_target)):
         raise refuse(f"hard link to {member.link!r} points outside the destination folder")
 
 
 def _zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Member:
-    name = _normalise(info.filename)
+    name = info.filename
     if info.is_dir():
         return Member(name, "dir")
     if stat.S_ISLNK(info.external_attr >> 16):
@@ -117,7 +123,7 @@ def _zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Member:
 
 
 def _tar_member(info: tarfile.TarInfo) -> Member:
-    name = _normalise(info.name)
+    name = info.name
     if info.isreg():
         return Member(name, "file", size=info.size)
     if info.isdir():
@@ -125,13 +131,8 @@ def _tar_member(info: tarfile.TarInfo) -> Member:
     if info.issym():
         return Member(name, "symlink", link=info.linkname)
     if info.islnk():
-        return Member(name, "hardlink", link=_normalise(info.linkname))
+        return Member(name, "hardlink", link=info.linkname)
     return Member(name, "other")
-
-
-def _normalise(name: str) -> str:
-    # Backslashes count as separators so that `..\\x` is caught as well as `../x`.
-    return posixpath.normpath(name.replace("\\", "/")) if name else name
 
 
 def _parts(path: str) -> list[str]:
@@ -162,8 +163,8 @@ def _extract_zip(archive: Path, staging: Path) -> None:
     with zipfile.ZipFile(archive) as zf:
         for info in zf.infolist():
             member = _zip_member(zf, info)
-            target = staging / member.name
-            if member.kind == "dir" or member.name == ".":
+            target = staging / member.path
+            if member.kind == "dir" or member.path == ".":
                 target.mkdir(parents=True, exist_ok=True)
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)

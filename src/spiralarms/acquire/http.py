@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 # Statuses worth retrying: the server or a proxy is briefly unhappy, the URL itself is fine.
 TRANSIENT_STATUSES = {408, 425, 429, 500, 502, 503, 504}
+RETRY_BASE_WAIT_S = 1.0  # doubled after each attempt that brought no bytes
 MAX_RETRY_WAIT_S = 30
 USER_AGENT = f"spiralarms-acquire python-requests/{requests.__version__}"
 
@@ -150,12 +151,18 @@ def _download_with_retries(
                 failures = 0 if progressed else failures + 1
                 if failures > retries:
                     raise _gave_up(url, part, retries, error) from error
-                wait = 0 if progressed else min(2 ** (failures - 1), MAX_RETRY_WAIT_S)
+                wait = 0 if progressed else _backoff(failures)
                 logger.warning(
-                    "%s: transfer interrupted at %.1f MB (%s); resuming in %d s",
+                    "%s: transfer interrupted at %.1f MB (%s); resuming in %.0f s",
                     url, _size(part) / 1e6, _describe(error), wait,
                 )
                 time.sleep(wait)
+            except requests.RequestException as error:  # bad URL, redirect loop: retrying won't help
+                raise DownloadError(f"{url}: {_describe(error)}") from error
+
+
+def _backoff(failures: int) -> float:
+    return min(RETRY_BASE_WAIT_S * 2 ** (failures - 1), MAX_RETRY_WAIT_S)
 
 
 def _gave_up(url: str, part: Path, retries: int, error: Exception) -> DownloadError:

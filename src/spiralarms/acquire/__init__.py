@@ -1,0 +1,50 @@
+"""Fetch the pipeline's inputs: HTTP downloads, the Kaggle image set, Google Drive files, archives.
+
+Config values (`data.catalog`, `data.mapping`, `data.images`) go through `resolve`, which accepts a
+local path, an http(s) URL, `kaggle:<owner>/<dataset>` or `gdrive:<file id>`.
+"""
+
+from spiralarms.acquire.archive import safe_extract
+from spiralarms.acquire.errors import (
+    AcquireError,
+    ChecksumError,
+    DownloadError,
+    GDriveError,
+    KaggleCredentialsError,
+    KaggleDownloadError,
+    UnsafeArchiveError,
+)
+from spiralarms.acquire.gdrive import fetch_gdrive, gdrive_file_id
+from spiralarms.acquire.http import download, manifest_path_for, read_manifest, sha256_of
+from spiralarms.acquire.images import check_image_count, find_image_folder
+from spiralarms.acquire.kaggle import (
+    fetch_kaggle,
+    fetch_kaggle_images,
+    find_kaggle_credentials,
+    parse_kaggle_spec,
+)
+from spiralarms.acquire.sources import resolve
+
+__all__ = [
+    "AcquireError",
+    "ChecksumError",
+    "DownloadError",
+    "GDriveError",
+    "KaggleCredentialsError",
+    "KaggleDownloadError",
+    "UnsafeArchiveError",
+    "check_image_count",
+    "download",
+    "fetch_gdrive",
+    "fetch_kaggle",
+    "fetch_kaggle_images",
+    "find_image_folder",
+    "find_kaggle_credentials",
+    "gdrive_file_id",
+    "manifest_path_for",
+    "parse_kaggle_spec",
+    "read_manifest",
+    "resolve",
+    "safe_extract",
+    "sha256_of",
+]

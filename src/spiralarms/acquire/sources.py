@@ -1,0 +1,58 @@
+"""Turn a config value (local path, URL, kaggle: or gdrive: spec) into a local path."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path, PurePosixPath
+from urllib.parse import unquote, urlsplit
+
+from spiralarms.acquire.errors import AcquireError, ChecksumError
+from spiralarms.acquire.gdrive import SPEC_PREFIX as GDRIVE_PREFIX
+from spiralarms.acquire.gdrive import fetch_gdrive, gdrive_file_id
+from spiralarms.acquire.http import download, sha256_of
+from spiralarms.acquire.kaggle import SPEC_PREFIX as KAGGLE_PREFIX
+from spiralarms.acquire.kaggle import fetch_kaggle
+
+URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def resolve(spec: str | os.PathLike, cache_dir: str | os.PathLike, sha256: str | None = None) -> Path:
+    """Local path for `spec`, fetching it into `cache_dir` first when it is remote.
+
+    - local path: returned as is (checked against `sha256` when given and it is a file);
+    - http(s) URL: downloaded to `<cache_dir>/<file name in the URL>`;
+    - `kaggle:<owner>/<dataset>`: fetched into `<cache_dir>/images`, returns the image folder;
+    - `gdrive:<file id>`: fetched into `<cache_dir>/gdrive/<file id>/`, returns the file.
+    """
+    text, cache_dir = str(spec), Path(cache_dir)
+    if text.startswith(("http://", "https://")):
+        return _resolve_url(text, cache_dir, sha256)
+    if text.startswith(KAGGLE_PREFIX):
+        return fetch_kaggle(text, cache_dir / "images")
+    if text.startswith(GDRIVE_PREFIX):
+        folder = cache_dir / "gdrive" / gdrive_file_id(text)
+        return fetch_gdrive(text, f"{folder}{os.sep}", sha256=sha256)  # keeps the Drive file name
+    if URL_SCHEME.match(text):
+        raise AcquireError(f"{text}: unsupported scheme; use http(s)://, kaggle:, gdrive: or a path")
+    return _resolve_local(Path(text).expanduser(), sha256)
+
+
+def _resolve_url(url: str, cache_dir: Path, sha256: str | None) -> Path:
+    name = PurePosixPath(unquote(urlsplit(url).path)).name
+    if not name:
+        raise AcquireError(f"{url}: the URL names no file to save (it ends with '/')")
+    dest = cache_dir / name
+    download(url, dest, sha256=sha256)
+    return dest
+
+
+def _resolve_local(path: Path, sha256: str | None) -> Path:
+    if not path.exists():
+        raise AcquireError(
+            f"{path} does not exist; give an existing path, an http(s) URL, "
+            "kaggle:<owner>/<dataset> or gdrive:<file id>"
+        )
+    if sha256 is not None and path.is_file() and (actual := sha256_of(path)) != sha256.lower():
+        raise ChecksumError(f"{path}: SHA-256 mismatch: expected {sha256.lower()}, got {actual}")
+    return path

@@ -1,0 +1,57 @@
+"""All evaluation figures of one experiment, from its metrics, predictions and history."""
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from . import figures
+from .dataset import FRAME
+
+log = logging.getLogger(__name__)
+
+
+def jpeg_loader(images_dir, crop_size: int = 224):
+    """asset_id -> the central crop of its JPEG (the region the model saw), as uint8 RGB."""
+    images_dir = Path(images_dir)
+
+    def load(asset_id):
+        with Image.open(images_dir / f"{int(asset_id)}.jpg") as image:
+            image = image.convert("RGB")
+            side = round(image.width * min(1.0, crop_size / FRAME))
+            left = (image.width - side) // 2
+            top = (image.height - side) // 2
+            return np.asarray(image.crop((left, top, left + side, top + side)))
+
+    return load
+
+
+def write_experiment_figures(metrics_path, predictions_dir, history_path, images_dir, out_dir,
+                             crop_size: int = 224) -> list:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metrics = json.loads(Path(metrics_path).read_text())
+    written = figures.plot_history(pd.read_csv(history_path), out_dir / "training_curves")
+    for subset, m in metrics["subsets"].items():
+        labels = figures.axis_labels(m["class_names"])
+        cm = np.array(m["confusion_matrix"])
+        title = f"{metrics['experiment']} — {subset} (n={m['n']})"
+        written += figures.plot_confusion(cm, labels, out_dir / f"confusion_{subset}", title=title)
+        written += figures.plot_confusion(cm, labels, out_dir / f"confusion_{subset}_normalised",
+                                          normalize=True, title=title)
+        written += figures.plot_reliability(m, out_dir / f"reliability_{subset}")
+    primary = metrics["subset"]
+    predictions = pd.read_parquet(Path(predictions_dir) / f"{primary}.parquet")
+    class_names = metrics["class_names"]
+    written += figures.misclassification_sheets(
+        predictions, jpeg_loader(images_dir, crop_size), out_dir / f"misclassified_{primary}",
+        class_names)
+    mass = figures.mass_histograms(predictions, class_names, out_dir / f"stellar_mass_{primary}")
+    if mass is None:
+        log.info("no physical properties configured (data.physical): stellar-mass figure skipped")
+    else:
+        mass.to_csv(out_dir / f"stellar_mass_medians_{primary}.csv", index=False)
+    return written

@@ -1,0 +1,367 @@
+"""Aggregate tables over experiments: one row per experiment and subset, mean ± std over seeds
+(bug B15: one run per configuration says little), and our B0 6-class validation numbers beside the
+notebook's published run.
+
+Input: `metrics.json` files, one per experiment, in either form
+  nested: {"experiment": "b0_6class_standard_s42",
+           "subsets": {"val": {<compute_metrics output>}, "test": {...}}}
+  flat:   {<compute_metrics output>, "subset": "val", "experiment": ... (optional)}
+Each subset's metrics need `class_names` (compute_metrics writes it). Without an "experiment" key
+the name comes from the nearest parent folder named `{model}_{classes}_{mode}_s{seed}`.
+"""
+
+import json
+import logging
+import re
+from importlib.resources import files
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+EXPERIMENT_PATTERN = re.compile(
+    r"^(?P<model>[^_]+)_(?P<classes>[^_]+)_(?P<mode>.+)_s(?P<seed>\d+)$"
+)
+KEYS = ["model", "classes", "mode", "subset"]
+HEADLINE = ["accuracy", "macro_f1", "weighted_f1", "ece"]
+SUMMARISED = ["accuracy", "macro_precision", "macro_recall", "macro_f1", "weighted_f1", "ece"]
+REQUIRED = ["accuracy", "macro_f1", "weighted_f1", "per_class", "class_names"]
+REFERENCE_FILE = "notebook_b0_6class_val.json"
+
+
+# --- reading metrics.json ---------------------------------------------------------------------
+
+def parse_experiment(name) -> dict:
+    """Split 'b0_6class_standard_s42' into model, classes, mode and seed (mode may contain '_')."""
+    match = EXPERIMENT_PATTERN.match(str(name))
+    if not match:
+        raise ValueError(f"experiment name {name!r} is not '{{model}}_{{classes}}_{{mode}}_s{{seed}}'"
+                         f" (e.g. 'b0_6class_standard_s42')")
+    parts = match.groupdict()
+    parts["seed"] = int(parts["seed"])
+    return parts
+
+
+def read_metrics(path) -> list:
+    """(experiment name, subset, metrics dict) for every subset in one metrics.json file."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"cannot read metrics file {path}: {error}") from error
+    experiment = data.get("experiment") or _experiment_from_path(path)
+    try:
+        parse_experiment(experiment)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+    if "subsets" in data:
+        subsets = data["subsets"]
+    elif "subset" in data:
+        subsets = {data["subset"]: data}
+    else:
+        raise KeyError(f"{path}: neither a 'subsets' mapping (nested form) nor a 'subset' key "
+                       f"(flat form); see spiralarms.summary for the two layouts")
+    entries = []
+    for subset, metrics in subsets.items():
+        metrics = dict(metrics)
+        metrics.setdefault("class_names", data.get("class_names"))
+        missing = [k for k in REQUIRED if metrics.get(k) is None]
+        if missing:
+            raise KeyError(f"{path}: subset {subset!r} lacks {missing}; write compute_metrics "
+                           f"output (which includes class_names)")
+        entries.append((experiment, subset, metrics))
+    return entries
+
+
+def _experiment_from_path(path):
+    for folder in path.resolve().parents:
+        if EXPERIMENT_PATTERN.match(folder.name):
+            return folder.name
+    raise ValueError(f"{path}: no 'experiment' key and no parent folder named "
+                     f"'{{model}}_{{classes}}_{{mode}}_s{{seed}}'")
+
+
+def metrics_row(experiment, subset, metrics) -> dict:
+    """One flat table row: identifiers, then `metric_columns`."""
+    row = {"experiment": experiment, **parse_experiment(experiment), "subset": subset}
+    return {**row, **metric_columns(metrics)}
+
+
+def metric_columns(metrics) -> dict:
+    """Headline metrics, interval bounds, per-class columns and JSON-encoded class names and
+    confusion matrix of one subset's metrics (NaN for what the metrics lack)."""
+    row = {"n": metrics.get("n")}
+    for key in ("accuracy", "macro_precision", "macro_recall", "macro_f1",
+                "weighted_precision", "weighted_recall", "weighted_f1", "ece"):
+        value = metrics.get(key)
+        row[key] = np.nan if value is None else value  # ece is None without probabilities
+    for key in ("accuracy", "macro_f1"):
+        low, high = metrics.get(f"{key}_ci95") or (np.nan, np.nan)
+        row[f"{key}_ci_low"], row[f"{key}_ci_high"] = low, high
+    names = metrics["class_names"]
+    for stat in ("f1", "precision", "recall", "support"):
+        for name in names:
+            row[f"{stat}_{name}"] = metrics["per_class"].get(name, {}).get(stat, np.nan)
+    row["class_names"] = json.dumps(names)
+    row["confusion_matrix"] = json.dumps(metrics.get("confusion_matrix"))
+    return row
+
+
+def collect(metrics_paths) -> pd.DataFrame:
+    """One row per (experiment, subset) over all `metrics_paths`, sorted by model, classes, mode,
+    seed, subset. Columns: experiment, model, classes, mode, seed, subset, n, accuracy,
+    macro/weighted precision/recall/F1, ece, accuracy_ci_low/high, macro_f1_ci_low/high,
+    f1_/precision_/recall_/support_<class>, class_names and confusion_matrix (JSON), source.
+    """
+    rows, seen = [], {}
+    for path in metrics_paths:
+        for experiment, subset, metrics in read_metrics(path):
+            key = (experiment, subset)
+            if key in seen:
+                raise ValueError(f"experiment {experiment!r} subset {subset!r} appears in both "
+                                 f"{seen[key]} and {path}; pass each experiment once")
+            seen[key] = path
+            rows.append({**metrics_row(experiment, subset, metrics), "source": str(path)})
+    if not rows:
+        raise ValueError("no metrics files given to collect")
+    table = pd.DataFrame(rows)
+    table = table[_column_order(table)]
+    # nullable integers: a class absent from one variant must not turn counts into 60.0
+    counts = ["n", "seed"] + [c for c in table.columns if c.startswith("support_")]
+    table[counts] = table[counts].astype("Int64")
+    return table.sort_values(["model", "classes", "mode", "seed", "subset"], ignore_index=True)
+
+
+def _column_order(table):
+    """Per-class columns grouped by statistic, so merged classes ('f1_3-4') sit with the others."""
+    per_class = ("f1_", "precision_", "recall_", "support_")
+    columns = list(table.columns)
+    first = [c for c in columns if not c.startswith(per_class)]
+    grouped = [c for prefix in per_class for c in columns if c.startswith(prefix)]
+    tail = ["class_names", "confusion_matrix", "source"]
+    return [c for c in first if c not in tail] + grouped + tail
+
+
+# --- aggregates -------------------------------------------------------------------------------
+
+def seed_summary(df) -> pd.DataFrame:
+    """Mean and sample std (ddof=1; NaN for a single seed) over seeds per (model, classes, mode,
+    subset): columns n_seeds, seeds ('42,43'), <metric>_mean and <metric>_std for accuracy,
+    macro precision/recall/F1, weighted F1, ECE and every f1_<class> column."""
+    metrics = SUMMARISED + [c for c in df.columns if c.startswith("f1_")]
+    rows = []
+    for keys, group in df.groupby(KEYS, sort=True):
+        row = dict(zip(KEYS, keys))
+        row["n_seeds"] = len(group)
+        row["seeds"] = ",".join(str(s) for s in sorted(group["seed"]))
+        for metric in metrics:
+            values = pd.to_numeric(group[metric], errors="coerce")
+            row[f"{metric}_mean"] = values.mean()
+            row[f"{metric}_std"] = values.std(ddof=1)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    # a class of no variant in the table (possible after filtering df) has nothing to report
+    unused = [c for m in metrics if table[f"{m}_mean"].isna().all() and m.startswith("f1_")
+              for c in (f"{m}_mean", f"{m}_std")]
+    return table.drop(columns=unused)
+
+
+# --- table writers ----------------------------------------------------------------------------
+
+def write_tables(df, out_dir) -> list:
+    """metrics.{csv,md,tex} from `collect` output and seeds.{csv,md,tex} from `seed_summary`.
+
+    CSV files hold every column at full precision; markdown and LaTeX (booktabs) hold the
+    headline columns, rounded to 3 decimals, '–' where a value does not exist.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seeds = seed_summary(df)
+    written = []
+    for stem, full, display in (("metrics", df, _metrics_display(df)),
+                                ("seeds", seeds, _seeds_display(seeds))):
+        written += _write_three(out_dir / stem, full, display)
+    return written
+
+
+def _write_three(stem, full, display):
+    csv, md, tex = (stem.with_suffix(s) for s in (".csv", ".md", ".tex"))
+    full.to_csv(csv, index=False)
+    md.write_text(to_markdown(display))
+    tex.write_text(to_latex(display))
+    return [csv, md, tex]
+
+
+def _class_names_in(df):
+    names = []
+    for encoded in df.get("class_names", []):
+        names += [n for n in json.loads(encoded) if n not in names]
+    return names
+
+
+def _metrics_display(df):
+    table = df[["model", "classes", "mode", "seed", "subset"]].copy()
+    table["n"] = df["n"].map(_count)
+    table["accuracy"] = [_with_interval(*v) for v in
+                         zip(df["accuracy"], df["accuracy_ci_low"], df["accuracy_ci_high"])]
+    table["macro F1"] = [_with_interval(*v) for v in
+                         zip(df["macro_f1"], df["macro_f1_ci_low"], df["macro_f1_ci_high"])]
+    table["weighted F1"] = df["weighted_f1"].map(_number)
+    table["ECE"] = df["ece"].map(_number)
+    for name in _class_names_in(df):
+        table[f"F1 {name}"] = df[f"f1_{name}"].map(_number)
+    return table
+
+
+def _seeds_display(seeds):
+    table = seeds[KEYS + ["n_seeds"]].copy()
+    labels = {"accuracy": "accuracy", "macro_f1": "macro F1", "weighted_f1": "weighted F1",
+              "ece": "ECE"}
+    per_class = [c[: -len("_mean")] for c in seeds.columns
+                 if c.startswith("f1_") and c.endswith("_mean")]
+    for metric in HEADLINE + per_class:
+        if f"{metric}_mean" not in seeds:
+            continue
+        label = labels.get(metric, f"F1 {metric[len('f1_'):]}")
+        table[label] = [_mean_std(m, s) for m, s in
+                        zip(seeds[f"{metric}_mean"], seeds[f"{metric}_std"])]
+    return table
+
+
+def _number(value, digits=3):
+    return "–" if value is None or pd.isna(value) else f"{value:.{digits}f}"
+
+
+def _count(value):
+    return "–" if value is None or pd.isna(value) else f"{int(value)}"
+
+
+def _with_interval(value, low, high):
+    if pd.isna(low) or pd.isna(high):
+        return _number(value)
+    return f"{_number(value)} [{_number(low)}, {_number(high)}]"
+
+
+def _mean_std(mean, std):
+    return _number(mean) if pd.isna(std) else f"{_number(mean)} ± {_number(std)}"
+
+
+def to_markdown(table) -> str:
+    """GitHub markdown table of already formatted cells."""
+    header = [str(c) for c in table.columns]
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join("---" for _ in header) + "|"]
+    for row in table.itertuples(index=False):
+        lines.append("| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+                  "^": r"\textasciicircum{}", "±": r"$\pm$", "–": "--"}
+
+
+def latex_escape(text) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
+def to_latex(table) -> str:
+    """booktabs tabular of already formatted cells (needs \\usepackage{booktabs})."""
+    spec = "".join("r" if _is_numeric_column(table[c]) else "l" for c in table.columns)
+    lines = [f"\\begin{{tabular}}{{{spec}}}", r"\toprule",
+             " & ".join(latex_escape(c) for c in table.columns) + r" \\", r"\midrule"]
+    for row in table.itertuples(index=False):
+        lines.append(" & ".join(latex_escape(v) for v in row) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def _is_numeric_column(column):
+    return all(str(v)[:1].isdigit() or str(v)[:1] in "-–" for v in column)
+
+
+# --- comparison with the notebook -------------------------------------------------------------
+
+def load_notebook_reference() -> dict:
+    """The notebook's published B0 6-class validation run (package data, see data/README.md)."""
+    return json.loads((files("spiralarms") / "data" / REFERENCE_FILE).read_text())
+
+
+def paper_comparison(df) -> pd.DataFrame:
+    """Metric-by-metric table: the notebook's run, then each of our b0 / 6class / val rows (one
+    column per experiment) and, per mode with two or more seeds, their mean and std."""
+    reference = load_notebook_reference()
+    names = reference["class_names"]
+    metric_names = (["n", "accuracy", "accuracy_ci_low", "accuracy_ci_high", "macro_precision",
+                     "macro_recall", "macro_f1", "macro_f1_ci_low", "macro_f1_ci_high",
+                     "weighted_precision", "weighted_recall", "weighted_f1", "ece"]
+                    + [f"{stat}_{name}" for name in names
+                       for stat in ("precision", "recall", "f1", "support")])
+    table = pd.DataFrame({"metric": metric_names})
+    notebook = metric_columns(reference)
+    table["notebook"] = [notebook.get(m, np.nan) for m in metric_names]
+    ours = _comparable_rows(df)
+    for _, row in ours.iterrows():
+        table[row["experiment"]] = [row.get(m, np.nan) for m in metric_names]
+    for mode, group in ours.groupby("mode", sort=True):
+        if len(group) >= 2:
+            values = group[metric_names].apply(pd.to_numeric, errors="coerce")
+            table[f"b0_6class_{mode} mean"] = values.mean().to_numpy()
+            table[f"b0_6class_{mode} std"] = values.std(ddof=1).to_numpy()
+    return table
+
+
+def _comparable_rows(df):
+    chosen = df[(df["model"] == "b0") & (df["classes"] == "6class") & (df["subset"] == "val")]
+    if chosen.empty:
+        log.warning("no b0 / 6class / val results to put beside the notebook's run; the "
+                    "comparison shows the notebook only")
+    return chosen
+
+
+def write_comparison(df, out_dir) -> list:
+    """comparison.csv (full precision) and comparison.md (source note, table to 4 decimals as
+    the notebook printed, confusion matrices) in `out_dir`."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = paper_comparison(df)
+    csv, md = out_dir / "comparison.csv", out_dir / "comparison.md"
+    table.to_csv(csv, index=False)
+    md.write_text(_comparison_markdown(table, df))
+    return [csv, md]
+
+
+def _comparison_markdown(table, df):
+    reference = load_notebook_reference()
+    source = reference["source"]
+    provenance = (f"Notebook: `{source['notebook']}` in `{source['repository']}` at commit "
+                  f"`{source['commit']}`, {source['run']}; {source['weights']}; "
+                  f"{source['classes']}, validation set of {source['n']}.")
+    lines = ["# Our B0 6-class validation results beside the published notebook run", "",
+             provenance, "", f"**Caveat:** {source['note']}", ""]
+    display = table.copy()
+    for column in display.columns[1:]:
+        display[column] = [
+            _count(v) if m == "n" or m.startswith("support_") else _number(v, digits=4)
+            for m, v in zip(display["metric"], display[column])]
+    lines += [to_markdown(display), "## Confusion matrices (rows = true, columns = predicted)", ""]
+    names = reference["class_names"]
+    matrices = [("notebook", reference["confusion_matrix"])]
+    ours = df[df["experiment"].isin(table.columns) & (df["subset"] == "val")]
+    for _, row in ours.iterrows():
+        matrices.append((row["experiment"], json.loads(row["confusion_matrix"])))
+    for title, matrix in matrices:
+        if matrix is None:
+            continue
+        cm = pd.DataFrame(matrix, columns=names)
+        cm.insert(0, "true \\ pred", names)
+        lines += [f"### {title}", "", to_markdown(cm)]
+    return "\n".join(lines)
+
+
+def aggregate(metrics_paths, out_dir) -> list:
+    """The summary stage: metrics.{csv,md,tex}, seeds.{csv,md,tex} and comparison.{csv,md}."""
+    table = collect(metrics_paths)
+    return write_tables(table, out_dir) + write_comparison(table, out_dir)

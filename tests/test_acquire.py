@@ -1,0 +1,517 @@
+"""Downloads, archive extraction, Kaggle credentials and source resolution, all offline.
+
+HTTP tests talk to a real server on 127.0.0.1 (tests/httpserver.py); the Kaggle tests run the real
+`kaggle` package with fake credentials and an HTTPS proxy on 127.0.0.1 that refuses every tunnel.
+"""
+
+import hashlib
+import io
+import json
+import logging
+import os
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+from httpserver import FileServer
+
+from spiralarms.acquire import (
+    AcquireError,
+    ChecksumError,
+    DownloadError,
+    GDriveError,
+    KaggleCredentialsError,
+    KaggleDownloadError,
+    UnsafeArchiveError,
+    check_image_count,
+    download,
+    fetch_kaggle,
+    fetch_kaggle_images,
+    find_kaggle_credentials,
+    gdrive_file_id,
+    parse_kaggle_spec,
+    read_manifest,
+    resolve,
+    safe_extract,
+)
+from spiralarms.acquire import http as acquire_http
+
+PAYLOAD = os.urandom(300_000)
+SHA = hashlib.sha256(PAYLOAD).hexdigest()
+FAKE_KEY = "fake-kaggle-key-7d41c9e0b2"
+GDRIVE_ID = "1AbCdEfGhIjKlMnOpQrStUvWxYz_-012"
+
+
+@pytest.fixture
+def server():
+    with FileServer({"catalog.csv.gz": PAYLOAD}) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def no_retry_wait(monkeypatch):
+    monkeypatch.setattr(acquire_http, "RETRY_BASE_WAIT_S", 0.0)
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+# --- HTTP downloads -------------------------------------------------------------------------
+
+def test_download_saves_file_and_manifest(server, tmp_path, caplog):
+    dest = tmp_path / "catalog.csv.gz"
+    with caplog.at_level(logging.INFO, logger="spiralarms.acquire"):
+        entry = download(server.url("catalog.csv.gz"), dest, sha256=SHA.upper())
+
+    assert dest.read_bytes() == PAYLOAD
+    assert entry["size"] == len(PAYLOAD) and entry["sha256"] == SHA
+    assert entry["url"] == server.url("catalog.csv.gz") and entry["downloaded_at"]
+    assert read_manifest(tmp_path / "catalog.csv.gz.manifest.json") == entry
+    assert leftovers(tmp_path) == ["catalog.csv.gz", "catalog.csv.gz.manifest.json"]
+    assert "MB/s" in caplog.text and "(100 %)" in caplog.text
+
+
+def test_download_writes_manifest_where_asked(server, tmp_path):
+    manifest = tmp_path / "logs" / "catalog.json"
+    manifest.parent.mkdir()
+    entry = download(server.url("catalog.csv.gz"), tmp_path / "c.gz", manifest=manifest)
+    assert json.loads(manifest.read_text()) == entry
+
+
+def test_cut_connection_is_resumed_with_range(server, tmp_path):
+    server.cut_after("catalog.csv.gz", 100_000)
+    dest = tmp_path / "catalog.csv.gz"
+
+    download(server.url("catalog.csv.gz"), dest, sha256=SHA, chunk=8192)
+
+    first, second = server.requests
+    assert "Range" not in first.headers
+    assert second.headers["Range"] == "bytes=100000-"
+    assert dest.read_bytes() == PAYLOAD
+
+
+def test_rerun_resumes_partial_file_of_failed_run(server, tmp_path):
+    server.cut_after("catalog.csv.gz", 120_000)
+    server.cut_after("catalog.csv.gz", 0)  # and the resume attempt brings nothing: give up
+    dest = tmp_path / "catalog.csv.gz"
+    with pytest.raises(DownloadError, match="rerun resumes") as failure:
+        download(server.url("catalog.csv.gz"), dest, retries=0)
+    assert failure.value.resumable
+    assert not dest.exists()
+    assert (tmp_path / "catalog.csv.gz.part").stat().st_size == 120_000
+
+    download(server.url("catalog.csv.gz"), dest, sha256=SHA)
+    assert server.requests[-1].headers["Range"] == "bytes=120000-"
+    assert dest.read_bytes() == PAYLOAD
+    assert leftovers(tmp_path) == ["catalog.csv.gz", "catalog.csv.gz.manifest.json"]
+
+
+def test_partial_file_of_older_version_is_not_spliced(server, tmp_path):
+    server.cut_after("catalog.csv.gz", 120_000)
+    server.cut_after("catalog.csv.gz", 0)  # and the resume attempt brings nothing: give up
+    dest = tmp_path / "catalog.csv.gz"
+    with pytest.raises(DownloadError):
+        download(server.url("catalog.csv.gz"), dest, retries=0)
+    newer = os.urandom(200_000)
+    server.files["catalog.csv.gz"] = newer  # the file changed on the server before the rerun
+
+    entry = download(server.url("catalog.csv.gz"), dest)
+    assert "If-Range" in server.requests[-1].headers
+    assert dest.read_bytes() == newer and entry["size"] == len(newer)
+
+
+def test_server_ignoring_range_still_gives_correct_file(server, tmp_path):
+    server.ignore_range = True
+    server.cut_after("catalog.csv.gz", 100_000)
+    dest = tmp_path / "catalog.csv.gz"
+
+    download(server.url("catalog.csv.gz"), dest, sha256=SHA)
+
+    assert server.requests[1].headers["Range"] == "bytes=100000-"
+    assert dest.read_bytes() == PAYLOAD
+
+
+def test_checksum_mismatch_leaves_nothing(server, tmp_path):
+    dest = tmp_path / "catalog.csv.gz"
+    url = server.url("catalog.csv.gz")
+    with pytest.raises(ChecksumError) as failure:
+        download(url, dest, sha256="0" * 64)
+    message = str(failure.value)
+    assert url in message and "0" * 64 in message and SHA in message
+    assert leftovers(tmp_path) == []
+
+
+def test_wrong_size_leaves_nothing(server, tmp_path):
+    with pytest.raises(DownloadError, match="expected 12345"):
+        download(server.url("catalog.csv.gz"), tmp_path / "c.gz", expected_size=12345)
+    assert leftovers(tmp_path) == []
+
+
+def test_missing_file_names_url_and_status(server, tmp_path):
+    url = server.url("nothing-here.csv")
+    with pytest.raises(DownloadError) as failure:
+        download(url, tmp_path / "nothing-here.csv")
+    assert url in str(failure.value) and "404" in str(failure.value)
+    assert not failure.value.resumable
+    assert leftovers(tmp_path) == []
+
+
+def test_unreachable_host_is_named(tmp_path):
+    with FileServer() as gone:
+        url = gone.url("catalog.csv")  # a port that nobody listens on once the server stops
+    with pytest.raises(DownloadError, match="catalog.csv: download failed after 1 retries"):
+        download(url, tmp_path / "catalog.csv", retries=1)
+    assert leftovers(tmp_path) == []
+
+
+def test_transient_server_errors_are_retried(server, tmp_path):
+    server.answer_status("catalog.csv.gz", 503, times=2)
+    dest = tmp_path / "catalog.csv.gz"
+    download(server.url("catalog.csv.gz"), dest, retries=2)
+    assert dest.read_bytes() == PAYLOAD
+
+
+def test_persistent_server_errors_give_up_naming_status(server, tmp_path):
+    server.answer_status("catalog.csv.gz", 503, times=5)
+    with pytest.raises(DownloadError, match="503") as failure:
+        download(server.url("catalog.csv.gz"), tmp_path / "c.gz", retries=1)
+    assert server.url("catalog.csv.gz") in str(failure.value)
+    assert len(server.requests) == 2
+    assert leftovers(tmp_path) == []
+
+
+def test_finished_download_is_skipped(server, tmp_path):
+    dest = tmp_path / "catalog.csv.gz"
+    first = download(server.url("catalog.csv.gz"), dest, sha256=SHA)
+    again = download(server.url("catalog.csv.gz"), dest, sha256=SHA)
+    assert again == first
+    assert len(server.requests) == 1
+
+
+def test_damaged_file_is_downloaded_again(server, tmp_path):
+    dest = tmp_path / "catalog.csv.gz"
+    download(server.url("catalog.csv.gz"), dest)
+    dest.write_bytes(b"truncated")
+    download(server.url("catalog.csv.gz"), dest)
+    assert dest.read_bytes() == PAYLOAD
+    assert len(server.requests) == 2
+
+
+# --- archives ---------------------------------------------------------------------------------
+
+TREE = {"images_gz2/images/101.jpg": b"a" * 1000, "images_gz2/images/102.jpg": b"b" * 2000,
+        "README.txt": b"hello"}
+
+
+def make_zip(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def make_tar(path: Path, members: dict[str, bytes], links: dict[str, str] | None = None) -> Path:
+    with tarfile.open(path, "w:gz") as archive:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+        for name, target in (links or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            archive.addfile(info)
+    return path
+
+
+@pytest.mark.parametrize("maker", [make_zip, make_tar])
+def test_archive_extracts_whole_tree(tmp_path, maker):
+    archive = maker(tmp_path / "data.archive", TREE)
+    dest = tmp_path / "out" / "data"
+
+    files = safe_extract(archive, dest)
+
+    assert sorted(files) == sorted(dest / name for name in TREE)
+    for name, data in TREE.items():
+        assert (dest / name).read_bytes() == data
+    assert leftovers(dest.parent) == ["data"]  # no staging folder left behind
+
+
+@pytest.mark.parametrize("maker", [make_zip, make_tar])
+@pytest.mark.parametrize("bad_name", ["../evil.txt", "images/../../evil.txt", "/ABS/evil.txt"])
+def test_archive_member_outside_dest_is_refused(tmp_path, maker, bad_name):
+    if bad_name.startswith("/ABS"):
+        bad_name = str(tmp_path / "evil.txt")  # absolute path pointing at a real place
+    archive = maker(tmp_path / "bad.archive", {"ok.txt": b"fine", bad_name: b"pwned"})
+    dest = tmp_path / "work" / "out"
+
+    with pytest.raises(UnsafeArchiveError, match="refusing") as failure:
+        safe_extract(archive, dest)
+
+    assert repr(bad_name) in str(failure.value)
+    assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "work" / "evil.txt").exists()
+    assert not dest.exists()
+
+
+@pytest.mark.parametrize("target", ["../../outside", "/etc", "sub/../../x"])
+def test_tar_link_that_can_escape_is_refused(tmp_path, target):
+    archive = make_tar(tmp_path / "links.tar.gz", {"sub/a.txt": b"a"}, links={"sub/link": target})
+    with pytest.raises(UnsafeArchiveError, match="'sub/link'"):
+        safe_extract(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_tar_link_inside_dest_is_kept(tmp_path):
+    archive = make_tar(tmp_path / "links.tar.gz", {"sub/a.txt": b"a"}, links={"alias": "sub/a.txt"})
+    safe_extract(archive, tmp_path / "out")
+    assert (tmp_path / "out" / "alias").read_bytes() == b"a"
+
+
+def test_archive_over_size_limit_is_refused(tmp_path):
+    archive = make_zip(tmp_path / "big.zip", {"a.bin": bytes(60_000), "b.bin": bytes(60_000)})
+    with pytest.raises(UnsafeArchiveError, match="limit of 100,000 bytes"):
+        safe_extract(archive, tmp_path / "out", max_total_bytes=100_000)
+    assert not (tmp_path / "out").exists()
+    assert safe_extract(archive, tmp_path / "out", max_total_bytes=120_000)
+
+
+def test_failed_extraction_leaves_no_half_folder(tmp_path):
+    archive = make_zip(tmp_path / "data.zip", {"a.txt": b"A" * 5000, "b.txt": b"B" * 5000})
+    raw = bytearray(archive.read_bytes())
+    raw[raw.rindex(b"B" * 100)] = ord("C")  # corrupt the second member: its CRC check fails
+    archive.write_bytes(bytes(raw))
+
+    with pytest.raises(zipfile.BadZipFile):
+        safe_extract(archive, tmp_path / "out")
+    assert leftovers(tmp_path) == ["data.zip"]
+
+
+def test_extraction_refuses_to_overwrite(tmp_path):
+    archive = make_zip(tmp_path / "data.zip", TREE)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("mine")
+    with pytest.raises(AcquireError, match="already exists"):
+        safe_extract(archive, tmp_path / "out")
+    assert leftovers(tmp_path / "out") == ["keep.txt"]
+
+
+def test_not_an_archive_is_named(tmp_path):
+    junk = tmp_path / "junk.zip"
+    junk.write_bytes(b"<html>quota exceeded</html>")
+    with pytest.raises(AcquireError, match="junk.zip is neither a zip nor a tar"):
+        safe_extract(junk, tmp_path / "out")
+
+
+# --- image count ------------------------------------------------------------------------------
+
+def test_image_count_reports_missing_images(tmp_path, caplog):
+    images = tmp_path / "images"
+    images.mkdir()
+    for asset_id in (1, 2, 3, 99):
+        (images / f"{asset_id}.jpg").write_bytes(b"jpg")
+    mapping = tmp_path / "gz2_filename_mapping.csv"
+    mapping.write_text("objid,sample,asset_id\n11,original,1\n12,original,2\n13,extra,3\n"
+                       "14,original,4\n15,original,5\n")
+
+    with caplog.at_level(logging.WARNING):
+        counts = check_image_count(images, mapping)
+
+    assert counts["rows"] == 5 and counts["present"] == 3 and counts["missing"] == 2
+    assert counts["missing_examples"] == ["4", "5"]
+    assert "2 of 5 images" in caplog.text
+
+
+def test_image_count_names_missing_column(tmp_path):
+    mapping = tmp_path / "mapping.csv"
+    mapping.write_text("objid,filename\n1,a.jpg\n")
+    with pytest.raises(AcquireError, match=r"mapping.csv has no 'asset_id' column"):
+        check_image_count(tmp_path, mapping)
+
+
+# --- Kaggle -----------------------------------------------------------------------------------
+
+@pytest.fixture
+def no_kaggle_login(monkeypatch, tmp_path):
+    """An environment with no Kaggle credentials anywhere (and HTTPS kept on this machine)."""
+    for name in list(os.environ):
+        if name.startswith("KAGGLE_") or name.lower() in ("no_proxy", "https_proxy", "all_proxy"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home" / ".config"))
+    (tmp_path / "home").mkdir()
+
+
+@pytest.fixture
+def fake_kaggle_login(no_kaggle_login, monkeypatch):
+    monkeypatch.setenv("KAGGLE_USERNAME", "someone")
+    monkeypatch.setenv("KAGGLE_KEY", FAKE_KEY)
+    with FileServer() as proxy:  # refuses every tunnel: the kaggle client stays offline
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url("").rstrip("/"))
+        yield proxy
+
+
+def test_kaggle_spec_parsing():
+    assert parse_kaggle_spec("kaggle:jaimetrickz/galaxy-zoo-2-images") == (
+        "jaimetrickz/galaxy-zoo-2-images")
+    with pytest.raises(AcquireError, match="kaggle:<owner>/<dataset>"):
+        parse_kaggle_spec("kaggle:galaxy-zoo-2-images")
+
+
+def test_missing_kaggle_credentials_give_one_clear_error(no_kaggle_login, monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "kaggle", None)  # importing kaggle now would fail loudly
+    with pytest.raises(KaggleCredentialsError) as failure:
+        fetch_kaggle("kaggle:jaimetrickz/galaxy-zoo-2-images", tmp_path / "images")
+    message = str(failure.value)
+    for needed in ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY", "kaggle.json",
+                   "https://www.kaggle.com/settings/api", "data.images"):
+        assert needed in message
+    assert not (tmp_path / "images").exists()
+
+
+def test_half_set_kaggle_credentials_are_pointed_out(no_kaggle_login, monkeypatch, tmp_path):
+    monkeypatch.setenv("KAGGLE_USERNAME", "someone")
+    with pytest.raises(KaggleCredentialsError, match="Only KAGGLE_USERNAME is set"):
+        fetch_kaggle("kaggle:owner/data", tmp_path)
+
+
+def test_kaggle_json_in_config_dir_is_found(no_kaggle_login, monkeypatch, tmp_path):
+    config_dir = tmp_path / "secrets"
+    config_dir.mkdir()
+    (config_dir / "kaggle.json").write_text(json.dumps({"username": "u", "key": FAKE_KEY}))
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(config_dir))
+    assert find_kaggle_credentials() == str(config_dir / "kaggle.json")
+
+
+def test_kaggle_failure_never_reveals_the_key(fake_kaggle_login, tmp_path, caplog, capsys):
+    with caplog.at_level(logging.DEBUG), pytest.raises(KaggleDownloadError) as failure:
+        fetch_kaggle("kaggle:jaimetrickz/galaxy-zoo-2-images", tmp_path / "images")
+
+    assert "jaimetrickz/galaxy-zoo-2-images" in str(failure.value)
+    assert any(r.method == "CONNECT" and "kaggle.com" in r.path for r in fake_kaggle_login.requests)
+    captured = capsys.readouterr()
+    for text in (str(failure.value), caplog.text, captured.out, captured.err):
+        assert FAKE_KEY not in text
+
+
+def test_rejected_kaggle_token_never_revealed(no_kaggle_login, monkeypatch, tmp_path, caplog,
+                                              capsys):
+    monkeypatch.setenv("KAGGLE_API_TOKEN", FAKE_KEY)
+    with FileServer() as proxy, caplog.at_level(logging.DEBUG):
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url("").rstrip("/"))
+        with pytest.raises(KaggleCredentialsError, match="KAGGLE_API_TOKEN") as failure:
+            fetch_kaggle("kaggle:owner/data", tmp_path / "images")
+    captured = capsys.readouterr()
+    for text in (str(failure.value), caplog.text, captured.out, captured.err):
+        assert FAKE_KEY not in text
+
+
+def test_key_echoed_by_kaggle_package_is_redacted(fake_kaggle_login, monkeypatch, tmp_path,
+                                                  caplog, capsys):
+    from kaggle.api.kaggle_api_extended import KaggleApi
+
+    def echoing_failure(self, dataset, path=None, **kwargs):
+        print(f"debug: auth=someone:{FAKE_KEY}")
+        raise RuntimeError(f"401 for key {FAKE_KEY}")
+
+    monkeypatch.setattr(KaggleApi, "dataset_download_files", echoing_failure)
+    with caplog.at_level(logging.INFO), pytest.raises(KaggleDownloadError) as failure:
+        fetch_kaggle("kaggle:owner/data", tmp_path / "images")
+
+    assert "401 for key ***" in str(failure.value) and failure.value.__cause__ is None
+    assert "auth=someone:***" in caplog.text
+    captured = capsys.readouterr()
+    for text in (str(failure.value), caplog.text, captured.out, captured.err):
+        assert FAKE_KEY not in text
+
+
+def test_kaggle_zip_is_extracted_and_image_folder_returned(fake_kaggle_login, monkeypatch,
+                                                           tmp_path):
+    from kaggle.api.kaggle_api_extended import KaggleApi
+
+    calls = []
+
+    def deliver_zip(self, dataset, path=None, unzip=False, quiet=True, **kwargs):
+        calls.append((dataset, unzip))
+        make_zip(Path(path) / f"{dataset.split('/')[1]}.zip", TREE)
+
+    monkeypatch.setattr(KaggleApi, "dataset_download_files", deliver_zip)
+    cache = tmp_path / "images"
+
+    folder = fetch_kaggle("kaggle:jaimetrickz/galaxy-zoo-2-images", cache, expected_images=2)
+    again = fetch_kaggle("kaggle:jaimetrickz/galaxy-zoo-2-images", cache, expected_images=2)
+
+    assert folder == again == cache / "galaxy-zoo-2-images" / "images_gz2" / "images"
+    assert sorted(p.name for p in folder.iterdir()) == ["101.jpg", "102.jpg"]
+    assert calls == [("jaimetrickz/galaxy-zoo-2-images", False)]
+    assert leftovers(cache) == ["galaxy-zoo-2-images"]  # zip removed after extraction
+    with pytest.raises(AcquireError, match="found 2 images"):
+        fetch_kaggle("kaggle:jaimetrickz/galaxy-zoo-2-images", cache, expected_images=3)
+
+
+def test_kaggle_images_land_directly_in_output_folder(no_kaggle_login, tmp_path):
+    work = tmp_path / "downloads" / ".images.kaggle"
+    work.mkdir(parents=True)
+    make_zip(work / "galaxy-zoo-2-images.zip", TREE)  # as the Kaggle API leaves it
+    output = tmp_path / "downloads" / "images"
+
+    assert fetch_kaggle_images("jaimetrickz/galaxy-zoo-2-images", output) == output
+
+    assert sorted(p.name for p in output.iterdir()) == ["101.jpg", "102.jpg"]
+    assert (output / "101.jpg").read_bytes() == TREE["images_gz2/images/101.jpg"]
+    assert leftovers(work) == []
+
+
+def test_finished_kaggle_zip_is_reused_offline(no_kaggle_login, tmp_path):
+    cache = tmp_path / "images"
+    cache.mkdir()
+    make_zip(cache / "galaxy-zoo-2-images.zip", TREE)  # downloaded, but extraction was cut short
+
+    folder = fetch_kaggle("kaggle:jaimetrickz/galaxy-zoo-2-images", cache)
+
+    assert sorted(p.name for p in folder.iterdir()) == ["101.jpg", "102.jpg"]
+
+
+# --- Google Drive and resolve -----------------------------------------------------------------
+
+@pytest.mark.parametrize("given", [
+    GDRIVE_ID,
+    f"gdrive:{GDRIVE_ID}",
+    f"https://drive.google.com/file/d/{GDRIVE_ID}/view?usp=sharing",
+    f"https://drive.google.com/open?id={GDRIVE_ID}",
+    f"https://drive.google.com/uc?export=download&id={GDRIVE_ID}",
+])
+def test_gdrive_id_parsing(given):
+    assert gdrive_file_id(given) == GDRIVE_ID
+
+
+@pytest.mark.parametrize("given", [
+    "https://drive.google.com/uc?id=[]",  # the original repo's placeholder link
+    f"https://example.com/file/d/{GDRIVE_ID}/view",
+    "model.zip",
+])
+def test_gdrive_id_parsing_rejects_non_drive_input(given):
+    with pytest.raises(GDriveError, match="not a Google Drive file id"):
+        gdrive_file_id(given)
+
+
+def test_resolve_local_path(tmp_path):
+    local = tmp_path / "catalog.csv"
+    local.write_bytes(PAYLOAD)
+    assert resolve(str(local), tmp_path / "cache", sha256=SHA) == local
+    with pytest.raises(ChecksumError, match="catalog.csv"):
+        resolve(local, tmp_path / "cache", sha256="0" * 64)
+    with pytest.raises(AcquireError, match="nowhere.csv does not exist"):
+        resolve(tmp_path / "nowhere.csv", tmp_path / "cache")
+
+
+def test_resolve_url_downloads_into_cache(server, tmp_path):
+    path = resolve(server.url("catalog.csv.gz") + "?download=1", tmp_path / "cache", sha256=SHA)
+    assert path == tmp_path / "cache" / "catalog.csv.gz"
+    assert path.read_bytes() == PAYLOAD
+
+
+def test_resolve_rejects_unknown_scheme(tmp_path):
+    with pytest.raises(AcquireError, match="unsupported scheme"):
+        resolve("s3://bucket/catalog.csv", tmp_path)

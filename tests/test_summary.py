@@ -1,0 +1,164 @@
+import json
+
+import pandas as pd
+import pytest
+
+from spiralarms import summary
+
+SIX = ["1", "2", "3", "4", "5+", "?"]
+
+
+def subset_metrics(accuracy, macro_f1, class_names=SIX, f1_first=0.5):
+    """The part of compute_metrics output that summary reads."""
+    per_class = {name: {"precision": 0.7, "recall": 0.6, "f1": 0.65, "support": 10}
+                 for name in class_names}
+    per_class[class_names[0]]["f1"] = f1_first
+    return {"n": 10 * len(class_names), "class_names": list(class_names),
+            "accuracy": accuracy, "accuracy_ci95": [accuracy - 0.05, accuracy + 0.04],
+            "macro_precision": 0.7, "macro_recall": 0.6, "macro_f1": macro_f1,
+            "macro_f1_ci95": [macro_f1 - 0.1, macro_f1 + 0.08], "weighted_precision": 0.7,
+            "weighted_recall": accuracy, "weighted_f1": 0.66, "ece": 0.12,
+            "per_class": per_class,
+            "confusion_matrix": [[10 if i == j else 0 for j in class_names]
+                                 for i in class_names]}
+
+
+def write_nested(root, experiment, val, test=None):
+    folder = root / experiment
+    folder.mkdir(parents=True)
+    subsets = {"val": val} | ({"test": test} if test else {})
+    path = folder / "metrics.json"
+    path.write_text(json.dumps({"experiment": experiment, "subsets": subsets}))
+    return path
+
+
+@pytest.fixture
+def three_runs(tmp_path):
+    return [
+        write_nested(tmp_path, "b0_6class_standard_s42", subset_metrics(0.80, 0.70, f1_first=0.4),
+                     test=subset_metrics(0.75, 0.60)),
+        write_nested(tmp_path, "b0_6class_standard_s43", subset_metrics(0.90, 0.74, f1_first=0.6)),
+        write_nested(tmp_path, "v2m_merge34_heldout_test_s42",
+                     subset_metrics(0.85, 0.72, class_names=["1", "2", "3-4", "5+", "?"])),
+    ]
+
+
+def test_parse_experiment_name():
+    assert summary.parse_experiment("b0_6class_standard_s42") == {
+        "model": "b0", "classes": "6class", "mode": "standard", "seed": 42}
+    assert summary.parse_experiment("v2m_merge45_heldout_test_s7")["mode"] == "heldout_test"
+    with pytest.raises(ValueError, match="b0_6class_standard_s42"):
+        summary.parse_experiment("b0-6class-42")
+
+
+def test_collect_nested_form_one_row_per_experiment_and_subset(three_runs):
+    table = summary.collect(three_runs)
+    assert list(zip(table["experiment"], table["subset"])) == [
+        ("b0_6class_standard_s42", "test"), ("b0_6class_standard_s42", "val"),
+        ("b0_6class_standard_s43", "val"), ("v2m_merge34_heldout_test_s42", "val")]
+    val42 = table.iloc[1]
+    assert (val42["model"], val42["classes"], val42["mode"], val42["seed"]) == (
+        "b0", "6class", "standard", 42)
+    assert val42["accuracy"] == 0.80 and val42["macro_f1"] == 0.70
+    assert val42["accuracy_ci_low"] == pytest.approx(0.75)
+    assert val42["macro_f1_ci_high"] == pytest.approx(0.78)
+    assert val42["f1_1"] == 0.4 and val42["support_?"] == 10
+    assert pd.isna(val42["f1_3-4"])  # class of another variant
+    assert table.iloc[3]["f1_3-4"] == 0.65
+    assert json.loads(val42["confusion_matrix"])[0][0] == 10
+
+
+def test_collect_flat_form_takes_experiment_from_folder(tmp_path):
+    folder = tmp_path / "b0_merge45_standard_s1" / "val"
+    folder.mkdir(parents=True)
+    flat = subset_metrics(0.9, 0.8, class_names=["1", "2", "3", "4+", "?"]) | {"subset": "val"}
+    (folder / "metrics.json").write_text(json.dumps(flat))
+    row = summary.collect([folder / "metrics.json"]).iloc[0]
+    assert (row["experiment"], row["classes"], row["seed"], row["subset"]) == (
+        "b0_merge45_standard_s1", "merge45", 1, "val")
+    assert row["f1_4+"] == 0.65
+
+
+def test_collect_names_the_file_and_key_of_bad_input(tmp_path, three_runs):
+    broken = tmp_path / "b0_6class_standard_s50.json"
+    metrics = subset_metrics(0.8, 0.7)
+    del metrics["per_class"]
+    broken.write_text(json.dumps({"experiment": "b0_6class_standard_s50",
+                                  "subsets": {"val": metrics}}))
+    with pytest.raises(KeyError, match=r"b0_6class_standard_s50\.json.*'val'.*per_class"):
+        summary.collect([broken])
+    with pytest.raises(ValueError, match="appears in both"):
+        summary.collect([three_runs[0], three_runs[0]])
+
+
+def test_seed_summary_mean_and_std_over_seeds(three_runs):
+    seeds = summary.seed_summary(summary.collect(three_runs)).set_index(
+        ["model", "classes", "mode", "subset"])
+    b0_val = seeds.loc[("b0", "6class", "standard", "val")]
+    assert b0_val["n_seeds"] == 2 and b0_val["seeds"] == "42,43"
+    assert b0_val["accuracy_mean"] == pytest.approx(0.85)
+    assert b0_val["accuracy_std"] == pytest.approx(0.1 / 2 ** 0.5)  # sample std of 0.8, 0.9
+    assert b0_val["f1_1_mean"] == pytest.approx(0.5)
+    single = seeds.loc[("b0", "6class", "standard", "test")]
+    assert single["n_seeds"] == 1 and pd.isna(single["accuracy_std"])
+
+
+def test_write_tables_csv_markdown_and_booktabs(tmp_path, three_runs):
+    table = summary.collect(three_runs)
+    written = summary.write_tables(table, tmp_path / "tables")
+    assert sorted(p.name for p in written) == sorted(
+        f"{stem}.{ext}" for stem in ("metrics", "seeds") for ext in ("csv", "md", "tex"))
+    assert len(pd.read_csv(tmp_path / "tables" / "metrics.csv")) == 4
+    md = (tmp_path / "tables" / "metrics.md").read_text().splitlines()
+    assert md[0].startswith("| model | classes | mode | seed | subset | n | accuracy |")
+    assert len(md) == 2 + 4
+    assert "| 0.800 [0.750, 0.840] |" in md[3]  # val row of seed 42
+    seeds_md = (tmp_path / "tables" / "seeds.md").read_text()
+    assert "0.850 ± 0.071" in seeds_md
+    tex = (tmp_path / "tables" / "seeds.tex").read_text()
+    assert tex.startswith("\\begin{tabular}") and "\\toprule" in tex and "\\bottomrule" in tex
+    assert "heldout\\_test" in tex and "0.850 $\\pm$ 0.071" in tex
+
+
+def test_notebook_reference_file():
+    reference = summary.load_notebook_reference()
+    assert reference["source"]["repository"] == "mmmmmmwei/galaxy-spiralarm-classifier"
+    assert reference["source"]["commit"] == "08747bf"
+    assert "B3" in reference["source"]["note"]
+    assert sum(map(sum, reference["confusion_matrix"])) == reference["n"] == 339
+
+
+def test_paper_comparison_puts_our_b0_6class_val_beside_the_notebook(three_runs):
+    table = summary.paper_comparison(summary.collect(three_runs)).set_index("metric")
+    assert list(table.columns) == ["notebook", "b0_6class_standard_s42",
+                                   "b0_6class_standard_s43", "b0_6class_standard mean",
+                                   "b0_6class_standard std"]
+    assert table.loc["accuracy", "notebook"] == 0.8584
+    assert table.loc["macro_f1", "notebook"] == 0.7951
+    assert table.loc["f1_4", "notebook"] == 0.3636
+    assert table.loc["support_5+", "notebook"] == 10
+    assert table.loc["accuracy", "b0_6class_standard_s43"] == 0.90
+    assert table.loc["accuracy", "b0_6class_standard mean"] == pytest.approx(0.85)
+
+
+def test_write_comparison(tmp_path, three_runs):
+    csv, md = summary.write_comparison(summary.collect(three_runs), tmp_path)
+    assert pd.read_csv(csv).set_index("metric").loc["f1_?", "notebook"] == 0.9149
+    text = md.read_text()
+    assert "08747bf" in text and "leak B3" in text
+    assert "| accuracy | 0.8584 | 0.8000 | 0.9000 |" in text
+    assert text.count("| true \\ pred |") == 3  # the notebook's matrix and both of ours
+
+
+def test_bad_experiment_name_in_file_is_reported_with_the_file(tmp_path):
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps({"experiment": "run1", "subsets": {"val": subset_metrics(.8, .7)}}))
+    with pytest.raises(ValueError, match=r"metrics\.json: experiment name 'run1'"):
+        summary.collect([path])
+
+
+def test_comparison_without_b0_6class_runs_shows_the_notebook_only(tmp_path, caplog):
+    path = write_nested(tmp_path, "v2m_6class_standard_s42", subset_metrics(0.9, 0.8))
+    table = summary.paper_comparison(summary.collect([path]))
+    assert list(table.columns) == ["metric", "notebook"]
+    assert "no b0 / 6class / val results" in caplog.text

@@ -1,0 +1,88 @@
+"""Training survives a SIGKILL (resumes from the last finished epoch) and is deterministic on CPU."""
+
+import json
+import re
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tiny_shards import make_tiny_shards
+
+RUNNER = Path(__file__).with_name("train_runner.py")
+SETTINGS = {"epochs": 6, "batch_size": 8, "image_size": 32, "learning_rate": 1e-3,
+            "patience": 50, "shuffle": True, "bn_momentum": 0.9, "augment": {"zoom": 0.1}}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    return make_tiny_shards(tmp_path_factory.mktemp("tiny"))
+
+
+def _start(files, out: Path, seed=1, settings=SETTINGS, mode="xai"):
+    args = {"seed": seed, "mode": mode, "settings": settings, **files,
+            "model": str(out / "model.keras"), "history": str(out / "history.csv"),
+            "work_dir": str(out / "work")}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+           "PYTHONPATH": str(RUNNER.parent) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    log = open(out / "train.log", "a")
+    return subprocess.Popen([sys.executable, str(RUNNER), json.dumps(args)], stdout=log,
+                            stderr=subprocess.STDOUT, env=env)
+
+
+def _rows(path: Path) -> int:
+    return max(0, len(path.read_text().splitlines()) - 1) if path.exists() else 0
+
+
+def test_killed_training_resumes_from_last_finished_epoch(files, tmp_path):
+    process = _start(files, tmp_path)
+    ledger = tmp_path / "work" / "history.csv"
+    deadline = time.time() + 300
+    while _rows(ledger) < 2 and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # past the epoch-end backup, into the next epoch
+    process.send_signal(signal.SIGKILL)  # during epoch 3 (or later): never a clean shutdown
+    process.wait()
+    done_before = _rows(ledger)
+    assert 2 <= done_before < SETTINGS["epochs"], "the kill must land mid-training"
+    before = pd.read_csv(ledger)
+    assert not (tmp_path / "model.keras").exists()
+
+    assert _start(files, tmp_path).wait(timeout=600) == 0, (tmp_path / "train.log").read_text()
+    log = (tmp_path / "train.log").read_text()
+    resumed = [int(n) for n in re.findall(r"resumed from the backup at epoch (\d+)", log)]
+    # The epoch after the last finished one; one earlier only if the kill hit its backup write.
+    assert resumed and resumed[0] in (done_before + 1, done_before)
+    history = pd.read_csv(tmp_path / "history.csv")
+    assert history["epoch"].tolist() == list(range(1, SETTINGS["epochs"] + 1))
+    kept = resumed[0] - 1  # finished epochs were kept, not retrained
+    pd.testing.assert_frame_equal(history.iloc[:kept], before.iloc[:kept])
+    assert (tmp_path / "model.keras").exists()
+
+
+def _weights(path):
+    import keras
+
+    return [w.numpy() for w in keras.models.load_model(path).weights]
+
+
+def test_same_seed_gives_identical_weights_and_history(files, tmp_path):
+    settings = {**SETTINGS, "epochs": 2}
+    runs = [tmp_path / "a", tmp_path / "b", tmp_path / "c"]
+    for run, seed in zip(runs, (7, 7, 8)):
+        run.mkdir()
+        assert _start(files, run, seed=seed, settings=settings).wait(timeout=600) == 0, \
+            (run / "train.log").read_text()
+    history = [pd.read_csv(r / "history.csv").drop(columns="seconds") for r in runs]
+    pd.testing.assert_frame_equal(history[0], history[1])
+    same, other = _weights(runs[0] / "model.keras"), _weights(runs[1] / "model.keras")
+    for a, b in zip(same, other):
+        np.testing.assert_array_equal(a, b)
+    different = _weights(runs[2] / "model.keras")
+    assert any(not np.array_equal(a, b) for a, b in zip(same, different))

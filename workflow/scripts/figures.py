@@ -1,0 +1,12 @@
+from spiralarms import logs
+from spiralarms.experiment_figures import write_experiment_figures
+
+logs.to_file(snakemake.log[0])
+write_experiment_figures(
+    snakemake.input.metrics,
+    snakemake.input.predictions,
+    snakemake.input.history,
+    snakemake.input.images,
+    snakemake.output.figures,
+    crop_size=snakemake.params.settings["crop_size"],
+)

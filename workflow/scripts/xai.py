@@ -1,0 +1,14 @@
+from spiralarms import logs
+from spiralarms.experiment import Experiment
+from spiralarms.xai_stage import run_xai
+
+logs.to_file(snakemake.log[0])
+run_xai(
+    Experiment.parse(snakemake.wildcards.experiment),
+    snakemake.input.model,
+    snakemake.input.predictions,
+    snakemake.input.images,
+    snakemake.params.settings,
+    snakemake.params.xai,
+    snakemake.output.xai,
+)
