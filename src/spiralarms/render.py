@@ -8,6 +8,8 @@ The demo model sees only the central 224 px of the frame, downsampled to 64 px g
 countable classes keep the disc inside that crop and the arms wide apart (see `MIN_PITCH_DEG`).
 """
 
+from typing import NamedTuple
+
 import numpy as np
 from scipy.ndimage import gaussian_filter
 from scipy.special import expit
@@ -31,8 +33,7 @@ MAX_ARM_RADIUS = 96.0  # keeps arms inside the central 224 crop (half width 112,
 # RGB weights of each light component (g, r, i shown as B, G, R like SDSS composites)
 COLOURS = {
     "disc": (1.00, 0.90, 0.78),
-    "arms": (0.72, 0.84, 1.00),
-    "knots": (0.62, 0.78, 1.00),
+    "arms": (0.70, 0.83, 1.00),  # arms and their star-forming knots
     "bulge": (1.00, 0.80, 0.55),
 }
 
@@ -175,22 +176,29 @@ def _edgeon_params(rng):
 # ---------------------------------------------------------------- rendering
 
 
+class _Light(NamedTuple):
+    """One light component: its flux over `extent`, the slice of the box that holds it all."""
+
+    flux: np.ndarray
+    extent: tuple
+    colour: str
+    blurred: bool  # False for light too smooth for the PSF to change (a spiral's disc)
+
+
 def render_from_params(params, rng):
     """Render the galaxy described by `params`; `rng` draws the knots, stars and sky noise."""
-    size = params["size"]
     half = _box_half_size(params)
     grid = _Grid(params, half)
-    if params["kind"] == "elliptical":
-        components = {"bulge": _sersic(grid.r_bulge, params["bulge_n"], params["bulge_re"])}
-    elif params["kind"] == "edgeon":
-        components = _edgeon_components(params, grid)
-    else:
-        components = _spiral_components(params, grid, rng)
-    bands = _to_bands(components, params)
     sigma = params["psf_fwhm"] / 2.3548
-    bands = gaussian_filter(bands, sigma=(sigma, sigma, 0), mode="constant", truncate=3.0)
+    if params["kind"] == "elliptical":
+        lights = [_bulge(params, grid, grid.central(half), 1.0)]
+    elif params["kind"] == "edgeon":
+        lights = _edgeon_lights(params, grid, sigma)
+    else:
+        lights = _spiral_lights(params, grid, sigma, rng)
+    bands = _blurred_bands(lights, params, sigma, 2 * half)
     bands *= np.float32(params.get("core_boost", 1.0) / bands.max())
-    frame = _sky(params, rng, size)
+    frame = _sky(params, rng, params["size"])
     _add_stars(frame, params, rng, sigma)
     y0, x0 = grid.origin
     frame[y0:y0 + 2 * half, x0:x0 + 2 * half] += bands
@@ -208,11 +216,12 @@ def _box_half_size(params):
 
 
 class _Grid:
-    """Pixel coordinates of the galaxy's box in the disc plane (deprojected) and for the bulge."""
+    """Pixel coordinates of the galaxy's box, rotated to the major axis and deprojected."""
 
     def __init__(self, params, half):
         size = params["size"]
         cx, cy = size / 2 + params["dx"], size / 2 + params["dy"]
+        self.half = half
         self.origin = (round(cy) - half, round(cx) - half)
         # Python floats keep the grid float32 (NumPy scalars would promote it to float64)
         pixels = np.arange(2 * half, dtype=np.float32)
@@ -223,52 +232,64 @@ class _Grid:
         self.xr = x * cos_pa + y * sin_pa
         self.yr = y * cos_pa - x * sin_pa
         self.cos_i = max(float(np.cos(np.deg2rad(params.get("incl_deg", 0.0)))), 0.02)
+        self.bulge_q = params["bulge_q"]
         self.r = np.hypot(self.xr, self.yr * (1.0 / self.cos_i))
-        self.r_bulge = np.hypot(self.xr, self.yr * (1.0 / params["bulge_q"]))
 
     def central(self, radius):
-        """Slice of the box within `radius` px of its centre (where the arms can be)."""
-        half = self.r.shape[0] // 2
-        inner = min(half, int(np.ceil(radius)))
-        return np.s_[half - inner:half + inner, half - inner:half + inner]
+        """Slice of the box within `radius` px of its centre."""
+        inner = min(self.half, int(np.ceil(radius)))
+        return np.s_[self.half - inner:self.half + inner, self.half - inner:self.half + inner]
 
     def theta(self, region):
         """Azimuth in the disc plane over `region` (only the arms need it)."""
         return np.arctan2(self.yr[region] * (1.0 / self.cos_i), self.xr[region])
 
-    def to_pixels(self, r, theta):
-        """Box pixel indices (row, col) of disc-plane points (r, theta)."""
+    def r_bulge(self, region):
+        return np.hypot(self.xr[region], self.yr[region] * (1.0 / self.bulge_q))
+
+    def to_pixels(self, r, theta, region):
+        """Pixel indices (row, col) within `region` of disc-plane points (r, theta)."""
         xr, yr = r * np.cos(theta), r * np.sin(theta) * self.cos_i
-        half = self.r.shape[0] // 2
-        # invert the position-angle rotation; the box centre is the galaxy centre to 1 px
-        pa = self.pa
-        x = xr * np.cos(pa) - yr * np.sin(pa)
-        y = xr * np.sin(pa) + yr * np.cos(pa)
-        return np.rint(y + half - 0.5).astype(int), np.rint(x + half - 0.5).astype(int)
+        x = xr * np.cos(self.pa) - yr * np.sin(self.pa)
+        y = xr * np.sin(self.pa) + yr * np.cos(self.pa)
+        # the box centre is the galaxy centre to within a pixel: good enough for knots
+        inner = region[0].stop - self.half
+        return np.rint(y + inner - 0.5).astype(int), np.rint(x + inner - 0.5).astype(int)
 
 
 def _sersic(r, n, re):
     b = 2.0 * n - 1.0 / 3.0
-    return np.exp(-b * ((r / re) ** (1.0 / n) - 1.0)).astype(np.float32)
+    return np.exp(-b * ((r * (1 / re)) ** (1.0 / n) - 1.0)).astype(np.float32)
 
 
-def _spiral_components(params, grid, rng):
+def _bulge(params, grid, region, flux):
+    """Sersic bulge over `region`, scaled to total `flux`."""
+    bulge = _sersic(grid.r_bulge(region), params["bulge_n"], params["bulge_re"])
+    bulge *= np.float32(flux / bulge.sum())
+    return _Light(bulge, region, "bulge", True)
+
+
+def _bulge_region(params, grid, sigma):
+    return grid.central(8 * params["bulge_re"] + 3 * sigma + 1)
+
+
+def _spiral_lights(params, grid, sigma, rng):
     h, r = params["h"], grid.r
     taper = expit((4.5 * h - r) * (1 / (0.25 * h)))  # fades the disc out well inside the box
     disc = np.exp(r * (-1 / h)) * taper
-    # the arms' outer edge is < 0.5 % of its peak 0.8 h beyond r_out: compute them only inside
-    region = grid.central(params["r_out"] + 0.8 * h)
+    # the arms fall below 0.5 % of their peak 0.8 h beyond r_out: compute them only inside
+    region = grid.central(params["r_out"] + 0.8 * h + 3 * sigma)
     r_arms = r[region]
     env = expit((r_arms - params["r_in"]) * (1 / (0.25 * h))) * expit(
         (params["r_out"] - r_arms) * (1 / (0.15 * h))) * taper[region]
-    arms = np.zeros_like(r)
-    arms[region] = (np.exp(r_arms * (-1 / params["h_arm"])) * env * params["arm_amp"]
-                    * _arm_pattern(params, r_arms, grid.theta(region), rng))
-    knots = _knots(params, grid, rng, arms.sum())
-    flux = disc.sum() + arms.sum() + knots.sum()
-    bulge = _sersic(grid.r_bulge, params["bulge_n"], params["bulge_re"])
-    bulge *= params["bt"] / (1 - params["bt"]) * flux / bulge.sum()
-    return {"disc": disc, "arms": arms, "knots": knots, "bulge": bulge}
+    arms = (np.exp(r_arms * (-1 / params["h_arm"])) * env * params["arm_amp"]
+            * _arm_pattern(params, r_arms, grid.theta(region), rng))
+    _add_knots(arms, params, grid, region, rng)
+    flux = float(disc.sum() + arms.sum())
+    bulge = _bulge(params, grid, _bulge_region(params, grid, sigma),
+                   params["bt"] / (1 - params["bt"]) * flux)
+    return [_Light(disc, grid.central(grid.half), "disc", False),
+            _Light(arms, region, "arms", True), bulge]
 
 
 def _arm_geometry(params):
@@ -301,26 +322,22 @@ def _flocculent_field(shape, rng):
     return np.repeat(np.repeat(coarse, 4, 0), 4, 1)[:shape[0], :shape[1]]
 
 
-def _knots(params, grid, rng, arm_flux):
-    """Point-like star-forming knots along the arms; the PSF gives them their size."""
-    knots = np.zeros_like(grid.r)
+def _add_knots(arms, params, grid, region, rng):
+    """Point-like star-forming knots along the arms (the PSF gives them their size)."""
     n = params["n_knots"]
     m, spacing, winding, sigma = _arm_geometry(params)
     r = params["r_in"] + (params["r_out"] - params["r_in"]) * rng.random(n) ** 1.3
     arm = rng.integers(0, m, n)
     theta = (params["arm_phase"] + arm * spacing + winding * np.log(r / params["r_in"])
              + rng.normal(0, 0.5 * sigma, n))
-    rows, cols = grid.to_pixels(r, theta)
-    inside = (rows >= 0) & (rows < knots.shape[0]) & (cols >= 0) & (cols < knots.shape[1])
+    rows, cols = grid.to_pixels(r, theta, region)
+    inside = (rows >= 0) & (rows < arms.shape[0]) & (cols >= 0) & (cols < arms.shape[1])
     flux = np.exp(-r / params["h_arm"]) * rng.lognormal(0, 0.5, n)
-    np.add.at(knots, (rows[inside], cols[inside]), flux[inside])
-    total = knots.sum()
-    if total > 0:
-        knots *= params["knot_frac"] * arm_flux / total
-    return knots
+    flux *= params["knot_frac"] * float(arms.sum()) / max(float(flux[inside].sum()), 1e-12)
+    np.add.at(arms, (rows[inside], cols[inside]), flux[inside].astype(np.float32))
 
 
-def _edgeon_components(params, grid, rng=None):
+def _edgeon_lights(params, grid, sigma):
     h, hz = params["h"], params["hz"]
     disc = (np.exp(-np.sqrt(grid.xr ** 2 + 1.0) / h) * np.exp(-np.abs(grid.yr) / hz)
             * expit((5.0 * h - np.abs(grid.xr)) / (0.3 * h)))
@@ -328,19 +345,23 @@ def _edgeon_components(params, grid, rng=None):
         lane = np.exp(-0.5 * (grid.yr / (0.5 * hz)) ** 2) * expit(
             (3.5 * h - np.abs(grid.xr)) / (0.3 * h))
         disc *= 1 - params["dust"] * lane
-    bulge = _sersic(grid.r_bulge, params["bulge_n"], params["bulge_re"])
-    bulge *= params["bt"] / (1 - params["bt"]) * disc.sum() / bulge.sum()
-    return {"disc": disc.astype(np.float32), "bulge": bulge}
+    bulge = _bulge(params, grid, _bulge_region(params, grid, sigma),
+                   params["bt"] / (1 - params["bt"]) * float(disc.sum()))
+    return [_Light(disc.astype(np.float32), grid.central(grid.half), "disc", True), bulge]
 
 
-def _to_bands(components, params):
-    """Mix the light components into (H, W, 3) RGB flux with per-component colours and tint."""
+def _blurred_bands(lights, params, sigma, width):
+    """PSF-blur each light over its extent and mix them into (width, width, 3) RGB flux."""
     tint = (params["tint_r"], params["tint_g"], params["tint_b"])
-    first = next(iter(components.values()))
-    bands = np.zeros(first.shape + (3,), dtype=np.float32)
-    for name, light in components.items():
+    bands = np.zeros((width, width, 3), dtype=np.float32)
+    for light in lights:
+        flux = light.flux
+        if light.blurred:
+            # extents leave >= 3 sigma of empty margin, so no light is lost at their edges
+            flux = gaussian_filter(flux, sigma, mode="constant", truncate=3.0)
+        target = bands[light.extent]
         for band in range(3):
-            bands[..., band] += float(COLOURS[name][band] * tint[band]) * light
+            target[..., band] += np.float32(COLOURS[light.colour][band] * tint[band]) * flux
     return bands
 
 

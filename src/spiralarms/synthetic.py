@@ -50,8 +50,8 @@ VOTE_SCENARIOS = {
 # ---------------------------------------------------------------- votes
 
 
-def _softmax_levels(n, centre, width):
-    """Probabilities over n ordered answers, peaked at `centre` (an answer index, may be fractional)."""
+def _ordered_levels(n, centre, width):
+    """Probabilities over n ordered answers, peaked at `centre` (a fractional answer index)."""
     p = np.exp(-0.5 * ((np.arange(n) - centre) / width) ** 2)
     return p / p.sum()
 
@@ -96,10 +96,11 @@ def _latent_answers(kind, params, scenario, rng):
         t01 = [0.99 - features, features, 0.01]
         edgeon, spiral = u(0.82, 0.98), u(0.1, 0.5)
     else:
-        features = u(0.2, 0.4) if scenario == "looks_smooth" else u(0.7, 0.97)
+        clear = scenario == "few_votes"  # an obvious spiral that few volunteers saw
+        features = u(0.2, 0.4) if scenario == "looks_smooth" else u(0.95 if clear else 0.7, 0.97)
         t01 = [0.99 - features, features, 0.01]
-        edgeon = u(0.4, 0.65) if scenario == "looks_edgeon" else u(0.0, 0.06)
-        spiral = u(0.3, 0.55) if scenario == "no_spiral" else u(0.85, 0.99)
+        edgeon = u(0.4, 0.65) if scenario == "looks_edgeon" else u(0.0, 0.01 if clear else 0.06)
+        spiral = u(0.3, 0.55) if scenario == "no_spiral" else u(0.98 if clear else 0.85, 0.99)
     bt = params.get("bt", 0.3)
     arm_class = kind if isinstance(kind, int) else int(rng.integers(0, 6))
     odd = u(0.02, 0.2)
@@ -108,12 +109,12 @@ def _latent_answers(kind, params, scenario, rng):
         "t02_edgeon": [edgeon, 1 - edgeon],
         "t03_bar": [odd + 0.1, 0.9 - odd],
         "t04_spiral": [spiral, 1 - spiral],
-        "t05_bulge_prominence": _softmax_levels(4, 0.5 + 8 * bt, 0.7),
+        "t05_bulge_prominence": _ordered_levels(4, 0.5 + 8 * bt, 0.7),
         "t06_odd": [odd, 1 - odd],
-        "t07_rounded": _softmax_levels(3, 2 * (1 - params.get("bulge_q", 0.9)) / 0.4, 0.6),
+        "t07_rounded": _ordered_levels(3, 2 * (1 - params.get("bulge_q", 0.9)) / 0.4, 0.6),
         "t08_odd_feature": rng.dirichlet(np.full(7, 0.7)),
-        "t09_bulge_shape": _softmax_levels(3, 0.0 if bt > 0.1 else 2.0, 0.8),
-        "t10_arms_winding": _softmax_levels(3, (params.get("pitch_deg", 20) - 12) / 10, 0.6),
+        "t09_bulge_shape": _ordered_levels(3, 0.0 if bt > 0.1 else 2.0, 0.8),
+        "t10_arms_winding": _ordered_levels(3, (params.get("pitch_deg", 20) - 12) / 10, 0.6),
         "t11_arms_number": _arm_votes(arm_class, scenario, rng),
     }
 
@@ -136,14 +137,14 @@ TASK_ROUTE = {
 }
 
 
-def _simulate_votes(latent, n_volunteers, rng, careless_rate=0.15):
+def _simulate_votes(latent, n_volunteers, rng, careless_rate=0.15, care=(0.93, 1.0)):
     """Every volunteer answers every task they reach; careless ones answer more at random.
 
     Returns per task (counts, weights): GZ2 down-weights volunteers who disagree with the
     majority, which here are the careless ones.
     """
     careful = rng.random(n_volunteers) >= careless_rate
-    consistency = np.where(careful, rng.uniform(0.93, 1.0, n_volunteers),
+    consistency = np.where(careful, rng.uniform(*care, n_volunteers),
                            rng.uniform(0.2, 0.8, n_volunteers))
     weight = np.minimum(1.0, (consistency / 0.6) ** 4)
     answers, tallies = {}, {}
@@ -194,15 +195,44 @@ def _draw_scenario(kind, rng):
     return "clean"
 
 
-def catalogue_votes(kind, params, rng):
-    """Vote columns, `total_classifications`, `total_votes` and the scenario for one galaxy."""
+def assign_scenarios(kinds, rng, exact_from=50):
+    """Vote scenarios for a whole catalogue.
+
+    From `exact_from` arm-class galaxies on, each scenario gets round(rate * n) galaxies and at
+    least one, so the selection rejects some galaxies for every reason even in a small demo.
+    """
+    arm_galaxies = [i for i, kind in enumerate(kinds) if isinstance(kind, int)]
+    scenarios = ["non_target"] * len(kinds)
+    if len(arm_galaxies) < exact_from:
+        for i in arm_galaxies:
+            scenarios[i] = _draw_scenario(kinds[i], rng)
+        return scenarios
+    shuffled = iter(rng.permutation(arm_galaxies))
+    for scenario, rate in VOTE_SCENARIOS.items():
+        for _ in range(max(1, round(rate * len(arm_galaxies)))):
+            scenarios[next(shuffled)] = scenario
+    for i in shuffled:
+        scenarios[i] = "clean"
+    return scenarios
+
+
+def catalogue_votes(kind, params, rng, scenario=None):
+    """Vote columns, `total_classifications` and `total_votes` of one galaxy, and its scenario
+    (drawn from VOTE_SCENARIOS unless given)."""
     kind = check_kind(kind)
-    scenario = _draw_scenario(kind, rng)
+    if scenario is None:
+        scenario = _draw_scenario(kind, rng)
+    elif scenario not in VOTE_SCENARIOS and scenario not in ("clean", "non_target"):
+        raise ValueError(f"unknown vote scenario {scenario!r}; use 'clean' or one of "
+                         f"{list(VOTE_SCENARIOS)}")
     few = scenario == "few_votes"
-    n_volunteers = int(rng.integers(2, 4)) if few else int(np.clip(round(rng.normal(46, 8)), 28, 80))
-    # the few volunteers of a sparsely classified galaxy agree, so only the vote cut removes it
+    # two volunteers cast ~16 votes: below the cut of 20 whatever they answer
+    n_volunteers = 2 if few else int(np.clip(round(rng.normal(46, 8)), 28, 80))
+    # the two volunteers of a sparsely classified galaxy are careful, so only the vote cut
+    # removes it
     tallies = _simulate_votes(_latent_answers(kind, params, scenario, rng), n_volunteers, rng,
-                              careless_rate=0.0 if few else 0.15)
+                              careless_rate=0.0 if few else 0.15,
+                              care=(1.0, 1.0) if few else (0.93, 1.0))
     row = {"total_classifications": n_volunteers,
            "total_votes": int(sum(c.sum() for c, _ in tallies.values()))}
     for task, (counts, weights) in tallies.items():
@@ -253,13 +283,14 @@ def unique_ids(rng, n, low, high):
     return rng.permutation(ids)
 
 
-def _sexagesimal(value, hours):
-    sign = "-" if value < 0 else ("" if hours else "+")
-    value = abs(value) / 15 if hours else abs(value)
-    d = int(value)
-    m = int((value - d) * 60)
-    s = (value - d - m / 60) * 3600
-    return f"{sign}{d:02d}:{m:02d}:{s:05.2f}" if hours else f"{sign}{d:02d}:{m:02d}:{s:04.1f}"
+def _sexagesimal(degrees, hours):
+    """'HH:MM:SS.ss' for right ascension (hours=True), '+DD:MM:SS.s' for declination."""
+    decimals = 2 if hours else 1
+    sign = "-" if degrees < 0 else ("" if hours else "+")
+    units = abs(degrees) / 15 if hours else abs(degrees)
+    seconds = round(units * 3600, decimals)  # round once, so 59.999 s carries into the minutes
+    whole, minutes = divmod(int(seconds // 60), 60)
+    return f"{sign}{whole:02d}:{minutes:02d}:{seconds % 60:0{3 + decimals}.{decimals}f}"
 
 
 def _identity_columns(n, rng):
@@ -317,7 +348,10 @@ def _render_all(tasks, workers, progress):
     start, done, results = time.perf_counter(), 0, []
     step = max(1, len(tasks) // 10)
     if workers > 1:
-        pool = multiprocessing.get_context("spawn").Pool(workers)
+        # fork: the workers need no re-import of the caller's script (spawn would re-run an
+        # unguarded script, e.g. a Snakemake `script:`); they use only numpy, scipy and PIL
+        methods = multiprocessing.get_all_start_methods()
+        pool = multiprocessing.get_context("fork" if "fork" in methods else "spawn").Pool(workers)
         chunk = max(1, min(32, len(tasks) // (8 * workers)))
         iterator = pool.imap(_render_one, tasks, chunksize=chunk)
     else:
@@ -375,11 +409,9 @@ def synthesize(out_dir, n_per_class, n_elliptical, n_edgeon, seed, n_missing_ima
               size) for i in range(n)]
     all_params, render_seconds = _render_all(tasks, workers, progress)
 
-    votes, scenarios = [], []
-    for i, (kind, params) in enumerate(zip(kinds, all_params)):
-        row, scenario = catalogue_votes(kind, params, np.random.default_rng([seed, i, 1]))
-        votes.append(row)
-        scenarios.append(scenario)
+    scenarios = assign_scenarios(kinds, rng)
+    votes = [catalogue_votes(kind, params, np.random.default_rng([seed, i, 1]), scenarios[i])[0]
+             for i, (kind, params) in enumerate(zip(kinds, all_params))]
     catalogue = pd.concat([identity, pd.DataFrame(votes)], axis=1)[gz2.CATALOG_COLUMNS]
     _write_csv_gz(catalogue, out_dir / CATALOG_FILE)
 
@@ -462,7 +494,8 @@ def contact_sheet(out_dir, png_path, per_class=6):
         fig, axes = plt.subplots(len(rows), per_class, figsize=(1.6 * per_class, 1.7 * len(rows)),
                                  squeeze=False)
         for (kind, group), ax_row in zip(rows, axes):
-            for ax, (_, galaxy) in zip(ax_row, list(group.iterrows()) + [None] * per_class):
+            galaxies = [g for _, g in group.iterrows()] + [None] * per_class
+            for ax, galaxy in zip(ax_row, galaxies):
                 ax.set_xticks([])
                 ax.set_yticks([])
                 if galaxy is None:

@@ -11,5 +11,6 @@ rule shards:
     threads: 2
     params:
         size=config["shards"]["size"],
+        check=config["shards"]["check"],
     script:
         "../scripts/shards.py"

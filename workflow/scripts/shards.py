@@ -9,4 +9,5 @@ shards.write_shards(
     snakemake.output.shards,
     shard_size=snakemake.params.size,
     workers=snakemake.threads,
+    check=snakemake.params.check,
 )

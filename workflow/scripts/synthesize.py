@@ -1,6 +1,7 @@
 from pathlib import Path
 
 from spiralarms import logs, synthetic
+from spiralarms.synthetic_physical import write_physical
 
 logs.to_file(snakemake.log[0])
 s = snakemake.params.settings
@@ -14,5 +15,5 @@ synthetic.synthesize(
     n_missing_images=s["missing_images"],
     workers=snakemake.threads,
 )
-synthetic.write_physical(out_dir, snakemake.output.physical, seed=s["seed"])
+write_physical(out_dir, snakemake.output.physical, seed=s["seed"])
 synthetic.contact_sheet(out_dir, snakemake.output.sheet)

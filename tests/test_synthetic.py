@@ -1,0 +1,256 @@
+"""The synthetic GZ2 dataset: real file formats, determinism, and votes the paper's selection can use."""
+
+import filecmp
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from spiralarms import gz2
+from spiralarms.render import KINDS, draw_params, render_galaxy
+from spiralarms.synthetic import (
+    CATALOG_FILE,
+    IMAGE_DIR,
+    MAPPING_FILE,
+    TRUTH_FILE,
+    catalogue_votes,
+    contact_sheet,
+    read_truth,
+    synthesize,
+)
+
+PER_CLASS = [5, 5, 5, 5, 5, 5]
+N_MISSING = 2
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gz2")
+    summary = synthesize(out, PER_CLASS, n_elliptical=3, n_edgeon=3, seed=11,
+                         n_missing_images=N_MISSING, progress=False)
+    return out, summary
+
+
+def _catalogue(out):
+    return pd.read_csv(out / CATALOG_FILE)
+
+
+def test_catalogue_has_the_233_real_columns_in_order(dataset):
+    out, summary = dataset
+    catalogue = _catalogue(out)
+    assert list(catalogue.columns) == gz2.CATALOG_COLUMNS
+    assert len(catalogue) == summary["n_galaxies"] == sum(PER_CLASS) + 6
+
+
+def test_ids_are_unique_int64_beyond_float_precision_and_round_trip(dataset):
+    out, _ = dataset
+    catalogue = _catalogue(out)
+    as_text = pd.read_csv(out / CATALOG_FILE, dtype=str)
+    for column in ["specobjid", "dr8objid", "dr7objid"]:
+        assert catalogue[column].dtype == np.int64
+        assert catalogue[column].is_unique
+        # written as integers, not floats: the text is exactly the int64 value
+        assert (as_text[column] == catalogue[column].astype(str)).all()
+    assert (catalogue["specobjid"] > 2**53).all() and (catalogue["dr8objid"] > 2**53).all()
+    assert catalogue["dr7objid"].between(5.8e17, 5.9e17).all()
+
+
+def test_mapping_has_real_columns_and_must_be_joined_by_key(dataset):
+    out, _ = dataset
+    catalogue, mapping = _catalogue(out), pd.read_csv(out / MAPPING_FILE)
+    assert list(mapping.columns) == gz2.MAPPING_COLUMNS
+    assert mapping["asset_id"].is_unique
+    assert sorted(mapping["objid"]) == sorted(catalogue["dr7objid"])
+    assert list(mapping["objid"]) != list(catalogue["dr7objid"])  # positional join would be wrong
+
+
+def test_images_are_424_rgb_jpegs_and_missing_ones_have_only_a_mapping_row(dataset):
+    out, summary = dataset
+    truth = read_truth(out)
+    files = sorted((out / IMAGE_DIR).glob("*.jpg"))
+    assert len(files) == summary["n_images"] == len(truth) - N_MISSING
+    for path in files[:5]:
+        with Image.open(path) as image:
+            assert (image.format, image.size, image.mode) == ("JPEG", (424, 424), "RGB")
+    missing = truth.loc[truth["has_image"] == 0, "asset_id"]
+    assert len(missing) == N_MISSING
+    assert not any((out / IMAGE_DIR / f"{a}.jpg").exists() for a in missing)
+    assert set(missing) <= set(pd.read_csv(out / MAPPING_FILE)["asset_id"])
+
+
+def test_truth_lists_every_galaxy_with_its_kind(dataset):
+    out, _ = dataset
+    truth = read_truth(out)
+    assert truth["kind"].value_counts().to_dict() == {
+        "1": 5, "2": 5, "3": 5, "4": 5, "5+": 5, "?": 5, "elliptical": 3, "edgeon": 3}
+    assert set(truth["dr7objid"]) == set(_catalogue(out)["dr7objid"])
+    spirals = truth[truth["arm_class"].between(0, 3)]
+    assert (spirals["n_arms"] == spirals["arm_class"] + 1).all()
+    assert truth.loc[truth["kind"] == "5+", "n_arms"].between(5, 7).all()
+
+
+def test_vote_columns_are_consistent_within_each_task(dataset):
+    out, _ = dataset
+    catalogue = _catalogue(out)
+    task_counts = []
+    for task, answers in gz2.TASKS.items():
+        columns = [f"{task}_{a}" for a in answers]
+        counts = catalogue[[f"{c}_count" for c in columns]].to_numpy()
+        task_counts.append(counts.sum(axis=1))
+        voted = counts.sum(axis=1) > 0
+        for suffix in ["fraction", "weighted_fraction", "debiased"]:
+            sums = catalogue[[f"{c}_{suffix}" for c in columns]].to_numpy().sum(axis=1)
+            np.testing.assert_allclose(sums[voted], 1.0, atol=0.005)  # 3-decimal rounding
+        fractions = catalogue[[f"{c}_fraction" for c in columns]].to_numpy()[voted]
+        shares = counts[voted] / counts[voted].sum(axis=1, keepdims=True)
+        np.testing.assert_allclose(fractions, shares, atol=0.0006)
+        flags = catalogue[[f"{c}_flag" for c in columns]].to_numpy()
+        debiased = catalogue[[f"{c}_debiased" for c in columns]].to_numpy()
+        assert ((debiased >= 0.8) == (flags == 1)).all()
+    assert (np.sum(task_counts, axis=0) == catalogue["total_votes"]).all()
+    assert (catalogue["total_classifications"] == catalogue[
+        [f"t01_smooth_or_features_{a}_count" for a in gz2.TASKS["t01_smooth_or_features"]]
+    ].sum(axis=1)).all()
+
+
+def _paper_selection(catalogue):
+    """The paper's cuts and label rule, in plain pandas: (rejection reason or 'kept', label)."""
+    wf = {k: catalogue[f"{k}_weighted_fraction"] for k in [gz2.FEATURES, gz2.NOT_EDGEON, gz2.SPIRAL]}
+    debiased = catalogue[[f"{a}_debiased" for a in gz2.ARM_ANSWERS]].to_numpy()
+    label = debiased.argmax(axis=1)
+    flags = catalogue[[f"{a}_flag" for a in gz2.ARM_ANSWERS]].to_numpy()
+    checks = [
+        ("features", wf[gz2.FEATURES] >= 0.43),
+        ("edgeon", wf[gz2.NOT_EDGEON] >= 0.715),
+        ("spiral", wf[gz2.SPIRAL] >= 0.619),
+        ("votes", catalogue["total_votes"] * wf[gz2.FEATURES] * wf[gz2.NOT_EDGEON] >= 20),
+        ("flag", flags[np.arange(len(label)), label] == 1),
+    ]
+    reason = pd.Series("kept", index=catalogue.index)
+    for name, passed in reversed(checks):  # the first failing cut names the reason
+        reason[~np.asarray(passed)] = name
+    return reason, label
+
+
+@pytest.fixture(scope="module")
+def votes_only():
+    """Catalogue votes of 100 galaxies per kind (no images: the votes need only the parameters)."""
+    rows, kinds = [], []
+    for kind in KINDS:
+        for i in range(100):
+            params = draw_params(kind, np.random.default_rng([5, i, hash(str(kind)) % 97]))
+            row, _ = catalogue_votes(kind, params, np.random.default_rng([6, i, len(rows)]))
+            rows.append(row)
+            kinds.append(str(kind))
+    return pd.DataFrame(rows), pd.Series(kinds)
+
+
+def test_paper_selection_recovers_most_arm_classes_and_rejects_non_spirals(votes_only):
+    catalogue, kinds = votes_only
+    reason, label = _paper_selection(catalogue)
+    for arm_class in range(6):
+        mine = (kinds == str(arm_class)).to_numpy()
+        correct = ((reason == "kept").to_numpy() & (label == arm_class) & mine).sum()
+        assert 0.75 <= correct / mine.sum() <= 0.97, (arm_class, correct)
+    non_targets = kinds.isin(["elliptical", "edgeon"]).to_numpy()
+    assert (reason[non_targets] != "kept").all()
+
+
+def test_paper_selection_rejects_some_spirals_for_every_reason(votes_only):
+    catalogue, kinds = votes_only
+    reason, label = _paper_selection(catalogue)
+    spirals = kinds.isin([str(c) for c in range(6)]).to_numpy()
+    counts = reason[spirals].value_counts()
+    for name in ["features", "edgeon", "spiral", "votes", "flag"]:
+        assert counts.get(name, 0) > 0, f"no spiral rejected by the {name} cut: {counts.to_dict()}"
+    kept = spirals & (reason == "kept").to_numpy()
+    wrong = kept & (label != kinds.map(lambda k: int(k) if k.isdigit() else -1).to_numpy())
+    assert 0 < wrong.sum() < 0.1 * kept.sum()  # a few neighbouring-class labels, as in GZ2
+
+
+def test_same_seed_gives_identical_files_whatever_the_number_of_workers(tmp_path):
+    args = {"n_per_class": [2, 1, 1, 1, 1, 1], "n_elliptical": 1, "n_edgeon": 1, "seed": 4,
+            "n_missing_images": 1, "progress": False}
+    synthesize(tmp_path / "a", workers=1, **args)
+    synthesize(tmp_path / "b", workers=2, **args)
+    names = [CATALOG_FILE, MAPPING_FILE, TRUTH_FILE] + [
+        f"{IMAGE_DIR}/{p.name}" for p in (tmp_path / "a" / IMAGE_DIR).glob("*.jpg")]
+    assert len(names) == 3 + 8
+    for name in names:
+        assert filecmp.cmp(tmp_path / "a" / name, tmp_path / "b" / name, shallow=False), name
+    synthesize(tmp_path / "c", workers=1, **{**args, "seed": 5})
+    assert not filecmp.cmp(tmp_path / "a" / CATALOG_FILE, tmp_path / "c" / CATALOG_FILE,
+                           shallow=False)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_render_galaxy_puts_a_galaxy_in_the_centre_of_the_frame(kind):
+    image = render_galaxy(kind, np.random.default_rng(3))
+    assert image.shape == (424, 424, 3) and image.dtype == np.uint8
+    grey = image.mean(axis=2)
+    assert grey[192:232, 192:232].mean() > grey[:60, :60].mean() + 40
+
+
+def test_render_galaxy_scales_to_other_frame_sizes():
+    assert render_galaxy(1, np.random.default_rng(0), size=128).shape == (128, 128, 3)
+
+
+def test_bad_requests_name_the_problem(tmp_path):
+    with pytest.raises(ValueError, match="unknown galaxy kind 'spiral'"):
+        render_galaxy("spiral", np.random.default_rng(0))
+    with pytest.raises(ValueError, match="needs 6 counts"):
+        synthesize(tmp_path, [1, 1, 1], 0, 0, seed=1, progress=False)
+    with pytest.raises(ValueError, match="n_per_class key '6'"):
+        synthesize(tmp_path, {"6": 1}, 0, 0, seed=1, progress=False)
+    with pytest.raises(ValueError, match="n_missing_images=7"):
+        synthesize(tmp_path, [1] * 6, 0, 0, seed=1, n_missing_images=7, progress=False)
+
+
+def test_synthesize_accepts_counts_keyed_by_class_name(tmp_path):
+    summary = synthesize(tmp_path, {"5+": 2, "?": 1}, 0, 0, seed=1, progress=False)
+    assert summary["per_kind"]["5+"] == 2 and summary["per_kind"]["?"] == 1
+    assert summary["n_galaxies"] == 3
+
+
+def test_contact_sheet_writes_frames_and_model_view(dataset, tmp_path):
+    out, _ = dataset
+    paths = contact_sheet(out, tmp_path / "sheet.png", per_class=2)
+    assert [p.name for p in paths] == ["sheet.png", "sheet_model_view.png"]
+    for path in paths:
+        with Image.open(path) as image:
+            assert image.format == "PNG" and image.size[1] > 300
+
+
+def _azimuthal_harmonics(view):
+    """Strength of the 1st-8th azimuthal harmonics in annuli around the brightest pixel."""
+    from scipy.ndimage import map_coordinates
+
+    radius, angle = np.meshgrid(np.linspace(4, 30, 14), np.linspace(0, 2 * np.pi, 64,
+                                                                      endpoint=False),
+                                indexing="ij")
+    cy, cx = np.unravel_index(np.argmax(view), view.shape)
+    rings = map_coordinates(view.astype(float), [cy + radius * np.sin(angle),
+                                                 cx + radius * np.cos(angle)], order=1)
+    spectrum = np.abs(np.fft.rfft(rings, axis=1))[:, :9]
+    return (spectrum[:, 1:] / (spectrum[:, :1] + 1e-6)).ravel()
+
+
+def test_arm_number_is_resolvable_in_the_64px_model_view():
+    """m arms give m-fold azimuthal symmetry; a linear model on those harmonics must count them
+    in the central 224 crop at 64 px greyscale, or the demo model cannot learn the classes."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+
+    from spiralarms.synthetic import model_view
+
+    features, labels = [], []
+    for arm_class in range(5):
+        for i in range(30):
+            image = render_galaxy(arm_class, np.random.default_rng([21, arm_class, i]))
+            features.append(_azimuthal_harmonics(model_view(image)))
+            labels.append(arm_class)
+    features = np.array(features)
+    features = (features - features.mean(0)) / features.std(0)
+    accuracy = cross_val_score(LogisticRegression(max_iter=2000), features, labels, cv=3).mean()
+    assert accuracy > 0.6  # chance is 0.2; about 0.9 when the arms are well resolved
