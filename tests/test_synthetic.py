@@ -203,6 +203,10 @@ def test_bad_requests_name_the_problem(tmp_path):
         synthesize(tmp_path, [1, 1, 1], 0, 0, seed=1, progress=False)
     with pytest.raises(ValueError, match="n_per_class key '6'"):
         synthesize(tmp_path, {"6": 1}, 0, 0, seed=1, progress=False)
+    with pytest.raises(ValueError, match="no galaxies requested"):
+        synthesize(tmp_path, [0] * 6, 0, 0, seed=1, progress=False)
+    with pytest.raises(ValueError, match="count for kind 'edgeon'"):
+        synthesize(tmp_path, [1] * 6, 0, -1, seed=1, progress=False)
     with pytest.raises(ValueError, match="n_missing_images=7"):
         synthesize(tmp_path, [1] * 6, 0, 0, seed=1, n_missing_images=7, progress=False)
 

@@ -4,7 +4,10 @@
 - `zoo2MainSpecz.csv.gz`: the 233 catalogue columns with simulated volunteer votes;
 - `gz2_filename_mapping.csv`: `objid, sample, asset_id`, in shuffled order (join by key);
 - `images_gz2/images/<asset_id>.jpg`: 424x424 RGB JPEGs (a few mapping rows have no image);
-- `truth.csv`: the true kind and render parameters of every galaxy (for checks only).
+- `truth.csv`: per galaxy `asset_id, dr7objid, kind` ('1'..'4', '5+', '?', 'elliptical',
+  'edgeon'; read it with `read_truth`), `arm_class` (0-5, -1 for non-targets), `n_arms` (the
+  rendered arm number, also for "can't tell"), `has_image`, `vote_scenario` and the render
+  parameters. For checks only: the pipeline never reads it.
 
 Votes follow the GZ2 decision tree, one simulated volunteer at a time, so counts, weights and
 fractions are consistent. Most spirals get a clear majority for their true arm number; a few get
@@ -390,6 +393,10 @@ def synthesize(out_dir, n_per_class, n_elliptical, n_edgeon, seed, n_missing_ima
     start, cpu_start = time.perf_counter(), time.process_time()
     kinds = _kind_list(n_per_class, n_elliptical, n_edgeon)
     n = len(kinds)
+    if n == 0:
+        raise ValueError("no galaxies requested: give n_per_class, n_elliptical or n_edgeon > 0")
+    if int(seed) != seed or seed < 0:
+        raise ValueError(f"seed={seed!r} must be a whole number >= 0")
     if not 0 <= n_missing_images <= n:
         raise ValueError(f"n_missing_images={n_missing_images} must be between 0 and the "
                          f"number of galaxies ({n})")

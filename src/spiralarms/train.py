@@ -138,6 +138,14 @@ def _write_rows(path: Path, rows: list):
     os.replace(tmp, path)
 
 
+def write_model_card(model_path, model_name, variant, mode, settings):
+    """model.json beside model.keras: what prediction needs to preprocess and name classes."""
+    card = {"model": model_name, "mode": mode, "classes": variant.name,
+            "class_names": list(variant.class_names), "image_size": settings["image_size"],
+            "crop_size": settings["crop_size"]}
+    Path(model_path).with_name("model.json").write_text(json.dumps(card, indent=1))
+
+
 def train_experiment(
     model_name: str,
     variant,
@@ -185,6 +193,7 @@ def train_experiment(
     )
     model.load_weights(best_path)  # restore the best epoch, as restore_best_weights did
     model.save(model_path)
+    write_model_card(model_path, model_name, variant, mode, s)
     rows = _read_rows(work_dir / "history.csv")
     _write_rows(Path(history_path), rows)
     best = max(rows, key=lambda r: r[s["monitor"]])

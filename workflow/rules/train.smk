@@ -4,6 +4,7 @@ rule train:
     output:
         model=f"{RESULTS}/experiments/{{experiment}}/model.keras",
         history=f"{RESULTS}/experiments/{{experiment}}/history.csv",
+        card=f"{RESULTS}/experiments/{{experiment}}/model.json",
     log:
         f"{RESULTS}/logs/train/{{experiment}}.log",
     benchmark:
