@@ -59,6 +59,9 @@ def render_galaxy(kind, rng, size=FRAME):
 def draw_params(kind, rng, size=FRAME):
     """Draw the render parameters of one galaxy of `kind` (lengths in pixels of `size`)."""
     kind = check_kind(kind)
+    if size < 64:
+        raise ValueError(f"frame size {size} px is too small to render a galaxy; use >= 64 "
+                         f"(GZ2 cut-outs are {FRAME})")
     params = _frame_params(rng)
     if kind == "elliptical":
         params.update(_elliptical_params(rng))

@@ -1,13 +1,14 @@
 import os
 import re
+import sys
 from pathlib import Path
 
 from snakemake.utils import validate
 
-# The package lives in src/; jobs (local or SLURM) inherit this environment.
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    filter(None, [str(Path(workflow.basedir) / "src"), os.environ.get("PYTHONPATH")])
-)
+# The package lives in src/ (installed by `make`; found here without an install too). Jobs
+# import it through workflow/scripts/spiralarms, a link to src/spiralarms: Snakemake puts a
+# script's own folder on its sys.path, also under --sdm conda and on SLURM nodes.
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from spiralarms.experiment import NAME_REGEX, Experiment, grid, train_settings
 

@@ -10,6 +10,11 @@ rule synthesize:
             caption="../report/contact_sheet.rst",
             category="Data",
         ),
+        model_view=report(
+            f"{SYNTHETIC}/contact_sheet_model_view.png",
+            caption="../report/contact_sheet.rst",
+            category="Data",
+        ),
     log:
         f"{RESULTS}/logs/synthesize.log",
     conda:

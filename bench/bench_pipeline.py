@@ -1,0 +1,235 @@
+"""Training fed by the tf.data pipeline from shards vs fed by in-memory tensors.
+
+Goal: training through `make_dataset` at >= 0.95x the images/s of training on preprocessed tensors
+held in memory, i.e. the input pipeline does not hold the model back. Same EfficientNetB0 (from
+scratch, 6 classes, Adam, categorical crossentropy) for every feed; epoch 1 (tracing, cache
+filling) is left out of the rates. The pipeline is also timed alone (no model) to show its headroom.
+
+    .venv/bin/python bench/bench_pipeline.py [--images 600] [--image-size 64] [--batch-size 32]
+        [--epochs 3] [--cache | --no-cache] [--repeats 1] [--model b0]
+
+Synthetic 424x424 galaxies and their shards are cached under results/bench/pipeline/. Prints a
+table and writes results/bench/pipeline.json. Runs on CPU or GPU alike; on a GPU the step is
+fast, so the uncached JPEG decode needs several cores (or `--cache`, which decodes once) to
+keep up; `pipeline_alone` says how much it can deliver on this machine.
+"""
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from spiralarms.dataset import make_dataset
+from spiralarms.models import build_model
+from spiralarms.shards import read_manifest, shard_files, write_shards
+from spiralarms.synthetic import IMAGE_DIR, read_truth, synthesize
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "results" / "bench"
+CLASS_MAP = (0, 1, 2, 3, 4, 5)  # the 6class variant
+N_CLASSES = 6
+GOAL_RATIO = 0.95
+
+
+def per_class_counts(n_images: int) -> list:
+    """n_images split over the six arm classes, the remainder on the first classes."""
+    return [n_images // N_CLASSES + (c < n_images % N_CLASSES) for c in range(N_CLASSES)]
+
+
+def cached_galaxies(n_images: int, workers: int) -> Path:
+    """Folder of n_images synthetic spirals (JPEGs + truth.csv), made once."""
+    folder = OUT / "pipeline" / f"galaxies_{n_images}"
+    if not (folder / "truth.csv").is_file():
+        synthesize(folder, per_class_counts(n_images), 0, 0, seed=0, workers=workers)
+    return folder
+
+
+def cached_shards(galaxies: Path, n_images: int, workers: int) -> list:
+    """Train shards of the cached galaxies, written once; returns the shard files."""
+    shard_dir = OUT / "pipeline" / f"shards_{n_images}"
+    if not (shard_dir / "manifest.json").is_file():
+        truth = read_truth(galaxies)
+        labels = pd.DataFrame({
+            "dr7objid": truth["dr7objid"], "asset_id": truth["asset_id"],
+            "arm_class": truth["arm_class"],
+            "arm_fraction": 1.0,  # the truth is exact; the figure plays no part in the timing
+            "subset": "train", "image": [f"{a}.jpg" for a in truth["asset_id"]],
+        })
+        write_shards(labels, galaxies / IMAGE_DIR, shard_dir, shard_size=256, workers=workers)
+    count = read_manifest(shard_dir)["subsets"]["train"]["count"]
+    if count != n_images:
+        raise RuntimeError(f"{shard_dir} holds {count} images, not {n_images}: delete the "
+                           "folder to rebuild it")
+    return shard_files(shard_dir, "train")
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Wall-clock seconds of each epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def compiled_model(model_name: str, image_size: int) -> keras.Model:
+    keras.backend.clear_session()  # each feed starts from the same fresh state
+    keras.utils.set_random_seed(0)
+    model = build_model(model_name, N_CLASSES, image_size)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy")
+    return model
+
+
+def rates(seconds: list, n_images: int) -> dict:
+    """Per-epoch images/s, and the overall rate of epochs 2..E (epoch 1 traces the graph)."""
+    timed = seconds[1:]
+    return {"epoch_s": [round(s, 3) for s in seconds],
+            "epoch_images_per_s": [round(n_images / s, 1) for s in seconds],
+            "images_per_s": round(n_images * len(timed) / sum(timed), 1)}
+
+
+def time_training(dataset, args, n_images: int) -> dict:
+    model = compiled_model(args.model, args.image_size)
+    timer = EpochTimer()
+    model.fit(dataset, epochs=args.epochs, callbacks=[timer], verbose=0)
+    return rates(timer.seconds, n_images)
+
+
+def time_iteration(dataset, passes: int, n_images: int) -> dict:
+    """The pipeline alone: pull every batch to the host, no model."""
+    seconds = []
+    for _ in range(passes):
+        start = time.perf_counter()
+        for images, _targets in dataset:
+            images.numpy()
+        seconds.append(time.perf_counter() - start)
+    return rates(seconds, n_images)
+
+
+def in_memory_dataset(files, args, n_images: int):
+    """Images decoded and preprocessed once (same code path as training), then held as tensors."""
+    start = time.perf_counter()
+    batches = list(make_dataset(files, args.model, CLASS_MAP, N_CLASSES, args.image_size,
+                                batch_size=256, count=n_images).as_numpy_iterator())
+    images = np.concatenate([b[0] for b in batches])
+    targets = np.concatenate([b[1] for b in batches])
+    prepare_s = time.perf_counter() - start
+    dataset = tf.data.Dataset.from_tensor_slices((images, targets))
+    return dataset.batch(args.batch_size).prefetch(tf.data.AUTOTUNE), prepare_s, images.nbytes
+
+
+def machine() -> dict:
+    gpus = tf.config.list_physical_devices("GPU")
+    return {"cpu_count": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)),
+            "platform": platform.platform(), "python": platform.python_version(),
+            "tensorflow": tf.__version__, "keras": keras.__version__,
+            "gpu": [tf.config.experimental.get_device_details(g).get("device_name", g.name)
+                    for g in gpus]}
+
+
+def run_feeds(files, memory, args, n_images: int) -> dict:
+    """Every feed trained `repeats` times, in rotating order so a load burst hits all alike."""
+    def pipeline(cache):
+        return make_dataset(files, args.model, CLASS_MAP, N_CLASSES, args.image_size,
+                            batch_size=args.batch_size, cache=cache, count=n_images)
+
+    feeds = {"pipeline_no_cache": lambda: pipeline(False), "in_memory": lambda: memory}
+    if args.cache:
+        feeds["pipeline_cache"] = lambda: pipeline(True)
+    names = list(feeds)
+    runs = {name: [] for name in names}
+    for repeat in range(args.repeats):
+        for name in names[repeat % len(names):] + names[:repeat % len(names)]:
+            print(f"  training on {name} (repeat {repeat + 1}/{args.repeats}) ...", flush=True)
+            runs[name].append(time_training(feeds[name](), args, n_images))
+    return runs
+
+
+def summarise(runs: dict) -> dict:
+    """Median rate over repeats, and each feed's ratio to the in-memory rate."""
+    memory = float(np.median([r["images_per_s"] for r in runs["in_memory"]]))
+    out = {}
+    for name, feed_runs in runs.items():
+        rate = float(np.median([r["images_per_s"] for r in feed_runs]))
+        out[name] = {"images_per_s_median": round(rate, 1),
+                     "ratio_to_in_memory": round(rate / memory, 3), "runs": feed_runs}
+    return out
+
+
+def print_table(result: dict):
+    m = result["machine"]
+    print(f"\n{result['images']} images {result['image_size']}px (crop 224), batch "
+          f"{result['batch_size']}, {result['epochs']} epochs ({result['model']}, from scratch); "
+          f"{m['cpus_usable']} CPUs, TF {m['tensorflow']}, GPU: {m['gpu'] or 'none'}; "
+          f"load average {result['load_average_1min']}")
+    print(f"{'feed':28s} {'img/s (ep 2..E)':>16s} {'ratio':>7s}   per-epoch img/s of each run")
+    for name, feed in result["training"].items():
+        epochs = "; ".join(str(r["epoch_images_per_s"]) for r in feed["runs"])
+        print(f"train <- {name:19s} {feed['images_per_s_median']:16.1f} "
+              f"{feed['ratio_to_in_memory']:6.2f}x   {epochs}")
+    for name, alone in result["pipeline_alone"].items():
+        print(f"iterate {name:20s} {alone['images_per_s']:16.1f} {alone['headroom']:6.2f}x   "
+              f"{alone['epoch_images_per_s']}  (headroom over in-memory training)")
+    print(f"in-memory tensors: prepared once in {result['in_memory_prepare_s']:.1f} s, "
+          f"{result['in_memory_mb']:.1f} MB")
+    print(f"goal: pipeline >= {GOAL_RATIO}x in-memory; wrote {OUT / 'pipeline.json'}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=600)
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=3, help=">= 2: epoch 1 is not timed")
+    parser.add_argument("--cache", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time the pipeline with cache=True (default on)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="train each feed this many times; the median rate is reported")
+    parser.add_argument("--model", default="b0", choices=["b0", "v2m"])
+    parser.add_argument("--workers", type=int, default=2,
+                        help="threads for making the cached galaxies and shards")
+    args = parser.parse_args(argv)
+    if args.epochs < 2:
+        parser.error("--epochs must be >= 2 (epoch 1 traces the graph and is not timed)")
+
+    files = cached_shards(cached_galaxies(args.images, args.workers), args.images, args.workers)
+    memory, prepare_s, memory_bytes = in_memory_dataset(files, args, args.images)
+    runs = run_feeds(files, memory, args, args.images)
+    training = summarise(runs)
+
+    alone = {}
+    for cache in ([False, True] if args.cache else [False]):
+        dataset = make_dataset(files, args.model, CLASS_MAP, N_CLASSES, args.image_size,
+                               batch_size=args.batch_size, cache=cache, count=args.images)
+        name = "pipeline_cache" if cache else "pipeline_no_cache"
+        alone[name] = time_iteration(dataset, max(3, args.epochs), args.images)
+        alone[name]["headroom"] = round(
+            alone[name]["images_per_s"] / training["in_memory"]["images_per_s_median"], 2)
+
+    result = {
+        "benchmark": "pipeline", "images": args.images, "image_size": args.image_size,
+        "crop_size": 224, "batch_size": args.batch_size, "epochs": args.epochs,
+        "repeats": args.repeats, "model": args.model, "goal_ratio": GOAL_RATIO,
+        "training": training, "pipeline_alone": alone,
+        "in_memory_prepare_s": round(prepare_s, 2), "in_memory_mb": memory_bytes / 1e6,
+        "load_average_1min": round(os.getloadavg()[0], 2), "machine": machine(),
+    }
+    print_table(result)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "pipeline.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
