@@ -38,8 +38,9 @@ UP_TIMEOUT_S = 300
 # ----------------------------------------------------------------------------------------------
 
 # On top of profiles/slurm: poll a one-node cluster fast; squeue answers job states because this
-# cluster has no accounting database (sacct would fail); keep jobs within the node's CPUs and
-# memory (a job asking for more pends forever); fail fast instead of resubmitting.
+# cluster has no accounting database (sacct would fail); keep jobs within the node (one asking for
+# more CPUs than it has pends forever, one asking for more memory is refused); keep every job's
+# SLURM log; fail fast instead of resubmitting.
 TEST_OPTIONS = [
     "--slurm-status-command", "squeue",
     "--slurm-init-seconds-before-status-checks", "1",
@@ -100,8 +101,9 @@ def run_workflow(workdir, env):
         done = subprocess.run(command, check=False, cwd=workdir, env=env, capture_output=True,
                               text=True, timeout=RUN_TIMEOUT_S)
     except subprocess.TimeoutExpired as error:
-        pytest.fail(f"snakemake on SLURM did not finish in {RUN_TIMEOUT_S} s:\n"
-                    f"{(error.stderr or b'')[-6000:]}")
+        stderr = error.stderr or ""
+        stderr = stderr.decode(errors="replace") if isinstance(stderr, bytes) else stderr
+        pytest.fail(f"snakemake on SLURM did not finish in {RUN_TIMEOUT_S} s:\n{stderr[-6000:]}")
     print(f"tiny workflow on SLURM: {time.perf_counter() - started:.0f} s")
     return done
 

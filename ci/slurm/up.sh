@@ -6,7 +6,8 @@
 #   sbatch --wrap hostname
 #   ci/slurm/down.sh /tmp/slurm
 #
-# Everything (config, state, spool, pid files, logs) lives in STATE_DIR; progress goes to stderr.
+# Everything (config, state, spool, pid files, logs) lives in STATE_DIR, except a symlink
+# /etc/slurm/slurm.conf -> STATE_DIR/slurm.conf that down.sh removes. Progress goes to stderr.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

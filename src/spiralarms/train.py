@@ -27,6 +27,7 @@ DEFAULTS = {
     "image_size": 224,
     "crop_size": 224,
     "learning_rate": 1e-4,
+    "lr_schedule": "constant",
     "patience": 30,
     "monitor": "val_accuracy",
     "shuffle": False,
@@ -138,6 +139,15 @@ def _write_rows(path: Path, rows: list):
     os.replace(tmp, path)
 
 
+def learning_rate(settings: dict, n_train: int):
+    """Adam's rate: the paper's constant, or cosine decay to zero over all epochs (from scratch,
+    the late small steps buy several points of accuracy for no extra epochs)."""
+    if settings["lr_schedule"] == "constant":
+        return settings["learning_rate"]
+    steps = settings["epochs"] * -(-int(n_train) // settings["batch_size"])
+    return keras.optimizers.schedules.CosineDecay(settings["learning_rate"], steps)
+
+
 def write_model_card(model_path, model_name, variant, mode, settings):
     """model.json beside model.keras: what prediction needs to preprocess and name classes."""
     card = {"model": model_name, "mode": mode, "classes": variant.name,
@@ -177,7 +187,7 @@ def train_experiment(
     with strategy.scope():
         model = build_model(model_name, variant.n_classes, s["image_size"], mode, weights,
                             augment=s["augment"], bn_momentum=s["bn_momentum"], seed=seed)
-        model.compile(optimizer=keras.optimizers.Adam(s["learning_rate"]),
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate(s, counts.sum())),
                       loss="categorical_crossentropy", metrics=["accuracy"])
     weights_by_class = balanced_weights(counts) if s["class_weights"] else None
     best_path = work_dir / "best.weights.h5"

@@ -1,0 +1,192 @@
+"""Import a trained model from elsewhere into an experiment folder, ready for `predict`.
+
+Sources: a `.keras` file, a zip/tar(.gz) archive holding exactly one, a folder holding exactly one,
+or a Google Drive file (`gdrive:<id>` or a drive.google.com link). The model must load in Keras'
+safe mode (no Lambda layers or other Python code), and is written as `model.keras` with its
+`model.json` card and an `imported.json` provenance note (source, SHA-256, time).
+
+The original notebook saved TF checkpoints (`results/finetune_minimal.index` + `.data-*`,
+`save_weights_only=True`), not whole models; they cannot be imported directly (see CHECKPOINT_HINT).
+"""
+
+import json
+import logging
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+import zipfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import keras
+
+from .acquire import AcquireError, fetch_gdrive, safe_extract, sha256_of
+from .predict import card_for, read_card
+from .summary import EXPERIMENT_PATTERN
+from .train import DEFAULTS, write_model_card
+from .variants import get_variant
+
+log = logging.getLogger(__name__)
+
+DRIVE_LINK = re.compile(r"^https?://(drive|docs)\.google\.com/|^https?://drive\.usercontent\.")
+CHECKPOINT_HINT = (
+    "A TF checkpoint (e.g. the notebook's finetune_minimal.index + .data-00000-of-00001) or a bare "
+    "weights file holds weights, not a model: convert it first by building the same network "
+    "(spiralarms.models.build_model), loading the weights into it (load_weights) and saving it "
+    "with model.save('model.keras'). Keras 3 cannot read TF checkpoints, so that step needs the "
+    "notebook's TensorFlow 2 / tf-keras environment; it is not automated here."
+)
+
+
+class ModelImportError(AcquireError):
+    """A source holds no single loadable, safe Keras model."""
+
+
+def import_model(source, experiment_dir, card: dict | None = None, max_bytes=2e9,
+                 overwrite: bool = False) -> Path:
+    """Copy the model in `source` to `experiment_dir/model.keras` and return that path.
+
+    The card comes from a model.json in the archive or folder, else from the experiment folder's
+    name `{model}_{classes}_{mode}_s{seed}` (crop size 224); entries of `card` override both.
+    Nothing is written into `experiment_dir` unless the model loads safely and the card fits it.
+    """
+    experiment_dir = Path(experiment_dir)
+    target = experiment_dir / "model.keras"
+    if target.exists() and not overwrite:
+        raise ModelImportError(f"{target} already exists; delete it (or pass overwrite=True / "
+                               f"--force) to replace it with {source}")
+    experiment_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{experiment_dir.name}.", suffix=".import",
+                                    dir=experiment_dir.parent))
+    try:
+        local = local_source(source, staging)
+        model_file = find_model_file(unpack(local, staging, max_bytes), source)
+        model = load_safely(model_file, source)
+        full_card = card_for(model, model_file, _card_overrides(model_file, experiment_dir, card))
+        experiment_dir.mkdir(parents=True, exist_ok=True)
+        _copy_atomic(model_file, target)
+        variant = get_variant(full_card["classes"])
+        write_model_card(target, full_card["model"], variant, full_card["mode"], full_card)
+        _write_provenance(experiment_dir / "imported.json", source, local, model_file, target,
+                          staging)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    log.info("imported %s to %s", source, target)
+    return target
+
+
+# --- getting the model file --------------------------------------------------------------------
+
+def local_source(source, staging: Path) -> Path:
+    """A local path for `source`, downloading Google Drive files into `staging`."""
+    text = str(source)
+    if text.startswith("gdrive:") or DRIVE_LINK.match(text):
+        return fetch_gdrive(text, staging / "download" / "")
+    if re.match(r"^[a-z][a-z0-9+.-]*://", text, re.IGNORECASE):
+        raise ModelImportError(f"cannot import from {text!r}: give a local file or folder, "
+                               f"gdrive:<file id> or a drive.google.com link")
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"model source {path} does not exist")
+    return path
+
+
+def unpack(local: Path, staging: Path, max_bytes) -> Path:
+    """A folder (or a single .keras file) to search: archives are extracted safely first.
+    A .keras file is itself a zip, so its suffix is checked before the archive test."""
+    if local.is_dir() or local.suffix.lower() == ".keras":
+        if local.is_file() and local.stat().st_size > max_bytes:
+            raise ModelImportError(f"{local} is {local.stat().st_size:,} bytes, over the limit "
+                                   f"of {int(max_bytes):,} (max_bytes)")
+        return local
+    if zipfile.is_zipfile(local) or tarfile.is_tarfile(local):
+        folder = staging / "extracted"
+        safe_extract(local, folder, max_total_bytes=int(max_bytes))
+        return folder
+    raise ModelImportError(f"{local} is neither a .keras file nor a zip/tar archive nor a folder. "
+                           f"{CHECKPOINT_HINT}")
+
+
+def find_model_file(location: Path, source) -> Path:
+    """The one *.keras file at `location`; errors list the candidates or what was there."""
+    if location.is_file():
+        return location
+    files = [p for p in location.rglob("*") if p.is_file() and not _is_junk(p, location)]
+    candidates = sorted(p for p in files if p.suffix.lower() == ".keras")
+    if len(candidates) == 1:
+        return candidates[0]
+    if candidates:
+        listed = ", ".join(str(p.relative_to(location)) for p in candidates)
+        raise ModelImportError(f"{source} holds {len(candidates)} .keras files ({listed}); "
+                               f"import the one you want from a file or archive of its own")
+    listed = ", ".join(str(p.relative_to(location)) for p in sorted(files)[:10]) or "nothing"
+    raise ModelImportError(f"{source} holds no .keras model (found: {listed}). {CHECKPOINT_HINT}")
+
+
+def _is_junk(path: Path, root: Path) -> bool:
+    """macOS archive droppings ('__MACOSX/', '._model.keras') look like models but are not."""
+    parts = path.relative_to(root).parts
+    return "__MACOSX" in parts or path.name.startswith("._")
+
+
+def load_safely(model_file: Path, source):
+    """Load with safe_mode=True; a refusal says that the model carries Python code."""
+    try:
+        return keras.models.load_model(model_file, safe_mode=True)
+    except Exception as error:  # Keras raises ValueError, TypeError, OSError... for bad files
+        text = str(error)
+        if "safe_mode" in text or "Lambda" in text:
+            raise ModelImportError(
+                f"{source}: refused by Keras safe mode: the model contains a Lambda layer or "
+                f"other Python code, which could run arbitrary code when loaded. Only models "
+                f"built from standard Keras layers can be imported. ({text.splitlines()[0]})"
+            ) from error
+        raise ModelImportError(f"{source}: {model_file.name} is not a loadable Keras model "
+                               f"({type(error).__name__}: {text[:300]})") from error
+
+
+# --- the model card and provenance ---------------------------------------------------------------
+
+def _card_overrides(model_file: Path, experiment_dir: Path, card: dict | None) -> dict:
+    """Card entries for card_for, which reads a model.json beside the model file itself: without
+    one, the experiment folder's name; entries of `card` on top of either."""
+    found = model_file.with_name("model.json")
+    base = read_card(model_file) or _card_from_name(experiment_dir)
+    given = {k: v for k, v in (card or {}).items() if v is not None}
+    conflicts = {k: (base[k], v) for k, v in given.items() if k in base and base[k] != v}
+    if conflicts:
+        log.warning("given card entries override those of %s: %s",
+                    found if found.is_file() else experiment_dir.name, conflicts)
+    return {**base, **given}
+
+
+def _card_from_name(experiment_dir: Path) -> dict:
+    match = EXPERIMENT_PATTERN.match(experiment_dir.name)
+    if not match:
+        return {}  # card_for then asks for classes and crop size
+    return {"model": match["model"], "classes": match["classes"], "mode": match["mode"],
+            "crop_size": DEFAULTS["crop_size"]}
+
+
+def _copy_atomic(source: Path, target: Path) -> None:
+    partial = target.with_name(target.name + ".partial")
+    shutil.copyfile(source, partial)
+    os.replace(partial, target)
+
+
+def _write_provenance(path, source, local, model_file, target, staging):
+    record = {
+        "source": str(source),
+        "source_sha256": sha256_of(local) if local.is_file() else None,
+        "member": None if model_file == local else _member_name(model_file, local, staging),
+        "sha256": sha256_of(target),
+        "imported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    path.write_text(json.dumps(record, indent=1) + "\n")
+
+
+def _member_name(model_file: Path, local: Path, staging: Path) -> str:
+    root = local if local.is_dir() else staging / "extracted"
+    return model_file.relative_to(root).as_posix()
