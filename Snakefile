@@ -17,6 +17,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/xai.smk"
 include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/predict.smk"
 
 
 rule all:

@@ -75,17 +75,18 @@ def cached_shards(galaxies: Path, n_images: int, workers: int) -> list:
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """Wall-clock seconds of each epoch."""
+    """Wall-clock and process CPU seconds of each epoch."""
 
     def __init__(self):
         super().__init__()
-        self.seconds = []
+        self.seconds, self.cpu_seconds = [], []
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
+        self._start, self._cpu_start = time.perf_counter(), time.process_time()
 
     def on_epoch_end(self, epoch, logs=None):
         self.seconds.append(time.perf_counter() - self._start)
+        self.cpu_seconds.append(time.process_time() - self._cpu_start)
 
 
 def compiled_model(model_name: str, image_size: int) -> keras.Model:
@@ -96,30 +97,38 @@ def compiled_model(model_name: str, image_size: int) -> keras.Model:
     return model
 
 
-def rates(seconds: list, n_images: int) -> dict:
-    """Per-epoch images/s, and the overall rate of epochs 2..E (epoch 1 traces the graph)."""
+def rates(seconds: list, n_images: int, cpu_seconds: list | None = None) -> dict:
+    """Per-epoch images/s, and the overall rate of epochs 2..E (epoch 1 traces the graph).
+
+    CPU ms per image (all threads of this process) barely moves when other jobs load the
+    machine, unlike wall-clock rates: on a CPU-only machine it is the steadier comparison.
+    """
     timed = seconds[1:]
-    return {"epoch_s": [round(s, 3) for s in seconds],
-            "epoch_images_per_s": [round(n_images / s, 1) for s in seconds],
-            "images_per_s": round(n_images * len(timed) / sum(timed), 1)}
+    out = {"epoch_s": [round(s, 3) for s in seconds],
+           "epoch_images_per_s": [round(n_images / s, 1) for s in seconds],
+           "images_per_s": round(n_images * len(timed) / sum(timed), 1)}
+    if cpu_seconds is not None:
+        out["cpu_ms_per_image"] = round(1000 * sum(cpu_seconds[1:]) / (n_images * len(timed)), 2)
+    return out
 
 
 def time_training(dataset, args, n_images: int) -> dict:
     model = compiled_model(args.model, args.image_size)
     timer = EpochTimer()
     model.fit(dataset, epochs=args.epochs, callbacks=[timer], shuffle=False, verbose=0)
-    return rates(timer.seconds, n_images)
+    return rates(timer.seconds, n_images, timer.cpu_seconds)
 
 
 def time_iteration(dataset, passes: int, n_images: int) -> dict:
     """The pipeline alone: pull every batch to the host, no model."""
-    seconds = []
+    seconds, cpu_seconds = [], []
     for _ in range(passes):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         for images, _targets in dataset:
             images.numpy()
         seconds.append(time.perf_counter() - start)
-    return rates(seconds, n_images)
+        cpu_seconds.append(time.process_time() - cpu_start)
+    return rates(seconds, n_images, cpu_seconds)
 
 
 def in_memory_dataset(files, args, n_images: int):
@@ -162,30 +171,39 @@ def run_feeds(files, memory, args, n_images: int) -> dict:
 
 
 def summarise(runs: dict) -> dict:
-    """Median rate over repeats, and each feed's ratio to the in-memory rate."""
-    memory = float(np.median([r["images_per_s"] for r in runs["in_memory"]]))
+    """Median rate over repeats, and each feed's ratio to in-memory, by wall clock and CPU."""
+    def median(feed_runs, key):
+        return float(np.median([r[key] for r in feed_runs]))
+
+    memory = median(runs["in_memory"], "images_per_s")
+    memory_cpu = median(runs["in_memory"], "cpu_ms_per_image")
     out = {}
     for name, feed_runs in runs.items():
-        rate = float(np.median([r["images_per_s"] for r in feed_runs]))
+        rate, cpu = median(feed_runs, "images_per_s"), median(feed_runs, "cpu_ms_per_image")
         out[name] = {"images_per_s_median": round(rate, 1),
-                     "ratio_to_in_memory": round(rate / memory, 3), "runs": feed_runs}
+                     "ratio_to_in_memory": round(rate / memory, 3),
+                     "cpu_ms_per_image_median": round(cpu, 2),
+                     "cpu_ratio_to_in_memory": round(memory_cpu / cpu, 3), "runs": feed_runs}
     return out
 
 
 def print_table(result: dict):
     m = result["machine"]
     print(f"\n{result['images']} images {result['image_size']}px (crop 224), batch "
-          f"{result['batch_size']}, {result['epochs']} epochs ({result['model']}, from scratch); "
-          f"{m['cpus_usable']} CPUs, TF {m['tensorflow']}, GPU: {m['gpu'] or 'none'}; "
-          f"load average {result['load_average_1min']}")
-    print(f"{'feed':28s} {'img/s (ep 2..E)':>16s} {'ratio':>7s}   per-epoch img/s of each run")
+          f"{result['batch_size']}, {result['epochs']} epochs x {result['repeats']} repeats "
+          f"({result['model']}, from scratch); {m['cpus_usable']} CPUs, TF {m['tensorflow']}, "
+          f"GPU: {m['gpu'] or 'none'}; load average {result['load_average_1min']}")
+    print(f"{'':28s} {'img/s':>8s} {'ratio':>6s} {'CPU ms/img':>11s} {'ratio':>6s}   "
+          "per-epoch img/s of each run (epoch 1 untimed)")
     for name, feed in result["training"].items():
         epochs = "; ".join(str(r["epoch_images_per_s"]) for r in feed["runs"])
-        print(f"train <- {name:19s} {feed['images_per_s_median']:16.1f} "
-              f"{feed['ratio_to_in_memory']:6.2f}x   {epochs}")
+        print(f"train <- {name:19s} {feed['images_per_s_median']:8.1f} "
+              f"{feed['ratio_to_in_memory']:5.2f}x {feed['cpu_ms_per_image_median']:11.2f} "
+              f"{feed['cpu_ratio_to_in_memory']:5.2f}x   {epochs}")
     for name, alone in result["pipeline_alone"].items():
-        print(f"iterate {name:20s} {alone['images_per_s']:16.1f} {alone['headroom']:6.2f}x   "
-              f"{alone['epoch_images_per_s']}  (headroom over in-memory training)")
+        print(f"iterate {name:20s} {alone['images_per_s']:8.0f} {alone['headroom']:5.1f}x "
+              f"{alone['cpu_ms_per_image']:11.2f}          {alone['epoch_images_per_s']}")
+    print("(ratio: to in-memory training; for `iterate`, the pipeline alone, the headroom over it)")
     print(f"in-memory tensors: prepared once in {result['in_memory_prepare_s']:.1f} s, "
           f"{result['in_memory_mb']:.1f} MB")
     print(f"goal: pipeline >= {GOAL_RATIO}x in-memory; wrote {OUT / 'pipeline.json'}")

@@ -9,11 +9,11 @@ import keras
 import numpy as np
 import pytest
 from PIL import Image
+from test_predict import galaxy_pixels, save_tiny_model
 
 from spiralarms.acquire import UnsafeArchiveError, sha256_of
 from spiralarms.importer import ModelImportError, import_model
 from spiralarms.predict import predict_images
-from test_predict import galaxy_pixels, save_tiny_model
 
 PROBS = [f"prob_{n}" for n in ("1", "2", "3", "4+", "?")]  # merge45
 
@@ -165,3 +165,14 @@ def test_google_drive_source_goes_through_fetch_gdrive(trained, tmp_path, monkey
     assert json.loads(target.with_name("imported.json").read_text())["source"] == link
     with pytest.raises(ModelImportError, match="local file or folder, gdrive:"):
         import_model("https://example.org/model.keras", tmp_path / "b0_merge45_standard_s10")
+
+
+def test_unnamed_folder_without_card_needs_the_classes(trained, tmp_path):
+    model, _ = trained
+    lone = tmp_path / "weights.keras"
+    shutil.copy(model, lone)
+    with pytest.raises(ModelImportError, match="--classes"):
+        import_model(lone, tmp_path / "colleague")
+    target = import_model(lone, tmp_path / "colleague", card={"classes": "merge45"})
+    card = json.loads(target.with_name("model.json").read_text())
+    assert (card["model"], card["classes"], card["crop_size"]) == ("b0", "merge45", 224)

@@ -1,4 +1,4 @@
-"""Prediction on new images: any size and mode, bad files skipped, training preprocessing exactly."""
+"""Prediction on new images: any size and mode, bad files skipped, training preprocessing."""
 
 import shutil
 
@@ -82,9 +82,9 @@ def predicted(model_path, images):
 
 
 def test_folder_gives_a_row_per_readable_image(predicted, images):
-    table, skipped = predicted
+    table, _ = predicted
     assert sorted(table["path"]) == sorted(str(images / name) for name in GOOD)
-    by_name = table.assign(name=table["path"].map(lambda p: p.rsplit("/", 1)[-1])).set_index("name")
+    by_name = table.set_index(table["path"].map(lambda p: p.rsplit("/", 1)[-1]))
     assert by_name.loc["rgba.png", ["width", "height", "mode"]].tolist() == [100, 60, "RGBA"]
     assert by_name.loc["galaxy.jpg", ["width", "height", "mode"]].tolist() == [424, 424, "RGB"]
     assert by_name.loc["grey.png", "mode"] == "L"

@@ -15,9 +15,10 @@ TINY = ROOT / ".test" / "config" / "tiny.yaml"
 EXPERIMENTS = ["b0_6class_standard_s1", "b0_6class_xai_s1"]
 
 
-def snakemake(workdir, *args, timeout=1500):
-    command = [str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "--configfile", str(TINY),
-               "--cores", "2", "--resources", "gpu=1", *args]
+def snakemake(workdir, *args, targets=(), configs=(), timeout=1500):
+    # Targets first: options such as --configfile and --resources take several values.
+    command = [str(SNAKEMAKE), *targets, "-s", str(ROOT / "Snakefile"), "--cores", "2",
+               *args, "--resources", "gpu=1", "--configfile", str(TINY), *map(str, configs)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     return subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True,
                           timeout=timeout)
@@ -110,8 +111,8 @@ def test_remote_sources_download_through_the_workflow(run, tmp_path):
                      "images": str(synthetic / "images_gz2/images"), "physical": None},
         }
         (tmp_path / "remote.yaml").write_text(yaml.safe_dump(config))
-        result = snakemake(tmp_path, "--configfile", str(TINY), str(tmp_path / "remote.yaml"),
-                           "results/labels/labels.parquet")
+        result = snakemake(tmp_path, configs=[tmp_path / "remote.yaml"],
+                           targets=["results/labels/labels.parquet"])
     assert result.returncode == 0, result.stderr[-3000:]
     for name in names:
         assert (tmp_path / "results/data/download" / name).read_bytes() == \
@@ -119,3 +120,56 @@ def test_remote_sources_download_through_the_workflow(run, tmp_path):
     ours = pd.read_parquet(tmp_path / "results/labels/labels.parquet")
     theirs = pd.read_parquet(run / "results/labels/labels.parquet")
     pd.testing.assert_frame_equal(ours, theirs)  # same labels, byte-identical inputs
+
+
+@pytest.mark.slow
+def test_imported_model_is_evaluated_like_a_trained_one_and_nothing_else_runs(run, tmp_path):
+    """imports: an archive of a trained model; one experiment requested, no other one built."""
+    import zipfile
+
+    import yaml
+
+    trained = run / "results/experiments/b0_6class_standard_s1"
+    archive = tmp_path / "shared_model.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name in ("model.keras", "model.json"):
+            zf.write(trained / name, f"finetuned/{name}")
+    (tmp_path / "imports.yaml").write_text(
+        yaml.safe_dump({"imports": {"b0_6class_standard_s1": str(archive)}}))
+    work = tmp_path / "work"
+    work.mkdir()
+    target = "results/experiments/b0_6class_standard_s1/figures"
+    result = snakemake(work, configs=[tmp_path / "imports.yaml"], targets=[target])
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    ours = work / "results/experiments/b0_6class_standard_s1"
+    assert json.loads((ours / "imported.json").read_text())["source"].endswith("shared_model.zip")
+    assert not (ours / "history.csv").exists() and not (work / "results/work").exists()
+    mine, theirs = (json.loads((d / "metrics.json").read_text()) for d in (ours, trained))
+    assert mine["subsets"] == theirs["subsets"]
+    assert (ours / "figures/confusion_test.png").stat().st_size > 0
+    assert sorted(p.name for p in (work / "results/experiments").iterdir()) == \
+        ["b0_6class_standard_s1"]  # the single target built only what it needs
+
+
+@pytest.mark.slow
+def test_predict_rule_classifies_a_folder_of_new_images(run, tmp_path):
+    import shutil
+
+    import yaml
+
+    images = tmp_path / "new_galaxies"
+    images.mkdir()
+    for jpeg in sorted((run / "results/data/synthetic/images_gz2/images").glob("*.jpg"))[:5]:
+        shutil.copy(jpeg, images)
+    (images / "notes.png").write_text("not an image")
+    (tmp_path / "predict.yaml").write_text(yaml.safe_dump(
+        {"predict": {"mine": {"model": "b0_6class_xai_s1", "images": str(images)}}}))
+    result = snakemake(run, configs=[tmp_path / "predict.yaml"],
+                       targets=["results/predictions/mine.parquet"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    predictions = pd.read_parquet(run / "results/predictions/mine.parquet")
+    assert len(predictions) == 5
+    assert set(predictions["pred_name"]) <= {"1", "2", "3", "4", "5+", "?"}
+    skipped = pd.read_csv(run / "results/predictions/mine.skipped.csv")
+    assert skipped["path"].str.endswith("notes.png").all()

@@ -34,7 +34,9 @@ def write_experiment_figures(metrics_path, predictions_dir, history_path, images
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics = json.loads(Path(metrics_path).read_text())
-    written = figures.plot_history(pd.read_csv(history_path), out_dir / "training_curves")
+    written = []
+    if history_path:  # imported models come without a training history
+        written += figures.plot_history(pd.read_csv(history_path), out_dir / "training_curves")
     for subset, m in metrics["subsets"].items():
         labels = figures.axis_labels(m["class_names"])
         cm = np.array(m["confusion_matrix"])

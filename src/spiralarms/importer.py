@@ -26,7 +26,7 @@ from .acquire import AcquireError, fetch_gdrive, safe_extract, sha256_of
 from .predict import card_for, read_card
 from .summary import EXPERIMENT_PATTERN
 from .train import DEFAULTS, write_model_card
-from .variants import get_variant
+from .variants import VARIANTS, get_variant
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,9 @@ def import_model(source, experiment_dir, card: dict | None = None, max_bytes=2e9
                  overwrite: bool = False) -> Path:
     """Copy the model in `source` to `experiment_dir/model.keras` and return that path.
 
-    The card comes from a model.json in the archive or folder, else from the experiment folder's
-    name `{model}_{classes}_{mode}_s{seed}` (crop size 224); entries of `card` override both.
+    The card comes from a model.json beside the model (in the archive or folder), else from the
+    experiment folder's name `{model}_{classes}_{mode}_s{seed}`; entries of `card` override both;
+    model type and image size come from the network's input, the crop size defaults to 224.
     Nothing is written into `experiment_dir` unless the model loads safely and the card fits it.
     """
     experiment_dir = Path(experiment_dir)
@@ -151,7 +152,7 @@ def load_safely(model_file: Path, source):
 
 def _card_overrides(model_file: Path, experiment_dir: Path, card: dict | None) -> dict:
     """Card entries for card_for, which reads a model.json beside the model file itself: without
-    one, the experiment folder's name; entries of `card` on top of either."""
+    one, the experiment folder's name; entries of `card` on top of either; crop 224 by default."""
     found = model_file.with_name("model.json")
     base = read_card(model_file) or _card_from_name(experiment_dir)
     given = {k: v for k, v in (card or {}).items() if v is not None}
@@ -159,15 +160,21 @@ def _card_overrides(model_file: Path, experiment_dir: Path, card: dict | None) -
     if conflicts:
         log.warning("given card entries override those of %s: %s",
                     found if found.is_file() else experiment_dir.name, conflicts)
-    return {**base, **given}
+    merged = {"crop_size": DEFAULTS["crop_size"], **base, **given}
+    if "classes" not in merged:
+        raise ModelImportError(
+            f"no model.json comes with the model and the folder name {experiment_dir.name!r} is "
+            f"not '{{model}}_{{classes}}_{{mode}}_s{{seed}}': give the class variant (--classes, "
+            f"one of {sorted(VARIANTS)}) or name the folder e.g. b0_6class_standard_s42"
+        )
+    return merged
 
 
 def _card_from_name(experiment_dir: Path) -> dict:
     match = EXPERIMENT_PATTERN.match(experiment_dir.name)
     if not match:
-        return {}  # card_for then asks for classes and crop size
-    return {"model": match["model"], "classes": match["classes"], "mode": match["mode"],
-            "crop_size": DEFAULTS["crop_size"]}
+        return {}  # then the caller must give the classes
+    return {"model": match["model"], "classes": match["classes"], "mode": match["mode"]}
 
 
 def _copy_atomic(source: Path, target: Path) -> None:

@@ -14,6 +14,7 @@ the crop size; the model type and image size are then read from the network's in
 import io
 import json
 import logging
+import os
 from pathlib import Path
 
 import keras
@@ -24,7 +25,7 @@ from PIL import Image
 
 from .dataset import preprocess
 from .models import CHANNELS
-from .variants import get_variant, long_names
+from .variants import VARIANTS, get_variant, long_names
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def card_for(model, model_path, overrides: dict | None = None) -> dict:
         flags = " ".join(f"--{k.replace('_', '-')}" for k in missing)
         raise ModelCardError(
             f"no model card (model.json) beside {model_path} gives {missing}: pass {flags} "
-            f"(classes: one of 6class, merge34, merge45, select12; crop_size: 224 in the paper)"
+            f"(classes: one of {sorted(VARIANTS)}; crop_size: 224 in the paper)"
         )
     if "class_names" not in card or "classes" in overrides:
         card["class_names"] = list(get_variant(card["classes"]).class_names)
@@ -115,7 +116,7 @@ def find_images(inputs) -> tuple[list, list]:
     """Image paths from files and folders (folders: .jpg/.jpeg/.png, any case, sorted), and
     `skipped` entries for inputs that do not exist. Explicit files are taken whatever their name."""
     images, skipped = [], []
-    for item in map(Path, inputs):
+    for item in map(Path, as_list(inputs)):
         if item.is_dir():
             # dotfiles are macOS resource forks ('._x.jpg') and editor droppings, not images
             images += sorted(p for p in item.iterdir() if p.is_file()
@@ -125,6 +126,11 @@ def find_images(inputs) -> tuple[list, list]:
         else:
             skipped.append({"path": str(item), "reason": "no such file or folder"})
     return list(dict.fromkeys(images)), skipped  # a file named twice is predicted once
+
+
+def as_list(inputs) -> list:
+    """One path or many."""
+    return [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
 
 
 def read_rgb(path) -> tuple[np.ndarray, str]:
@@ -192,7 +198,8 @@ def predict_images(model_path, inputs, batch_size: int = 32, card: dict | None =
     card = card_for(model, model_path, card)
     paths, skipped = find_images(inputs)
     if not paths:
-        raise NoImagesError(f"no images (.jpg, .jpeg, .png) found in {list(map(str, inputs))}")
+        raise NoImagesError(f"no images (.jpg, .jpeg, .png) found in "
+                            f"{', '.join(map(str, as_list(inputs)))}")
     log.info("predicting %d images with %s (%s, classes %s, %d px, crop %s)", len(paths),
              model_path, card["model"], card["classes"], card["image_size"], card["crop_size"])
     rows, probabilities = [], []
@@ -202,7 +209,7 @@ def predict_images(model_path, inputs, batch_size: int = 32, card: dict | None =
             probabilities.append(model.predict_on_batch(np.stack(batch_inputs)))
             rows += batch_rows
         if number % PROGRESS_EVERY == 0:
-            log.info("read %d of %d images", min(start + batch_size, len(paths)), len(paths))
+            log.info("predicted %d of %d images", min(start + batch_size, len(paths)), len(paths))
     if skipped:
         log.warning("skipped %d unreadable or missing inputs", len(skipped))
     proba = (np.concatenate(probabilities) if probabilities

@@ -69,11 +69,27 @@ def xai_experiments():
     return [e for e in EXPERIMENTS if Experiment.parse(e).mode == "xai"]
 
 
+def prediction_model(name):
+    """config predict.<name>.model: an experiment name (trained here) or a .keras path."""
+    model = config["predict"][name]["model"]
+    if re.fullmatch(NAME_REGEX, model):
+        return f"{RESULTS}/experiments/{model}/model.keras"
+    return model
+
+
+def trained_history(wildcards):
+    """history.csv of trained experiments; imported models come without one."""
+    if wildcards.experiment in config["imports"]:
+        return []
+    return f"{RESULTS}/experiments/{wildcards.experiment}/history.csv"
+
+
 def all_targets():
     return [
         f"{RESULTS}/summary/metrics.csv",
         *expand(f"{RESULTS}/experiments/{{e}}/figures", e=EXPERIMENTS),
         *expand(f"{RESULTS}/experiments/{{e}}/xai", e=xai_experiments()),
+        *expand(f"{RESULTS}/predictions/{{name}}.parquet", name=config["predict"]),
     ]
 
 

@@ -26,7 +26,7 @@ rule figures:
     input:
         metrics=rules.evaluate.output.metrics,
         predictions=rules.evaluate.output.predictions,
-        history=rules.train.output.history,
+        history=trained_history,
         images=images_path(),
     output:
         figures=report(

@@ -5,7 +5,7 @@ logs.to_file(snakemake.log[0])
 write_experiment_figures(
     snakemake.input.metrics,
     snakemake.input.predictions,
-    snakemake.input.history,
+    snakemake.input.history or None,
     snakemake.input.images,
     snakemake.output.figures,
     crop_size=snakemake.params.settings["crop_size"],
