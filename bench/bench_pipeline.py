@@ -1,17 +1,22 @@
 """Training fed by the tf.data pipeline from shards vs fed by in-memory tensors.
 
 Goal: training through `make_dataset` at >= 0.95x the images/s of training on preprocessed tensors
-held in memory, i.e. the input pipeline does not hold the model back. Same EfficientNetB0 (from
-scratch, 6 classes, Adam, categorical crossentropy) for every feed; epoch 1 (tracing, cache
-filling) is left out of the rates. The pipeline is also timed alone (no model) to show its headroom.
+held in memory, i.e. the input pipeline does not hold the model back. The same model (B0 by
+default: from scratch, 'standard' mode with its augmentation layers, 6 classes, Adam, categorical
+crossentropy) for every feed; epoch 1 (tracing, cache filling) is left out of the rates. The
+pipeline is also iterated alone (no model) to show its headroom.
 
     .venv/bin/python bench/bench_pipeline.py [--images 600] [--image-size 64] [--batch-size 32]
         [--epochs 3] [--cache | --no-cache] [--repeats 1] [--model b0]
 
 Synthetic 424x424 galaxies and their shards are cached under results/bench/pipeline/. Prints a
-table and writes results/bench/pipeline.json. Runs on CPU or GPU alike; on a GPU the step is
-fast, so the uncached JPEG decode needs several cores (or `--cache`, which decodes once) to
-keep up; `pipeline_alone` says how much it can deliver on this machine.
+table and writes results/bench/pipeline.json. Besides images/s it records process CPU ms per
+image, which other jobs on a shared machine disturb far less than wall-clock rates.
+
+Runs on CPU or GPU alike. On a CPU-only machine the uncached JPEG decode competes with the
+training step for the same cores, so its CPU ms per image (see `iterate`) come straight off the
+rate. On a GPU the decode overlaps the step, but the step is fast: the uncached pipeline needs
+about (training images/s x decode CPU ms per image / 1000) cores, or `--cache` (decode once).
 """
 
 import argparse

@@ -40,7 +40,7 @@ def test_labels_reconcile_with_the_selection_report(run):
     assert set(labels["arm_class"]) == set(range(6))
     assert set(labels["subset"]) == {"train", "val", "test", "overflow"}
     assert report["rows_read"] == sum(report["excluded"].values()) + len(labels)
-    assert report["excluded"]["image file missing"] == 2  # the config's missing_images
+    assert report["excluded"]["image_missing"] == 2  # the config's missing_images
 
 
 @pytest.mark.slow
