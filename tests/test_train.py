@@ -1,8 +1,8 @@
 """Training survives a SIGKILL (resumes from the last finished epoch) and is deterministic on CPU."""
 
 import json
-import re
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from tiny_shards import make_tiny_shards
 
 RUNNER = Path(__file__).with_name("train_runner.py")
@@ -31,9 +30,9 @@ def _start(files, out: Path, seed=1, settings=SETTINGS, mode="xai"):
             "work_dir": str(out / "work")}
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
            "PYTHONPATH": str(RUNNER.parent) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    log = open(out / "train.log", "a")
-    return subprocess.Popen([sys.executable, str(RUNNER), json.dumps(args)], stdout=log,
-                            stderr=subprocess.STDOUT, env=env)
+    with open(out / "train.log", "a") as log:  # the child keeps its own handle
+        return subprocess.Popen([sys.executable, str(RUNNER), json.dumps(args)], stdout=log,
+                                stderr=subprocess.STDOUT, env=env)
 
 
 def _rows(path: Path) -> int:

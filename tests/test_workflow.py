@@ -21,7 +21,7 @@ def snakemake(workdir, *args, targets=(), configs=(), timeout=1500):
                *args, "--resources", "gpu=1", "--configfile", str(TINY), *map(str, configs)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     return subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, check=False)
 
 
 @pytest.fixture(scope="module")

@@ -174,9 +174,10 @@ def train_experiment(
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     strategy, n_gpus = configure_devices(s["deterministic"], seed)
-    common = dict(model=model_name, class_map=variant.class_map, n_classes=variant.n_classes,
-                  image_size=s["image_size"], crop_size=s["crop_size"],
-                  batch_size=s["batch_size"] * max(1, n_gpus), cache=s["cache"], seed=seed)
+    common = {"model": model_name, "class_map": variant.class_map,
+              "n_classes": variant.n_classes, "image_size": s["image_size"],
+              "crop_size": s["crop_size"], "batch_size": s["batch_size"] * max(1, n_gpus),
+              "cache": s["cache"], "seed": seed}
     counts = count_targets(train_files, variant.class_map, variant.n_classes)
     n_val = count_targets(val_files, variant.class_map, variant.n_classes).sum()
     train_ds = make_dataset(train_files, shuffle=s["shuffle"], count=counts.sum(),
