@@ -11,7 +11,7 @@ pipeline is also iterated alone (no model) to show its headroom.
 
 Synthetic 424x424 galaxies and their shards are cached under results/bench/pipeline/. Prints a
 table and writes results/bench/pipeline.json. Besides images/s it records process CPU ms per
-image, which other jobs on a shared machine disturb far less than wall-clock rates.
+image, which other jobs on a shared machine disturb less than wall-clock rates (still: repeat).
 
 Runs on CPU or GPU alike. On a CPU-only machine the uncached JPEG decode competes with the
 training step for the same cores, so its CPU ms per image (see `iterate`) come straight off the

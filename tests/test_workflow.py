@@ -64,10 +64,12 @@ def test_each_experiment_has_model_history_metrics_and_figures(run, experiment):
     test = pd.read_parquet(out / "predictions/test.parquet")
     assert sum(map(sum, metrics["confusion_matrix"])) == len(test) == metrics["n"]
     assert set(metrics["subsets"]) == {"val", "test", "overflow"}
-    figures = {p.name for p in (out / "figures").iterdir()}
+    figures = {p.relative_to(out / "figures").as_posix(): p.stat().st_size
+               for p in (out / "figures").rglob("*.p[nd][gf]")}
     assert {"confusion_test.png", "confusion_test_normalised.pdf", "training_curves.png",
-            "reliability_test.png", "stellar_mass_test.png"} <= figures
-    assert all((out / "figures" / f).stat().st_size > 0 for f in figures)
+            "reliability_test.png", "stellar_mass_test.png"} <= set(figures)
+    assert any(f.startswith("misclassified_test/") for f in figures)
+    assert all(figures.values())
 
 
 @pytest.mark.slow
