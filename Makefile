@@ -19,7 +19,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/snakemake $(DEMO)
 	$(MAKE) --no-print-directory results/report.html
-	$(BIN)/spiralarms summary results/summary/metrics.csv
+	$(BIN)/spiralarms summary results/summary/metrics.csv --data synthetic
 
 results/report.html: results/summary/metrics.csv
 	$(BIN)/snakemake $(DEMO) --report $@

@@ -18,6 +18,8 @@ rule download:
 
 
 rule fetch_images:
+    input:
+        mapping=data_path("mapping"),
     output:
         images=directory(f"{DOWNLOAD}/images"),
     log:
