@@ -1,14 +1,15 @@
-"""Send a rule's logging (ours, Keras' and TensorFlow's) to its log file."""
+"""Send a rule's logging (ours, Keras' and TensorFlow's C++ output) to its log file."""
 
 import logging
 import os
 import sys
 
 
-def to_file(path, quiet_tf: bool = True):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if quiet_tf else "0")
+def to_file(path):
     stream = open(path, "a", buffering=1)  # noqa: SIM115 - open for the job's whole life
-    sys.stdout = sys.stderr = stream  # Keras progress lines and warnings land in the log too
+    for fd in (1, 2):  # TensorFlow's C++ runtime writes to the file descriptors directly
+        os.dup2(stream.fileno(), fd)
+    sys.stdout = sys.stderr = stream  # Keras progress lines and Python warnings
     logging.basicConfig(
         level=logging.INFO, stream=stream, force=True,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
