@@ -11,7 +11,7 @@ rule train:
         f"{RESULTS}/benchmarks/train/{{experiment}}.tsv"
     conda:
         "../../envs/spiralarms.yaml"
-    threads: config["train"]["threads"]
+    threads: lambda wildcards: experiment_train_settings(wildcards)["threads"]
     resources:
         gpu=1,
         runtime=24 * 60,
