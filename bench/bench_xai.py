@@ -20,19 +20,15 @@ import numpy as np
 import tensorflow as tf
 
 from spiralarms import xai
+from spiralarms.models import build_model
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def flat_b0(size, channels=1, n_classes=6):
+def flat_b0(size, n_classes=6):
+    """The model the xai stage explains: the project's B0 in xai mode (flat graph, top_conv)."""
     keras.utils.set_random_seed(0)
-    base = keras.applications.EfficientNetB0(
-        include_top=False, weights=None, input_shape=(size, size, channels)
-    )
-    x = keras.layers.GlobalAveragePooling2D()(base.output)
-    x = keras.layers.Dense(1024, activation="relu")(x)
-    out = keras.layers.Dense(n_classes, activation="softmax", name="softmax_output")(x)
-    return keras.Model(base.input, out)
+    return build_model("b0", n_classes, size, "xai")
 
 
 def seconds_per_image(call, n_images):

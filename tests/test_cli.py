@@ -5,8 +5,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-import pytest
-from test_predict import BAD, GOOD, save_tiny_model, write_images
+from tiny_models import BAD, GOOD
 
 from spiralarms.cli import main
 
@@ -18,16 +17,6 @@ SUMMARY = pd.DataFrame({
     "accuracy": [0.8, 0.8125, 0.5], "accuracy_ci_low": [0.71, 0.74, 0.41],
     "accuracy_ci_high": [0.87, 0.87, 0.59], "macro_f1": [0.79, 0.7904, 0.48],
 })
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    return save_tiny_model(tmp_path_factory.mktemp("exp") / "b0_6class_standard_s42")
-
-
-@pytest.fixture(scope="module")
-def images(tmp_path_factory):
-    return write_images(tmp_path_factory.mktemp("images"))
 
 
 def test_predict_writes_parquet_and_reports_skips(model_path, images, tmp_path, capsys):

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 from PIL import Image
-from test_predict import galaxy_pixels, save_tiny_model
+from tiny_models import galaxy_pixels, save_tiny_model
 
 from spiralarms.acquire import UnsafeArchiveError, sha256_of
 from spiralarms.importer import ModelImportError, import_model

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 from PIL import Image
+from tiny_models import BAD, GOOD, IMAGE_SIZE
 
 from spiralarms import dataset
-from spiralarms.models import build_model
 from spiralarms.predict import (
     ModelCardError,
     NoImagesError,
@@ -21,59 +21,7 @@ from spiralarms.predict import (
     to_rgb,
     write_predictions,
 )
-from spiralarms.train import write_model_card
 from spiralarms.variants import VARIANTS
-
-IMAGE_SIZE = 32
-CARD_SETTINGS = {"image_size": IMAGE_SIZE, "crop_size": 224}
-GOOD = ["galaxy.jpg", "grey.png", "palette.png", "rgba.png", "upper.JPEG"]
-BAD = ["corrupt.jpg", "notes.png"]
-
-
-def save_tiny_model(folder, variant="6class"):
-    """An untrained B0 at 32 px with its model card, as training leaves it."""
-    keras.utils.set_random_seed(0)
-    folder.mkdir(parents=True, exist_ok=True)
-    model = build_model("b0", VARIANTS[variant].n_classes, IMAGE_SIZE, "standard")
-    path = folder / "model.keras"
-    model.save(path)
-    write_model_card(path, "b0", VARIANTS[variant], "standard", CARD_SETTINGS)
-    return path
-
-
-def galaxy_pixels(size=424, seed=0):
-    """A smooth, bright-centred blob with noise: JPEG-like content, not a flat field."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[:size, :size] - size / 2
-    blob = 255 * np.exp(-(x**2 + y**2) / (2 * (size / 6) ** 2))
-    rgb = np.stack([blob, 0.8 * blob, 0.6 * blob], -1) + rng.normal(0, 12, (size, size, 3))
-    return np.clip(rgb, 0, 255).astype(np.uint8)
-
-
-def write_images(folder):
-    """The good images of GOOD, the broken files of BAD, and a text file that is not scanned."""
-    folder.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(galaxy_pixels()).save(folder / "galaxy.jpg", quality=90)
-    Image.fromarray(galaxy_pixels(200, 1)).save(folder / "upper.JPEG")
-    rgba = np.dstack([galaxy_pixels(424, 2)[:60, :100], np.full((60, 100), 200, np.uint8)])
-    Image.fromarray(rgba, "RGBA").save(folder / "rgba.png")
-    Image.fromarray(galaxy_pixels(80, 3)[..., 0], "L").save(folder / "grey.png")
-    Image.fromarray(galaxy_pixels(90, 4)).convert("P").save(folder / "palette.png")
-    whole = (folder / "galaxy.jpg").read_bytes()
-    (folder / "corrupt.jpg").write_bytes(whole[: len(whole) // 3])  # truncated download
-    (folder / "notes.png").write_text("not an image\n")
-    (folder / "readme.txt").write_text("ignored: not an image suffix\n")
-    return folder
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    return save_tiny_model(tmp_path_factory.mktemp("exp") / "b0_6class_standard_s42")
-
-
-@pytest.fixture(scope="module")
-def images(tmp_path_factory):
-    return write_images(tmp_path_factory.mktemp("images"))
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,14 @@
+"""Fixtures shared by the prediction, CLI and import tests."""
+
+import pytest
+from tiny_models import save_tiny_model, write_images
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    return save_tiny_model(tmp_path_factory.mktemp("exp") / "b0_6class_standard_s42")
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    return write_images(tmp_path_factory.mktemp("images"))
