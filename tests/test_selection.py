@@ -214,15 +214,33 @@ def test_split_sizes_follow_sklearn_rounding_like_the_notebook(tmp_path):
     assert report["overflow_per_class"] == [0, 30, 0, 0, 0, 5]
 
 
-def test_split_membership_and_order_equal_sklearn_on_specobjid_order(tmp_path):
-    rows = notebook_like_sample()
-    labels, _ = run_select(tmp_path, rows)
+def notebook_split(rows):
+    """The notebook's frames: per class sklearn's split of the first 300 by specobjid, concatenated."""
+    parts = {"train": [], "val": []}
     for j in range(6):
         capped = rows.loc[rows[ARM_FLAG[j]] == 1, "dr7objid"].sort_values().to_numpy()[:300]
         train, val = train_test_split(capped, test_size=0.3, random_state=42, shuffle=True)
-        of_class = labels[labels["arm_class"] == j]
-        assert list(of_class.loc[of_class["subset"] == "train", "dr7objid"]) == list(train)
-        assert list(of_class.loc[of_class["subset"] == "val", "dr7objid"]) == list(val)
+        parts["train"].append(train)
+        parts["val"].append(val)
+    return {name: np.concatenate(p) for name, p in parts.items()}
+
+
+def test_split_membership_and_order_equal_sklearn_on_specobjid_order(tmp_path):
+    rows = notebook_like_sample()
+    labels, _ = run_select(tmp_path, rows, {"shuffle_once": False})
+    for name, expected in notebook_split(rows).items():
+        assert list(labels.loc[labels["subset"] == name, "dr7objid"]) == list(expected)
+
+
+def test_shuffle_once_is_the_notebooks_df_sample_of_train_and_val(tmp_path):
+    rows = notebook_like_sample()
+    labels, _ = run_select(tmp_path, rows)
+    for name, expected in notebook_split(rows).items():
+        frame = pd.DataFrame({"dr7objid": expected}).sample(frac=1, random_state=42)
+        got = labels.loc[labels["subset"] == name]
+        assert list(got["dr7objid"]) == list(frame["dr7objid"])
+        # mixed from the first rows on: the first 16 (one notebook batch) hold several classes
+        assert got["arm_class"].iloc[:16].nunique() >= 3
 
 
 def test_held_out_test_subset_is_stratified_and_disjoint(tmp_path):
@@ -242,11 +260,19 @@ def test_class_too_small_to_split_names_the_class(tmp_path):
         run_select(tmp_path, rows)
 
 
-def test_labels_are_grouped_by_subset_then_class(tmp_path):
-    labels, _ = run_select(tmp_path, notebook_like_sample())
+def test_labels_are_grouped_by_subset_then_class_without_shuffle_once(tmp_path):
+    labels, _ = run_select(tmp_path, notebook_like_sample(), {"shuffle_once": False})
     subset_rank = labels["subset"].map({"train": 0, "val": 1, "test": 2, "overflow": 3})
     key = subset_rank.to_numpy() * 10 + labels["arm_class"].to_numpy()
     assert (np.diff(key) >= 0).all()
+
+
+def test_labels_are_grouped_by_subset_with_shuffle_once(tmp_path):
+    labels, _ = run_select(tmp_path, notebook_like_sample())
+    subset_rank = labels["subset"].map({"train": 0, "val": 1, "test": 2, "overflow": 3})
+    assert (np.diff(subset_rank.to_numpy()) >= 0).all()
+    overflow = labels[labels["subset"] == "overflow"]
+    assert (np.diff(overflow["arm_class"].to_numpy()) >= 0).all()  # overflow is not permuted
 
 
 # --- reading, reconciling, writing ----------------------------------------------------------------

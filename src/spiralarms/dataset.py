@@ -8,7 +8,8 @@ mode (the model carries it in `standard` mode).
 
 import tensorflow as tf
 
-from .models import CHANNELS, augmentation_layers
+from .experiment import CHANNELS
+from .models import augmentation_layers
 from .shards import parse_example
 
 FRAME = 424  # GZ2 cut-outs are 424 x 424

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pandas as pd
 
+from . import model_card
 from .dataset import make_dataset
 from .metrics import compute_metrics
 
@@ -42,16 +43,22 @@ def evaluate_experiment(experiment, model_path, subset_files: dict, settings: di
     The top level of metrics.json repeats the primary subset (test when present, else val — the
     notebook reported validation, which also picked its checkpoint: leak B3).
     """
+    settings = model_card.preprocessing(model_path, settings)  # an imported model's own sizes
+    training = model_card.read(model_path).get("training", {})
     model = keras.models.load_model(model_path, safe_mode=True)
     variant = experiment.variant
     predictions_dir = Path(predictions_dir)
     predictions_dir.mkdir(parents=True, exist_ok=True)
-    subsets = {}
+    subsets, skipped = {}, {}
     for subset, files in subset_files.items():
         if not files:
+            skipped[subset] = "the selection produced no galaxies for it"
+            log.warning("%s: subset %r skipped: %s", experiment.name, subset, skipped[subset])
             continue
         frame = predict(model, files, experiment.model, variant, settings)
         if not len(frame):
+            skipped[subset] = f"none of its galaxies is in a {variant.name} class"
+            log.warning("%s: subset %r skipped: %s", experiment.name, subset, skipped[subset])
             continue
         frame.insert(2, "subset", subset)
         if physical is not None:
@@ -68,6 +75,8 @@ def evaluate_experiment(experiment, model_path, subset_files: dict, settings: di
     primary = "test" if "test" in subsets else "val"
     metrics = {"experiment": experiment.name, "model": experiment.model,
                "classes": experiment.classes, "mode": experiment.mode, "seed": experiment.seed,
-               "subset": primary, **subsets[primary], "subsets": subsets}
+               "preprocessing": {k: settings[k] for k in model_card.PREPROCESSING},
+               "training": training, "subset": primary, **subsets[primary], "subsets": subsets,
+               "subsets_skipped": skipped}
     Path(metrics_path).write_text(json.dumps(metrics, indent=1))
     return metrics

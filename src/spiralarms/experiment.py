@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from .variants import VARIANTS, Variant
 
 MODELS = ("b0", "v2m")
+# Input channels: b0 takes greyscale (as Zoobot's B0 did), v2m RGB.
+CHANNELS = {"b0": 1, "v2m": 3}
 MODES = ("standard", "xai")
 # Without named groups: Snakemake takes this as the {experiment} wildcard constraint.
 NAME_REGEX = rf"(?:{'|'.join(MODELS)})_(?:{'|'.join(VARIANTS)})_(?:{'|'.join(MODES)})_s\d+"

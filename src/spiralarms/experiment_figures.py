@@ -30,10 +30,13 @@ def jpeg_loader(images_dir, crop_size: int = 224):
 
 
 def write_experiment_figures(metrics_path, predictions_dir, history_path, images_dir, out_dir,
-                             crop_size: int = 224) -> list:
+                             crop_size: int | None = None) -> list:
+    """`crop_size`: of the images shown; by default the one the model saw (metrics.json)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics = json.loads(Path(metrics_path).read_text())
+    if crop_size is None:
+        crop_size = metrics["preprocessing"]["crop_size"]
     written = []
     if history_path:  # imported models come without a training history
         written += figures.plot_history(pd.read_csv(history_path), out_dir / "training_curves")

@@ -13,8 +13,10 @@ batch-norm layers (section 5.4). The two modes' weights are not interchangeable 
 from pathlib import Path
 
 import keras
+import numpy as np
 
-CHANNELS = {"b0": 1, "v2m": 3}
+from .experiment import CHANNELS
+
 MODES = ("standard", "xai")
 # Layers at three depths for the feature-map figures (section 7).
 FEATURE_LAYERS = {
@@ -23,18 +25,43 @@ FEATURE_LAYERS = {
 }
 
 
+FLIPS = {True: ("horizontal", "vertical"), "joint": ("horizontal_and_vertical",), False: ()}
+
+
 def augmentation_layers(rotation=0.5, flip=True, zoom=0.2, seed=None) -> list:
-    """Section 3: any angle with reflect fill, both flips, independent height/width zoom."""
+    """Section 3: any angle with reflect fill, mirror flips, independent height/width zoom.
+
+    `flip: true` mirrors each axis independently, as Keras 2.11's RandomFlip did for the notebook.
+    Keras 3's RandomFlip("horizontal_and_vertical") draws one mask for both axes, so its flip is
+    always a 180-degree rotation and never a mirror; `flip: joint` keeps that behaviour on request.
+    Each layer gets its own seed derived from `seed`: layers sharing an integer seed draw
+    correlated numbers (the flip would follow the sign of the rotation angle).
+    """
+    if flip not in FLIPS:
+        raise ValueError(f"augment.flip={flip!r} must be true, false or 'joint'")
+    seeds = iter(layer_seeds(seed))
     layers = []
     if rotation:
-        layers.append(keras.layers.RandomRotation(rotation, fill_mode="reflect", seed=seed))
-    if flip:
-        layers.append(keras.layers.RandomFlip("horizontal_and_vertical", seed=seed))
+        layers.append(
+            keras.layers.RandomRotation(rotation, fill_mode="reflect", seed=next(seeds))
+        )
+    for axis in FLIPS[flip]:
+        layers.append(keras.layers.RandomFlip(axis, seed=next(seeds)))
     if zoom:
         layers.append(
-            keras.layers.RandomZoom((-zoom, zoom), (-zoom, zoom), fill_mode="reflect", seed=seed)
+            keras.layers.RandomZoom(
+                (-zoom, zoom), (-zoom, zoom), fill_mode="reflect", seed=next(seeds)
+            )
         )
     return layers
+
+
+def layer_seeds(seed, count: int = 4) -> list:
+    """Independent integer seeds, one per augmentation layer, from the experiment seed."""
+    if seed is None:
+        return [None] * count
+    children = np.random.SeedSequence(int(seed)).spawn(count)
+    return [int(child.generate_state(1)[0] % 2**31) for child in children]
 
 
 def _backbone(model: str, inputs, weights):

@@ -15,6 +15,7 @@ counted rather than silently mishandled. Optional fixes: `cap_order: random` (B2
 """
 
 import json
+import logging
 import math
 import os
 from pathlib import Path
@@ -41,6 +42,8 @@ from .catalog import (
 )
 from .variants import Variant, get_variant
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_SETTINGS = {
     "features_min": 0.43,
     "not_edgeon_min": 0.715,
@@ -52,6 +55,7 @@ DEFAULT_SETTINGS = {
     "seed": 42,
     "val_fraction": 0.3,
     "test_fraction": 0.0,
+    "shuffle_once": True,
 }
 CAP_ORDERS = ("legacy", "random")
 SUBSETS = ("train", "val", "test", "overflow")
@@ -88,6 +92,8 @@ def resolve_settings(settings=None) -> dict:
              f"selection.cap={out['cap']!r} must be a positive integer or null (no cap)")
     _require(out["cap_order"] in CAP_ORDERS,
              f"selection.cap_order={out['cap_order']!r} must be one of {list(CAP_ORDERS)}")
+    _require(isinstance(out["shuffle_once"], bool),
+             f"selection.shuffle_once={out['shuffle_once']!r} must be true or false")
     _require(int(out["seed"]) == out["seed"], f"selection.seed={out['seed']!r} must be an integer")
     val, test = float(out["val_fraction"]), float(out["test_fraction"])
     _require(0.0 < val < 1.0 and 0.0 <= test < 1.0 and val + test < 1.0,
@@ -261,7 +267,8 @@ def _assign_subsets(arm_class, settings):
     """(order, subset) for galaxies given in ascending specobjid order.
 
     Rows come out grouped by subset, then class; within a class in the order sklearn returns them,
-    i.e. the notebook's per-class concatenation before its `df.sample` shuffle.
+    i.e. the notebook's per-class concatenation; with `shuffle_once` train and val are then
+    permuted as the notebook's `df.sample` did.
     """
     parts = {subset: [] for subset in SUBSETS}
     for j in range(N_CLASSES):
@@ -273,6 +280,11 @@ def _assign_subsets(arm_class, settings):
     order, subset = [], []
     for name in SUBSETS:
         positions = np.concatenate(parts[name]) if parts[name] else np.array([], dtype=np.int64)
+        if settings["shuffle_once"] and name in ("train", "val"):
+            # The notebook's df.sample(frac=1, random_state=42) of the class-grouped frames: without
+            # it, unshuffled epochs (train.shuffle: false) would see class-blocked batches.
+            positions = pd.Series(positions).sample(frac=1, random_state=int(settings["seed"]))
+            positions = positions.to_numpy()
         order.append(positions)
         subset += [name] * len(positions)
     return np.concatenate(order).astype(np.int64), np.array(subset, dtype=object)
@@ -415,6 +427,13 @@ def physical_properties(labels: pd.DataFrame, physical: pd.DataFrame):
         out[name] = np.where(matched, values[np.maximum(position, 0)], np.nan)
     counts = {"physical_rows": len(physical), "matched": int(matched.sum()),
               "unmatched": int((~matched).sum())}
+    unmatched = out.loc[~matched, "specobjid"].to_numpy(dtype=np.int64)
+    logger.info("physical properties: %d of %d labelled galaxies matched by specobjid in a table "
+                "of %d rows", counts["matched"], len(out), len(physical))
+    if len(unmatched):
+        logger.warning("physical properties: %d labelled galaxies have no row (log_mass and sfr "
+                       "left NaN), e.g. specobjid %s", len(unmatched),
+                       ", ".join(str(v) for v in unmatched[:5]))
     return out, counts
 
 

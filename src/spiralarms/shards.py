@@ -86,6 +86,12 @@ def shard_files(shard_dir, subset) -> list:
     return [str(Path(shard_dir) / name) for name in manifest["subsets"][subset]["files"]]
 
 
+def subset_files(shard_dir, subsets) -> dict:
+    """subset -> its shard paths, [] for a subset the selection left empty (nothing written)."""
+    present = read_manifest(shard_dir)["subsets"]
+    return {s: shard_files(shard_dir, s) if s in present else [] for s in subsets}
+
+
 def read_manifest(shard_dir) -> dict:
     path = Path(shard_dir) / MANIFEST
     if not path.is_file():

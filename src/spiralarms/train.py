@@ -5,6 +5,7 @@ best weights restored at the end, TerminateOnNaN. Everything that must survive a
 in `work_dir`, outside Snakemake's declared outputs (Snakemake deletes a failed job's outputs).
 """
 
+import contextlib
 import csv
 import json
 import logging
@@ -16,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from . import model_card
 from .dataset import make_dataset
 from .models import build_model
 
@@ -36,7 +38,10 @@ DEFAULTS = {
     "augment": {"rotation": 0.5, "flip": True, "zoom": 0.2},
     "bn_momentum": None,
     "deterministic": True,
+    "precision": "float32",
+    "batch_scaling": "fixed",
 }
+PRECISIONS = ("float32", "mixed_float16")
 
 
 def limit_threads(threads: int):
@@ -45,16 +50,28 @@ def limit_threads(threads: int):
     tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, threads)))
 
 
-def configure_devices(deterministic: bool, seed: int):
-    """Seed everything; mixed precision and MirroredStrategy when GPUs are visible."""
+def configure_devices(deterministic: bool, seed: int, precision: str = "float32"):
+    """Seed everything; the dtype policy; MirroredStrategy over the visible GPUs."""
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
+    if precision not in PRECISIONS:
+        raise ValueError(f"train.precision={precision!r} must be one of {PRECISIONS}")
+    keras.mixed_precision.set_global_policy(precision)
     gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        keras.mixed_precision.set_global_policy("mixed_float16")
+    for gpu in gpus:  # take memory as needed, so evaluate/xai jobs can share a card with training
+        with contextlib.suppress(RuntimeError):  # already initialised (a second run in-process)
+            tf.config.experimental.set_memory_growth(gpu, True)
+    if len(gpus) > 1:
         return tf.distribute.MirroredStrategy(), len(gpus)
-    return tf.distribute.get_strategy(), 0
+    return tf.distribute.get_strategy(), len(gpus)
+
+
+def global_batch(settings: dict, n_gpus: int) -> int:
+    """`fixed`: the paper's batch whatever the GPU count; `per_gpu`: batch_size on each GPU."""
+    if settings["batch_scaling"] == "per_gpu":
+        return settings["batch_size"] * max(1, n_gpus)
+    return settings["batch_size"]
 
 
 def count_targets(files, class_map, n_classes) -> np.ndarray:
@@ -139,21 +156,48 @@ def _write_rows(path: Path, rows: list):
     os.replace(tmp, path)
 
 
-def learning_rate(settings: dict, n_train: int):
+def learning_rate(settings: dict, n_train: int, batch_size: int):
     """Adam's rate: the paper's constant, or cosine decay to zero over all epochs (from scratch,
     the late small steps buy several points of accuracy for no extra epochs)."""
     if settings["lr_schedule"] == "constant":
         return settings["learning_rate"]
-    steps = settings["epochs"] * -(-int(n_train) // settings["batch_size"])
+    steps = settings["epochs"] * -(-int(n_train) // batch_size)
     return keras.optimizers.schedules.CosineDecay(settings["learning_rate"], steps)
 
 
-def write_model_card(model_path, model_name, variant, mode, settings):
-    """model.json beside model.keras: what prediction needs to preprocess and name classes."""
-    card = {"model": model_name, "mode": mode, "classes": variant.name,
-            "class_names": list(variant.class_names), "image_size": settings["image_size"],
-            "crop_size": settings["crop_size"]}
-    Path(model_path).with_name("model.json").write_text(json.dumps(card, indent=1))
+def write_model_card(model_path, model_name, variant, mode, settings, training=None):
+    """model.json beside model.keras: what prediction needs to preprocess and name classes, and
+    what ran (weights, precision, batch) so metrics and the summary can say it."""
+    model_card.write(model_path, {
+        "model": model_name, "mode": mode, "classes": variant.name,
+        "class_names": list(variant.class_names), "image_size": settings["image_size"],
+        "crop_size": settings["crop_size"], "training": training or {}})
+
+
+def weights_record(model_name: str, weights, source: dict | None) -> dict:
+    """Which weights the backbone started from: config source, file, sha256, paper's or not."""
+    from .acquire import sha256_of
+    from .weights import PAPER_WEIGHTS
+
+    source = source or {}
+    return {"source": source.get("spec"), "file": Path(weights).name if weights else None,
+            "sha256": sha256_of(weights) if weights else None,
+            "matches_paper": source.get("matches_paper", "no" if not weights else "unknown"),
+            "paper": PAPER_WEIGHTS[model_name]}
+
+
+def training_notes(model_name: str, weights, settings: dict, synthetic: bool) -> list:
+    """Plain-words warnings about runs that are not the paper's method."""
+    notes = []
+    if model_name == "b0" and not weights and not synthetic:
+        notes.append(
+            f"B0 trained its whole backbone from scratch (models.b0.weights: null) on real data at "
+            f"learning rate {settings['learning_rate']:g}; the paper trained only the head on a "
+            "frozen Zoobot backbone at 1e-4. Set models.b0.weights to "
+            "hf_hub:mwalmsley/zoobot-encoder-efficientnet_b0 for the paper's recipe.")
+    if model_name == "v2m" and not weights:
+        notes.append("V2M trained from scratch; the paper fine-tuned ImageNet weights.")
+    return notes
 
 
 def train_experiment(
@@ -168,15 +212,17 @@ def train_experiment(
     model_path,
     history_path,
     work_dir,
+    weights_source: dict | None = None,
+    synthetic: bool = False,
 ) -> dict:
     """Train one experiment; returns a summary. Rerunning after a kill resumes from the backup."""
     s = {**DEFAULTS, **settings}
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    strategy, n_gpus = configure_devices(s["deterministic"], seed)
+    strategy, n_gpus = configure_devices(s["deterministic"], seed, s["precision"])
     common = {"model": model_name, "class_map": variant.class_map,
               "n_classes": variant.n_classes, "image_size": s["image_size"],
-              "crop_size": s["crop_size"], "batch_size": s["batch_size"] * max(1, n_gpus),
+              "crop_size": s["crop_size"], "batch_size": global_batch(s, n_gpus),
               "cache": s["cache"], "seed": seed}
     counts = count_targets(train_files, variant.class_map, variant.n_classes)
     n_val = count_targets(val_files, variant.class_map, variant.n_classes).sum()
@@ -184,11 +230,19 @@ def train_experiment(
                             augment=s["augment"] if mode == "xai" else None, **common)
     val_ds = make_dataset(val_files, count=n_val, **common)
     log.info("training galaxies per class %s: %s", list(variant.class_names), counts.tolist())
+    record = weights_record(model_name, weights, weights_source)
+    notes = training_notes(model_name, weights, s, synthetic)
+    log.info("weights: %s (%s); precision %s, global batch %d on %d GPU(s)",
+             record["source"] or "none, from scratch", record["file"] or "-", s["precision"],
+             common["batch_size"], n_gpus)
+    for note in notes:
+        log.warning("NOT THE PAPER'S METHOD: %s", note)
 
     with strategy.scope():
         model = build_model(model_name, variant.n_classes, s["image_size"], mode, weights,
                             augment=s["augment"], bn_momentum=s["bn_momentum"], seed=seed)
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate(s, counts.sum())),
+        rate = learning_rate(s, counts.sum(), common["batch_size"])
+        model.compile(optimizer=keras.optimizers.Adam(rate),
                       loss="categorical_crossentropy", metrics=["accuracy"])
     weights_by_class = balanced_weights(counts) if s["class_weights"] else None
     best_path = work_dir / "best.weights.h5"
@@ -204,7 +258,10 @@ def train_experiment(
     )
     model.load_weights(best_path)  # restore the best epoch, as restore_best_weights did
     model.save(model_path)
-    write_model_card(model_path, model_name, variant, mode, s)
+    training = {"weights": record, "precision": s["precision"],
+                "batch_size": common["batch_size"], "batch_scaling": s["batch_scaling"],
+                "gpus": n_gpus, "notes": notes}
+    write_model_card(model_path, model_name, variant, mode, s, training)
     rows = _read_rows(work_dir / "history.csv")
     _write_rows(Path(history_path), rows)
     best = max(rows, key=lambda r: r[s["monitor"]])

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from . import model_card
 from .dataset import preprocess
 from .models import FEATURE_LAYERS
 from .xai import choose_examples, explain_experiment
@@ -29,6 +30,7 @@ def load_as_seen(images_dir, asset_ids, model_name, settings) -> np.ndarray:
 
 def run_xai(experiment, model_path, predictions_dir, images_dir, settings, xai, out_dir) -> dict:
     """Explain the validation subset (the one the notebook used), or test when val is absent."""
+    settings = model_card.preprocessing(model_path, settings)  # an imported model's own sizes
     predictions_dir = Path(predictions_dir)
     subset = "val" if (predictions_dir / "val.parquet").exists() else "test"
     predictions = pd.read_parquet(predictions_dir / f"{subset}.parquet")

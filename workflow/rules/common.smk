@@ -10,9 +10,12 @@ from snakemake.utils import validate
 # script's own folder on its sys.path, also under --sdm conda and on SLURM nodes.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from spiralarms.experiment import NAME_REGEX, Experiment, grid, train_settings
+from spiralarms.config_checks import check_subsets
+from spiralarms.experiment import CHANNELS, NAME_REGEX, Experiment, grid, train_settings
+from spiralarms import weights as weight_sources
 
 validate(config, schema="../schemas/config.schema.yaml")
+check_subsets(config)
 
 RESULTS = "results"
 SYNTHETIC = f"{RESULTS}/data/synthetic"
@@ -28,11 +31,24 @@ def is_remote(source):
     return source.startswith(("http://", "https://"))
 
 
+def download_name(url):
+    """File name a URL is downloaded to: the last path part, %-decoded, anything but letters,
+    digits, '.', '_' and '-' made '_' (stellar%20mass_SFR.7z -> stellar_mass_SFR.7z); the same
+    rule as spiralarms.acquire.download_name."""
+    from urllib.parse import unquote, urlsplit
+
+    last = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", last)
+    if not name.strip("._-"):
+        raise ValueError(f"{url}: the URL names no file to download")
+    return name
+
+
 def data_path(key):
     """Local path of data.<key>: downloaded sources land in data.download_dir."""
     source = config["data"][key]
     if is_remote(source):
-        return f"{DOWNLOAD}/{os.path.basename(source.split('?')[0])}"
+        return f"{DOWNLOAD}/{download_name(source)}"
     return source
 
 
@@ -48,8 +64,8 @@ def remote_sources():
             config["data"][key],
             config["data"][f"{key}_sha256"],
         )
-        for key in ("catalog", "mapping")
-        if is_remote(config["data"][key])
+        for key in ("catalog", "mapping", "physical")
+        if is_remote(config["data"][key] or "")
     }
 
 
@@ -57,8 +73,43 @@ def experiment(wildcards):
     return Experiment.parse(wildcards.experiment)
 
 
+WEIGHTS = f"{RESULTS}/weights"
+# models.<m>.weights -> the files to download, convert and load (spiralarms.weights).
+WEIGHT_PLANS = {
+    model: weight_sources.plan(
+        model, settings.get("weights"), settings.get("weights_sha256"), WEIGHTS
+    )
+    for model, settings in config["models"].items()
+}
+
+
+def weight_downloads():
+    """File under results/weights/download/ -> Download, over all models' weight sources."""
+    return {
+        path.removeprefix(f"{WEIGHTS}/download/"): download
+        for weights in WEIGHT_PLANS.values()
+        for path, download in weights.downloads.items()
+    }
+
+
+def weight_conversions():
+    """Name of a converted weights file (results/weights/<name>.weights.h5) -> its plan."""
+    return {
+        Path(w.file).name.removesuffix(".weights.h5"): w
+        for w in WEIGHT_PLANS.values()
+        if w.state_dict
+    }
+
+
 def model_weights(wildcards):
-    return config["models"][experiment(wildcards).model]["weights"]
+    """The weights file an experiment's backbone loads ([] when it trains from scratch)."""
+    weights = WEIGHT_PLANS[experiment(wildcards).model]
+    return weights.file if weights.pretrained else []
+
+
+def weights_source(wildcards):
+    weights = WEIGHT_PLANS[experiment(wildcards).model]
+    return {"spec": weights.spec, "matches_paper": weights.matches_paper()}
 
 
 def experiment_train_settings(wildcards):

@@ -40,7 +40,5 @@ rule figures:
         f"{RESULTS}/logs/figures/{{experiment}}.log",
     conda:
         "../../envs/spiralarms.yaml"
-    params:
-        settings=experiment_train_settings,
     script:
         "../scripts/figures.py"

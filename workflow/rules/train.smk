@@ -1,6 +1,7 @@
 rule train:
     input:
         shards=rules.shards.output.shards,
+        weights=model_weights,
     output:
         model=f"{RESULTS}/experiments/{{experiment}}/model.keras",
         history=f"{RESULTS}/experiments/{{experiment}}/history.csv",
@@ -18,7 +19,8 @@ rule train:
         mem_mb=16000,
     params:
         settings=experiment_train_settings,
-        weights=model_weights,
+        weights_source=weights_source,
+        synthetic=config["synthetic"]["enabled"],
         # Checkpoints live outside the declared outputs: Snakemake deletes a failed job's
         # outputs, and a rerun resumes from here.
         work_dir=lambda wildcards: f"{RESULTS}/work/{wildcards.experiment}",

@@ -9,7 +9,7 @@ physical = [c for c in ("log_mass", "sfr") if c in labels]
 evaluate.evaluate_experiment(
     Experiment.parse(snakemake.wildcards.experiment),
     snakemake.input.model,
-    {s: shards.shard_files(snakemake.input.shards, s) for s in snakemake.params.subsets},
+    shards.subset_files(snakemake.input.shards, snakemake.params.subsets),
     snakemake.params.settings,
     snakemake.output.metrics,
     snakemake.output.predictions,

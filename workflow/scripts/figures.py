@@ -8,5 +8,4 @@ write_experiment_figures(
     snakemake.input.history or None,
     snakemake.input.images,
     snakemake.output.figures,
-    crop_size=snakemake.params.settings["crop_size"],
 )

@@ -12,8 +12,10 @@ train.train_experiment(
     shards.shard_files(snakemake.input.shards, "train"),
     shards.shard_files(snakemake.input.shards, "val"),
     snakemake.params.settings,
-    snakemake.params.weights,
+    snakemake.input.weights or None,
     snakemake.output.model,
     snakemake.output.history,
     snakemake.params.work_dir,
+    weights_source=snakemake.params.weights_source,
+    synthetic=snakemake.params.synthetic,
 )

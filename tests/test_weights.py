@@ -1,0 +1,111 @@
+"""Pretrained weights as pipeline inputs: config value -> downloads -> the file the backbone loads."""
+
+import hashlib
+
+import keras
+import numpy as np
+import pytest
+from httpserver import FileServer
+
+from spiralarms import weights
+from spiralarms.acquire import ChecksumError
+from spiralarms.models import build_model
+from spiralarms.weights import WeightsError, plan
+
+ZOOBOT = "hf_hub:mwalmsley/zoobot-encoder-efficientnet_b0"
+
+
+def test_null_trains_from_scratch():
+    assert not plan("b0", None).pretrained
+    assert plan("b0", None).matches_paper() == "no"
+
+
+def test_local_keras_file_is_loaded_as_is():
+    p = plan("b0", "weights/my_backbone.weights.h5")
+    assert p.file == "weights/my_backbone.weights.h5" and not p.downloads and not p.state_dict
+
+
+def test_local_state_dict_is_converted_into_results():
+    p = plan("b0", "zoo/pytorch_model.bin", weights_dir="results/weights")
+    assert p.state_dict == "zoo/pytorch_model.bin"
+    assert p.file == "results/weights/pytorch_model.weights.h5"
+
+
+def test_url_is_downloaded_once_under_a_sane_name_with_its_checksum():
+    sha = "ab" * 32
+    p = plan("b0", "https://example.org/files/my%20backbone.weights.h5?x=1", sha,
+             weights_dir="w")
+    assert p.file == "w/download/my backbone.weights.h5"
+    assert p.downloads == {p.file: weights.Download(
+        "https://example.org/files/my%20backbone.weights.h5?x=1", sha)}
+
+
+def test_imagenet_is_keras_own_file_fetched_by_the_download_rule():
+    p = plan("v2m", "imagenet", weights_dir="w")
+    assert p.file == "w/download/efficientnetv2-m_notop.h5"
+    assert p.matches_paper() == "yes"
+    from keras.src.applications import efficientnet_v2
+
+    (download,) = p.downloads.values()
+    assert download.url == efficientnet_v2.BASE_WEIGHTS_PATH + "efficientnetv2-m_notop.h5"
+    assert download.md5 == efficientnet_v2.WEIGHTS_HASHES["-m"][1]
+
+
+def test_imagenet_for_greyscale_b0_is_refused_with_the_alternative():
+    with pytest.raises(WeightsError, match="models.b0.weights=imagenet.*hf_hub:mwalmsley"):
+        plan("b0", "imagenet")
+
+
+def test_hf_hub_fetches_state_dict_and_config_from_hf_endpoint(monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9/")
+    p = plan("b0", ZOOBOT, weights_dir="w")
+    folder = "w/download/mwalmsley--zoobot-encoder-efficientnet_b0"
+    assert p.downloads[f"{folder}/pytorch_model.bin"].url == (
+        "http://127.0.0.1:9/mwalmsley/zoobot-encoder-efficientnet_b0/resolve/main/pytorch_model.bin")
+    assert p.timm_config == f"{folder}/config.json"
+    assert p.file == "w/mwalmsley--zoobot-encoder-efficientnet_b0.weights.h5"
+    assert p.matches_paper() == "zoobot-v2"
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("backbone.keras", "expected a Keras .weights.h5/.h5 file"),
+    ("hf_hub:not a repo", "hf_hub:<owner>/<repo>"),
+    ("https://example.org/", "does not end in a file name"),
+])
+def test_unusable_sources_name_the_key(spec, message):
+    with pytest.raises(WeightsError, match="models.b0.weights") as error:
+        plan("b0", spec)
+    assert message in str(error.value)
+
+
+def test_fetch_checks_keras_md5_and_removes_a_corrupt_file(tmp_path):
+    data = b"not really weights" * 100
+    with FileServer({"w.h5": data}) as server:
+        good = weights.Download(server.url("w.h5"), md5=hashlib.md5(data).hexdigest())
+        weights.fetch(good, tmp_path / "a.h5")
+        assert (tmp_path / "a.h5").read_bytes() == data
+        bad = weights.Download(server.url("w.h5"), md5="0" * 32)
+        with pytest.raises(ChecksumError, match="md5"):
+            weights.fetch(bad, tmp_path / "b.h5")
+        assert not (tmp_path / "b.h5").exists()
+
+
+def test_keras_imagenet_style_h5_file_loads_into_our_v2m(tmp_path):
+    """Keras' ImageNet files are legacy .h5 weights of the no-top application model."""
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    source = keras.applications.EfficientNetV2M(include_top=False, weights=None,
+                                                input_shape=(32, 32, 3))
+    rng = np.random.default_rng(0)
+    for w in source.weights:
+        w.assign(rng.normal(size=w.shape).astype(w.dtype) * 0.01 + 1)
+    path = tmp_path / "efficientnetv2-m_notop.h5"
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, source)
+
+    model = build_model("v2m", 5, 32, "standard", weights=str(path))
+    backbone = next(la for la in model.layers if isinstance(la, keras.Model))
+    assert len(backbone.weights) == len(source.weights)
+    for got, want in zip(backbone.weights, source.weights):
+        np.testing.assert_array_equal(got.numpy(), want.numpy())

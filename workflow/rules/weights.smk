@@ -1,0 +1,40 @@
+# Pretrained backbone weights (models.<m>.weights): downloaded on the submit host, converted once.
+
+
+localrules:
+    download_weights,
+
+
+rule download_weights:
+    output:
+        weights=f"{WEIGHTS}/download/{{file}}",
+    log:
+        f"{RESULTS}/logs/download_weights/{{file}}.log",
+    wildcard_constraints:
+        file="|".join(map(re.escape, weight_downloads())) or "no-weights-download",
+    retries: 2
+    conda:
+        "../../envs/spiralarms.yaml"
+    params:
+        source=lambda wildcards: weight_downloads()[wildcards.file],
+    script:
+        "../scripts/download_weights.py"
+
+
+rule convert_weights:
+    input:
+        state_dict=lambda wildcards: weight_conversions()[wildcards.name].state_dict,
+        config=lambda wildcards: weight_conversions()[wildcards.name].timm_config or [],
+    output:
+        weights=f"{WEIGHTS}/{{name}}.weights.h5",
+        card=f"{WEIGHTS}/{{name}}.json",
+    log:
+        f"{RESULTS}/logs/convert_weights/{{name}}.log",
+    wildcard_constraints:
+        name="|".join(map(re.escape, weight_conversions())) or "no-weights-conversion",
+    conda:
+        "../../envs/spiralarms.yaml"
+    params:
+        channels=lambda wildcards: CHANNELS[weight_conversions()[wildcards.name].model],
+    script:
+        "../scripts/convert_weights.py"

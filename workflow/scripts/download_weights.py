@@ -1,0 +1,4 @@
+from spiralarms import logs, weights
+
+logs.to_file(snakemake.log[0])
+weights.fetch(snakemake.params.source, snakemake.output.weights)
