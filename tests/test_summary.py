@@ -23,13 +23,19 @@ def subset_metrics(accuracy, macro_f1, class_names=SIX, f1_first=0.5):
                                  for i in class_names]}
 
 
-def write_nested(root, experiment, val, test=None):
+def write_nested(root, experiment, val, test=None, training=None):
     folder = root / experiment
     folder.mkdir(parents=True)
     subsets = {"val": val} | ({"test": test} if test else {})
     path = folder / "metrics.json"
-    path.write_text(json.dumps({"experiment": experiment, "subsets": subsets}))
+    path.write_text(json.dumps({"experiment": experiment, "subsets": subsets,
+                                "training": training or {}}))
     return path
+
+
+def training_record(source, matches, sha="ab" * 32, notes=()):
+    return {"weights": {"source": source, "sha256": sha if source else None,
+                        "matches_paper": matches}, "notes": list(notes)}
 
 
 @pytest.fixture
@@ -162,3 +168,23 @@ def test_comparison_without_b0_6class_runs_shows_the_notebook_only(tmp_path, cap
     table = summary.paper_comparison(summary.collect([path]))
     assert list(table.columns) == ["metric", "notebook"]
     assert "no b0 / 6class / val results" in caplog.text
+
+
+def test_comparison_says_which_weights_ran_and_marks_the_columns_unlike_the_paper(tmp_path):
+    scratch = "B0 trained its whole backbone from scratch on real data."
+    paths = [
+        write_nested(tmp_path, "b0_6class_standard_s1", subset_metrics(0.8, 0.7),
+                     training=training_record(None, "no", notes=[scratch])),
+        write_nested(tmp_path, "b0_6class_xai_s1", subset_metrics(0.8, 0.7),
+                     training=training_record("hf_hub:mwalmsley/zoobot-encoder-efficientnet_b0",
+                                              "zoobot-v2")),
+    ]
+    table = summary.collect(paths)
+    assert list(table["weights"]) == ["none (from scratch)",
+                                      "hf_hub:mwalmsley/zoobot-encoder-efficientnet_b0"]
+    assert list(table["weights_sha256"].fillna("-")) == ["-", "ab" * 32]
+    _, md = summary.write_comparison(table, tmp_path)
+    text = md.read_text()
+    assert "| metric | notebook | b0_6class_standard_s1 † | b0_6class_xai_s1 † |" in text
+    assert "| paper_weights | yes | no | zoobot-v2 |" in text
+    assert f"**b0_6class_standard_s1:** {scratch}" in text

@@ -109,3 +109,23 @@ def test_keras_imagenet_style_h5_file_loads_into_our_v2m(tmp_path):
     assert len(backbone.weights) == len(source.weights)
     for got, want in zip(backbone.weights, source.weights):
         np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+def test_b0_from_scratch_on_real_data_is_said_in_words():
+    from spiralarms.train import DEFAULTS, training_notes
+
+    (note,) = training_notes("b0", None, DEFAULTS, synthetic=False)
+    assert "from scratch" in note and "1e-04" in note and "hf_hub:mwalmsley" in note
+    assert training_notes("b0", None, DEFAULTS, synthetic=True) == []
+    assert training_notes("b0", "zoobot.weights.h5", DEFAULTS, synthetic=False) == []
+
+
+def test_weights_record_names_source_file_and_checksum(tmp_path):
+    from spiralarms.train import weights_record
+
+    path = tmp_path / "zoobot.weights.h5"
+    path.write_bytes(b"weights")
+    record = weights_record("b0", str(path), {"spec": "zoo/zoobot.bin", "matches_paper": "no"})
+    assert record == {"source": "zoo/zoobot.bin", "file": "zoobot.weights.h5",
+                      "sha256": hashlib.sha256(b"weights").hexdigest(), "matches_paper": "no",
+                      "paper": weights.PAPER_WEIGHTS["b0"]}

@@ -29,6 +29,8 @@ HEADLINE = ["accuracy", "macro_f1", "weighted_f1", "ece"]
 SUMMARISED = ["accuracy", "macro_precision", "macro_recall", "macro_f1", "weighted_f1", "ece"]
 REQUIRED = ["accuracy", "macro_f1", "weighted_f1", "per_class", "class_names"]
 REFERENCE_FILE = "notebook_b0_6class_val.json"
+# Rows of the comparison that say what ran before the numbers.
+PROVENANCE = ["weights", "paper_weights"]
 
 
 # --- reading metrics.json ---------------------------------------------------------------------
@@ -67,6 +69,7 @@ def read_metrics(path) -> list:
     for subset, metrics in subsets.items():
         metrics = dict(metrics)
         metrics.setdefault("class_names", data.get("class_names"))
+        metrics.setdefault("training", data.get("training") or {})
         missing = [k for k in REQUIRED if metrics.get(k) is None]
         if missing:
             raise KeyError(f"{path}: subset {subset!r} lacks {missing}; write compute_metrics "
@@ -109,6 +112,15 @@ def metric_columns(metrics) -> dict:
     return row
 
 
+def training_columns(training: dict) -> dict:
+    """What ran: the weights the backbone started from and whether they are the paper's."""
+    weights = training.get("weights") or {}
+    return {"weights": weights.get("source") or "none (from scratch)",
+            "weights_sha256": weights.get("sha256"),
+            "paper_weights": weights.get("matches_paper", "unknown"),
+            "notes": " ".join(training.get("notes") or [])}
+
+
 def collect(metrics_paths) -> pd.DataFrame:
     """One row per (experiment, subset) over all `metrics_paths`, sorted by model, classes, mode,
     seed, subset. Columns: experiment, model, classes, mode, seed, subset, n, accuracy,
@@ -123,7 +135,8 @@ def collect(metrics_paths) -> pd.DataFrame:
                 raise ValueError(f"experiment {experiment!r} subset {subset!r} appears in both "
                                  f"{seen[key]} and {path}; pass each experiment once")
             seen[key] = path
-            rows.append({**metrics_row(experiment, subset, metrics), "source": str(path)})
+            rows.append({**metrics_row(experiment, subset, metrics),
+                         **training_columns(metrics["training"]), "source": str(path)})
     if not rows:
         raise ValueError("no metrics files given to collect")
     table = pd.DataFrame(rows)
@@ -140,7 +153,8 @@ def _column_order(table):
     columns = list(table.columns)
     first = [c for c in columns if not c.startswith(per_class)]
     grouped = [c for prefix in per_class for c in columns if c.startswith(prefix)]
-    tail = ["class_names", "confusion_matrix", "source"]
+    tail = ["class_names", "confusion_matrix", "weights", "weights_sha256", "paper_weights",
+            "notes", "source"]
     return [c for c in first if c not in tail] + grouped + tail
 
 
@@ -333,6 +347,19 @@ def write_comparison(df, out_dir) -> list:
     return [csv, md]
 
 
+def provenance_rows(table, df, source) -> pd.DataFrame:
+    """The weights each column's backbone started from, and whether they are the paper's."""
+    ours = df.drop_duplicates("experiment").set_index("experiment")
+    rows = {"metric": PROVENANCE, "notebook": [source["weights"], "yes"]}
+    for column in table.columns[2:]:
+        name = column.rsplit(" ", 1)[0] if column.endswith((" mean", " std")) else column
+        group = ours.loc[[name]] if name in ours.index else ours[
+            (ours["model"] == "b0") & (ours["classes"] == "6class")
+            & (ours["mode"] == name.split("_")[-1])]
+        rows[column] = [" / ".join(sorted(set(group[key]))) for key in PROVENANCE]
+    return pd.DataFrame(rows)
+
+
 def _comparison_markdown(table, df):
     reference = load_notebook_reference()
     source = reference["source"]
@@ -341,11 +368,22 @@ def _comparison_markdown(table, df):
                   f"{source['classes']}, validation set of {source['n']}.")
     lines = ["# Our B0 6-class validation results beside the published notebook run", "",
              provenance, "", f"**Caveat:** {source['note']}", ""]
-    display = table.copy()
+    display = pd.concat([provenance_rows(table, df, source), table], ignore_index=True)
     for column in display.columns[1:]:
         display[column] = [
+            v if m in PROVENANCE else
             _count(v) if m == "n" or m.startswith("support_") else _number(v, digits=4)
             for m, v in zip(display["metric"], display[column])]
+    # Mark our columns whose backbone did not start from the paper's weights.
+    unlike = [c for c in display.columns[2:] if display.loc[1, c] != "yes"]
+    display = display.rename(columns={c: f"{c} †" for c in unlike})
+    if unlike:
+        lines += [("† Not the paper's weights (row `paper_weights`: `no` = other or none, "
+                  "`zoobot-v2` = Zoobot's current encoder, not the paper's checkpoint): compare "
+                  "these columns with the notebook's as a different method."), ""]
+    notes = df.loc[df["experiment"].isin(table.columns) & (df["notes"] != ""),
+                   ["experiment", "notes"]].drop_duplicates()
+    lines += [f"**{row.experiment}:** {row.notes}\n" for row in notes.itertuples()]
     lines += [to_markdown(display), "## Confusion matrices (rows = true, columns = predicted)", ""]
     names = reference["class_names"]
     matrices = [("notebook", reference["confusion_matrix"])]
