@@ -115,7 +115,7 @@ def test_b0_from_scratch_on_real_data_is_said_in_words():
     from spiralarms.train import DEFAULTS, training_notes
 
     (note,) = training_notes("b0", None, DEFAULTS, synthetic=False)
-    assert "from scratch" in note and "1e-04" in note and "hf_hub:mwalmsley" in note
+    assert "from scratch" in note and "0.0001" in note and "hf_hub:mwalmsley" in note
     assert training_notes("b0", None, DEFAULTS, synthetic=True) == []
     assert training_notes("b0", "zoobot.weights.h5", DEFAULTS, synthetic=False) == []
 
