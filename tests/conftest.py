@@ -12,3 +12,7 @@ def model_path(tmp_path_factory):
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
     return write_images(tmp_path_factory.mktemp("images"))
+
+
+# The Kaggle API stand-in (tests/kaggle_server.py): `kaggle_server`, and its session CA `kaggle_tls`.
+from kaggle_server import kaggle_server, kaggle_tls  # noqa: F401

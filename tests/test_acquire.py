@@ -5,17 +5,32 @@ HTTP tests talk to a real server on 127.0.0.1 (tests/httpserver.py); the Kaggle 
 """
 
 import hashlib
+import importlib
 import io
 import json
 import logging
 import os
+import shutil
 import sys
 import tarfile
 import zipfile
 from pathlib import Path
+from unittest import mock
 
+import numpy as np
+import pandas as pd
+import py7zr
 import pytest
+from fixtures_gz2 import galaxies, galaxy_jpeg, write_catalog, write_mapping
+from gz2_sources import (
+    KAGGLE_DATASET,
+    PHYSICAL_MEMBER,
+    PHYSICAL_URL_PATH,
+    build_gz2_sources,
+    write_7z,
+)
 from httpserver import FileServer
+from kaggle_server import API_HOST, DOWNLOAD_CALL, STORAGE_HOST, KaggleServer, images_zip
 
 from spiralarms.acquire import (
     AcquireError,
@@ -27,16 +42,20 @@ from spiralarms.acquire import (
     UnsafeArchiveError,
     check_image_count,
     download,
+    download_name,
     fetch_kaggle,
     fetch_kaggle_images,
     find_kaggle_credentials,
     gdrive_file_id,
     parse_kaggle_spec,
+    physical_csv,
     read_manifest,
     resolve,
     safe_extract,
 )
 from spiralarms.acquire import http as acquire_http
+from spiralarms.catalog import CatalogError, read_physical
+from spiralarms.selection import run_labels
 
 PAYLOAD = os.urandom(300_000)
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -226,7 +245,29 @@ def make_tar(path: Path, members: dict[str, bytes], links: dict[str, str] | None
     return path
 
 
-@pytest.mark.parametrize("maker", [make_zip, make_tar])
+def make_7z(path: Path, members: dict[str, bytes], links: dict[str, str] | None = None) -> Path:
+    """A 7z archive. py7zr refuses to write unsafe names and dangling links, so those checks are
+    lifted while writing. With links, members go in from files on disk (py7zr matches links
+    against them; it also strips a leading '/' then), else from bytes, names kept as given."""
+    source = path.parent / f".{path.name}.members"
+    source.mkdir()
+    with mock.patch("py7zr.py7zr.check_archive_path", return_value=True), \
+            mock.patch("py7zr.py7zr.readlink", os.readlink), \
+            py7zr.SevenZipFile(path, "w") as archive:
+        for i, (name, data) in enumerate(members.items()):
+            if not links:
+                archive.writestr(data, name)
+                continue
+            (source / str(i)).write_bytes(data)
+            archive.write(source / str(i), name)
+        for i, (name, target) in enumerate((links or {}).items()):
+            (source / f"link{i}").symlink_to(target)
+            archive.write(source / f"link{i}", name)
+    shutil.rmtree(source)
+    return path
+
+
+@pytest.mark.parametrize("maker", [make_zip, make_tar, make_7z])
 def test_archive_extracts_whole_tree(tmp_path, maker):
     archive = maker(tmp_path / "data.archive", TREE)
     dest = tmp_path / "out" / "data"
@@ -239,7 +280,7 @@ def test_archive_extracts_whole_tree(tmp_path, maker):
     assert leftovers(dest.parent) == ["data"]  # no staging folder left behind
 
 
-@pytest.mark.parametrize("maker", [make_zip, make_tar])
+@pytest.mark.parametrize("maker", [make_zip, make_tar, make_7z])
 @pytest.mark.parametrize("bad_name", ["../evil.txt", "images/../../evil.txt", "/ABS/evil.txt"])
 def test_archive_member_outside_dest_is_refused(tmp_path, maker, bad_name):
     if bad_name.startswith("/ABS"):
@@ -302,6 +343,175 @@ def test_not_an_archive_is_named(tmp_path):
     junk.write_bytes(b"<html>quota exceeded</html>")
     with pytest.raises(AcquireError, match="junk.zip is neither a zip nor a tar"):
         safe_extract(junk, tmp_path / "out")
+
+
+# --- 7z ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("target", ["../../outside", "/etc/passwd", "sub/../../x"])
+def test_7z_link_that_can_escape_is_refused(tmp_path, target):
+    archive = make_7z(tmp_path / "links.7z", {"sub/a.txt": b"a"}, links={"sub/link": target})
+    with pytest.raises(UnsafeArchiveError, match="'sub/link'.*may point outside"):
+        safe_extract(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_7z_link_inside_dest_is_kept(tmp_path):
+    archive = make_7z(tmp_path / "links.7z", {"sub/a.txt": b"a"}, links={"alias": "sub/a.txt"})
+    safe_extract(archive, tmp_path / "out")
+    assert (tmp_path / "out" / "alias").is_symlink()
+    assert (tmp_path / "out" / "alias").read_bytes() == b"a"
+
+
+def test_7z_over_size_limit_is_refused(tmp_path):
+    archive = make_7z(tmp_path / "big.7z", {"a.bin": bytes(60_000), "b.bin": bytes(60_000)})
+    assert archive.stat().st_size < 1000  # zeros compress: only the declared sizes tell
+    with pytest.raises(UnsafeArchiveError, match="limit of 100,000 bytes"):
+        safe_extract(archive, tmp_path / "out", max_total_bytes=100_000)
+    assert leftovers(tmp_path) == ["big.7z"]
+    assert safe_extract(archive, tmp_path / "out", max_total_bytes=120_000)
+
+
+def test_7z_is_recognised_by_content_not_name(tmp_path):
+    archive = make_7z(tmp_path / "download.bin", {"t.csv": b"x"})
+    assert safe_extract(archive, tmp_path / "out") == [tmp_path / "out" / "t.csv"]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped byte"])
+def test_damaged_7z_is_named_and_leaves_nothing(tmp_path, damage):
+    archive = tmp_path / "cut.7z"
+    with py7zr.SevenZipFile(archive, "w", filters=[{"id": py7zr.FILTER_COPY}]) as sz:
+        sz.writestr(b"A" * 5000, "t.csv")
+    raw = bytearray(archive.read_bytes())
+    if damage == "truncated":  # a download cut short
+        raw = raw[:-200]
+    else:  # the CRC check catches it
+        raw[raw.index(b"A" * 100) + 50] = ord("B")
+    archive.write_bytes(bytes(raw))
+    with pytest.raises(AcquireError, match="cut.7z"):
+        safe_extract(archive, tmp_path / "out")
+    assert leftovers(tmp_path) == ["cut.7z"]
+
+
+# --- the physical-properties table (stellar mass_SFR.7z) --------------------------------------
+
+PHYSICAL_HEADER = b"specObjID,LGM_TOT_P50,sfr_tot_p50\n"
+
+
+def test_physical_csv_comes_out_of_the_7z(tmp_path):
+    table = PHYSICAL_HEADER + b"1802675000000000001,10.5,0.25\n"
+    archive = write_7z(tmp_path / "stellar mass_SFR.7z", {PHYSICAL_MEMBER: table})
+    dest = tmp_path / "extracted" / "stellar_mass_SFR.csv"
+
+    assert physical_csv(archive, dest) == dest
+
+    assert dest.read_bytes() == table
+    assert leftovers(dest.parent) == ["stellar_mass_SFR.csv"]  # nothing else, no staging
+    assert dest.stat().st_mode & 0o7777 == 0o644
+
+
+@pytest.mark.parametrize("name", ["stellar mass_SFR.csv", "stellar_mass_sfr.csv.gz"])
+def test_plain_physical_table_is_used_as_it_is(tmp_path, name):
+    table = tmp_path / name
+    table.write_bytes(PHYSICAL_HEADER)
+    assert physical_csv(table, tmp_path / "unused.csv") == table
+    assert not (tmp_path / "unused.csv").exists()
+
+
+def test_physical_archive_with_several_tables_picks_the_named_one(tmp_path):
+    archive = write_7z(tmp_path / "p.7z", {"notes/other.csv": b"a\n",
+                                           f"data/{PHYSICAL_MEMBER}": PHYSICAL_HEADER})
+    assert physical_csv(archive, tmp_path / "p.csv").read_bytes() == PHYSICAL_HEADER
+    ambiguous = write_7z(tmp_path / "q.7z", {"a.csv": b"a\n", "b.csv": b"b\n"})
+    with pytest.raises(AcquireError, match="expected one CSV table.*found 0"):
+        physical_csv(ambiguous, tmp_path / "q.csv")
+    with pytest.raises(AcquireError, match="found 0"):
+        physical_csv(write_7z(tmp_path / "r.7z", {"readme.txt": b"r"}), tmp_path / "r.csv")
+
+
+def test_malicious_physical_archive_is_refused(tmp_path):
+    archive = make_7z(tmp_path / "stellar mass_SFR.7z",
+                      {PHYSICAL_MEMBER: PHYSICAL_HEADER, "../../evil.csv": b"pwned"})
+    with pytest.raises(UnsafeArchiveError, match="'../../evil.csv'"):
+        physical_csv(archive, tmp_path / "out" / "stellar_mass_SFR.csv")
+    assert not (tmp_path / "out" / "stellar_mass_SFR.csv").exists()
+    assert not (tmp_path.parent / "evil.csv").exists()
+
+
+def test_download_names_are_decoded_and_safe():
+    assert download_name("https://github.com/mmmmmmwei/galaxy-spiralarm-classifier/raw/main/"
+                         "stellar%20mass_SFR.7z") == "stellar_mass_SFR.7z"
+    assert download_name("https://zooniverse-data.s3.amazonaws.com/galaxy-zoo-2/"
+                         "zoo2MainSpecz.csv.gz?x=1") == "zoo2MainSpecz.csv.gz"
+    assert download_name("https://host/a%2F..%2Fb%3Bc.csv") == "a_.._b_c.csv"
+    with pytest.raises(AcquireError, match="names no file"):
+        download_name("https://host/files/")
+
+
+def test_physical_join_is_exact_on_int64_ids_near_1_8e18(tmp_path, caplog):
+    # ids 1 apart: all but distinct ones are one float64 (spacing 256 at 1.8e18)
+    rows = galaxies([0, 1, 2, 3, 4, 5] * 3)
+    spec = rows["specobjid"].to_numpy()
+    assert spec.min() > 1.8e18 and float(spec[0]) == float(spec[1])
+    covered = rows.iloc[[1, 2, 4, 7, 11, 16]]
+    decoy = covered["specobjid"].to_numpy() + 10_000_000  # same float64 as other ids nearby
+    table = tmp_path / "stellar mass_SFR.csv"
+    pd.DataFrame({
+        "specObjID": np.concatenate([covered["specobjid"].to_numpy(), decoy]),
+        "LGM_TOT_P50": np.concatenate([covered["specobjid"].to_numpy() % 1000 / 100, [-1] * 6]),
+        "sfr_tot_p50": np.concatenate([covered["asset_id"].to_numpy() / 1e3, [-1] * 6]),
+    }).iloc[::-1].to_csv(table, index=False)
+    assert (read_physical(table)["specObjID"].dtype == np.int64)
+    catalog = write_catalog(rows, tmp_path / "zoo2MainSpecz.csv.gz")
+    mapping = write_mapping(rows, tmp_path / "gz2_filename_mapping.csv", shuffle_seed=1)
+
+    with caplog.at_level(logging.INFO, logger="spiralarms.selection"):
+        labels, report = run_labels(catalog, mapping, None, {}, tmp_path / "l.parquet",
+                                    tmp_path / "r.json", physical_path=table)
+
+    assert report["physical"] == {"physical_rows": 12, "matched": 6, "unmatched": len(rows) - 6}
+    assert json.loads((tmp_path / "r.json").read_text())["physical"] == report["physical"]
+    has_mass = labels.dropna(subset=["log_mass"])
+    assert sorted(has_mass["specobjid"]) == sorted(covered["specobjid"])
+    assert np.allclose(has_mass["log_mass"], has_mass["specobjid"].to_numpy() % 1000 / 100)
+    assert np.allclose(has_mass["sfr"], has_mass["asset_id"] / 1e3)
+    assert labels["sfr"].isna().sum() == len(rows) - 6  # unmatched: NaN, never a neighbour's
+    warning = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warning) == 1 and f"{len(rows) - 6} labelled galaxies have no row" in warning[0]
+    examples = {int(v) for v in warning[0].split("specobjid ")[1].split(", ")}
+    assert examples and examples <= set(spec) - set(covered["specobjid"])
+
+
+def test_physical_ids_written_as_floats_are_refused(tmp_path):
+    table = tmp_path / "stellar mass_SFR.csv"
+    table.write_bytes(PHYSICAL_HEADER + b"1.802675e+18,10.5,0.25\n")
+    with pytest.raises(CatalogError, match="specObjID"):
+        read_physical(table)
+
+
+def test_physical_7z_served_like_github_is_downloaded_extracted_and_joined(tmp_path):
+    sources = build_gz2_sources(tmp_path / "gz2")
+    download_dir = tmp_path / "download"
+    with FileServer(sources.http_files()) as web:
+        data = sources.data_config(web)
+        paths = {}
+        for key in ("catalog", "mapping", "physical"):
+            paths[key] = download_dir / download_name(data[key])
+            download(data[key], paths[key], sha256=data[f"{key}_sha256"])
+        assert web.requests[-1].path == PHYSICAL_URL_PATH  # "%20" as sent on the wire
+    assert paths["physical"].name == "stellar_mass_SFR.7z"
+    table = physical_csv(paths["physical"], download_dir / "extracted" / "stellar_mass_SFR.csv")
+    assert table.read_bytes() == sources.physical_csv.read_bytes()
+
+    labels, report = run_labels(paths["catalog"], paths["mapping"], None, {},
+                                tmp_path / "l.parquet", tmp_path / "r.json", physical_path=table)
+
+    expected = pd.read_csv(sources.physical_csv, dtype={"specObjID": "int64"})
+    joined = labels.merge(expected, left_on="specobjid", right_on="specObjID", how="left",
+                          validate="one_to_one")
+    assert report["physical"]["matched"] == joined["specObjID"].notna().sum() > 0
+    assert report["physical"]["unmatched"] == len(labels) - report["physical"]["matched"]
+    assert np.array_equal(joined["log_mass"].to_numpy(), joined["LGM_TOT_P50"].to_numpy(),
+                          equal_nan=True)
 
 
 # --- image count ------------------------------------------------------------------------------
@@ -460,7 +670,7 @@ def test_kaggle_images_land_directly_in_output_folder(no_kaggle_login, tmp_path)
 
     assert sorted(p.name for p in output.iterdir()) == ["101.jpg", "102.jpg"]
     assert (output / "101.jpg").read_bytes() == TREE["images_gz2/images/101.jpg"]
-    assert leftovers(work) == []
+    assert not work.exists()  # zip and extraction gone, and the emptied work folder too
 
 
 def test_finished_kaggle_zip_is_reused_offline(no_kaggle_login, tmp_path):
@@ -471,6 +681,158 @@ def test_finished_kaggle_zip_is_reused_offline(no_kaggle_login, tmp_path):
     folder = fetch_kaggle("kaggle:jaimetrickz/galaxy-zoo-2-images", cache)
 
     assert sorted(p.name for p in folder.iterdir()) == ["101.jpg", "102.jpg"]
+
+
+# --- Kaggle, end to end against the test server (tests/kaggle_server.py) ----------------------
+
+GZ2_JPEGS = {f"{asset_id}.jpg": galaxy_jpeg(asset_id, 32) for asset_id in (3, 14, 159, 2653, 58979)}
+
+
+def gz2_mapping(tmp_path: Path, asset_ids) -> Path:
+    mapping = tmp_path / "gz2_filename_mapping.csv"
+    mapping.write_text("objid,sample,asset_id\n" + "".join(
+        f"{587722981741363294 + i},original,{a}\n" for i, a in enumerate(asset_ids)))
+    return mapping
+
+
+def test_fetch_images_downloads_the_kaggle_dataset_like_the_real_api(kaggle_server, tmp_path):
+    storage_path = kaggle_server.add_dataset(KAGGLE_DATASET, images_zip(GZ2_JPEGS))
+    output = tmp_path / "download" / "images"
+
+    # what workflow/scripts/fetch_images.py does
+    images = fetch_kaggle_images(KAGGLE_DATASET, output)
+    counts = check_image_count(images, gz2_mapping(tmp_path, [3, 14, 159, 2653, 58979, 7]))
+
+    assert images == output
+    assert {p.name: p.read_bytes() for p in output.iterdir()} == GZ2_JPEGS
+    assert (counts["rows"], counts["present"], counts["missing_examples"]) == (6, 5, ["7"])
+    assert leftovers(output.parent) == ["images"]  # no zip, no hidden work folder
+    assert kaggle_server.calls() == [
+        ("CONNECT", API_HOST, f"{API_HOST}:443"),
+        ("POST", API_HOST, f"/v1/{DOWNLOAD_CALL}"),
+        ("CONNECT", STORAGE_HOST, f"{STORAGE_HOST}:443"),
+        ("GET", STORAGE_HOST, f"/{storage_path}"),
+    ]
+    api_call, download_call = kaggle_server.requests[1], kaggle_server.requests[3]
+    assert api_call.body == {"ownerSlug": "jaimetrickz", "datasetSlug": "galaxy-zoo-2-images"}
+    assert kaggle_server.authorized(api_call.headers["Authorization"])  # Basic user:key
+    assert "Authorization" not in download_call.headers  # dropped on the redirect to storage
+    assert [r.status for r in kaggle_server.requests] == [200, 302, 200, 200]
+
+
+def test_kaggle_json_login_reaches_the_api(kaggle_server, monkeypatch, tmp_path):
+    kaggle_server.add_dataset(KAGGLE_DATASET, images_zip(GZ2_JPEGS))
+    config_dir = tmp_path / "secrets"
+    config_dir.mkdir()
+    (config_dir / "kaggle.json").write_text(json.dumps(
+        {"username": kaggle_server.username, "key": kaggle_server.key}))
+    (config_dir / "kaggle.json").chmod(0o600)
+    monkeypatch.delenv("KAGGLE_USERNAME")
+    monkeypatch.delenv("KAGGLE_KEY")
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(config_dir))
+
+    images = fetch_kaggle_images(KAGGLE_DATASET, tmp_path / "images")
+
+    assert len(list(images.iterdir())) == len(GZ2_JPEGS)
+    assert kaggle_server.authorized(kaggle_server.requests[1].headers["Authorization"])
+
+
+def test_kaggle_api_token_login_reaches_the_api(kaggle_tls, monkeypatch, tmp_path):
+    token = "KGAT_0123456789abcdef0123456789abcdef"
+    with KaggleServer(kaggle_tls, token=token) as server:
+        server.install(monkeypatch, tmp_path / "home")
+        monkeypatch.delenv("KAGGLE_USERNAME")
+        monkeypatch.delenv("KAGGLE_KEY")
+        monkeypatch.setenv("KAGGLE_API_TOKEN", token)
+        server.add_dataset(KAGGLE_DATASET, images_zip(GZ2_JPEGS))
+
+        images = fetch_kaggle_images(KAGGLE_DATASET, tmp_path / "images")
+
+    assert len(list(images.iterdir())) == len(GZ2_JPEGS)
+    posts = [r for r in server.requests if r.method == "POST"]
+    assert posts[-1].path.endswith(DOWNLOAD_CALL)
+    assert posts[-1].headers["Authorization"] == f"Bearer {token}"
+    assert any(r.path.endswith("IntrospectToken") for r in posts)
+
+
+def test_wrong_kaggle_key_is_a_clear_credentials_error(kaggle_server, monkeypatch, tmp_path,
+                                                       caplog, capsys):
+    kaggle_server.add_dataset(KAGGLE_DATASET, images_zip(GZ2_JPEGS))
+    monkeypatch.setenv("KAGGLE_KEY", FAKE_KEY)
+    output = tmp_path / "download" / "images"
+
+    with caplog.at_level(logging.DEBUG), pytest.raises(KaggleCredentialsError) as failure:
+        fetch_kaggle_images(KAGGLE_DATASET, output)
+
+    message = str(failure.value)
+    assert "HTTP 401" in message and "KAGGLE_USERNAME and KAGGLE_KEY" in message
+    assert "https://www.kaggle.com/settings/api" in message
+    assert [r.status for r in kaggle_server.requests if r.method == "POST"] == [401]
+    assert not any(r.method == "GET" for r in kaggle_server.requests)
+    assert not output.exists() and leftovers(output.parent) == []
+    captured = capsys.readouterr()
+    for text in (message, caplog.text, captured.out, captured.err):
+        assert FAKE_KEY not in text
+
+
+@pytest.mark.parametrize(("status", "explained"), [
+    (404, "No such dataset: check the name"),
+    (403, "accept the dataset's terms"),
+])
+def test_unavailable_kaggle_dataset_names_it(kaggle_server, tmp_path, status, explained):
+    if status == 403:
+        kaggle_server.add_dataset(KAGGLE_DATASET, images_zip(GZ2_JPEGS))
+        kaggle_server.refuse(KAGGLE_DATASET, 403, "You must accept this dataset's rules")
+    output = tmp_path / "download" / "images"
+
+    with pytest.raises(KaggleDownloadError) as failure:
+        fetch_kaggle_images(KAGGLE_DATASET, output)
+
+    message = str(failure.value)
+    assert f"HTTP {status}" in message and explained in message
+    assert f"https://www.kaggle.com/datasets/{KAGGLE_DATASET}" in message
+    assert not output.exists() and leftovers(output.parent) == []
+
+
+def test_cut_kaggle_download_is_resumed_with_range(kaggle_server, monkeypatch, tmp_path):
+    # `import kaggle.api.kaggle_api_extended as m` fails: kaggle's __init__ rebinds `kaggle.api`
+    kaggle_api = importlib.import_module("kaggle.api.kaggle_api_extended")
+    monkeypatch.setattr(kaggle_api, "random", lambda: -1.99)  # kaggle's 2 s backoff -> 10 ms
+    # kaggle writes 1 MiB chunks: cut after the first one, so that there is something to resume
+    jpegs = {f"{asset_id}.jpg": os.urandom(700_000) for asset_id in range(1, 5)}
+    archive = images_zip(jpegs)
+    storage_path = kaggle_server.add_dataset(KAGGLE_DATASET, archive)
+    kaggle_server.cut_after(storage_path, 1_500_000)
+
+    images = fetch_kaggle_images(KAGGLE_DATASET, tmp_path / "images")
+
+    assert {p.name: p.read_bytes() for p in images.iterdir()} == jpegs
+    gets = [r for r in kaggle_server.requests if r.method == "GET"]
+    assert [r.status for r in gets] == [200, 206]
+    assert gets[1].headers["Range"] == f"bytes={1 << 20}-"
+    assert gets[1].headers["If-Range"]  # the ETag of the first answer
+
+
+def test_kaggle_api_ignores_kaggle_api_environment_test(kaggle_server):
+    """Why tests/kaggle_server.py is an HTTPS proxy: KaggleApi always builds a PROD client. If this
+    fails, a newer kaggle honours KAGGLE_API_ENVIRONMENT=TEST and the proxy could go."""
+    from kaggle.api.kaggle_api_extended import KaggleApi
+    from kagglesdk import KaggleClient
+    from kagglesdk.datasets.types.dataset_api_service import ApiDownloadDatasetRequest
+
+    api = KaggleApi()
+    api.authenticate()
+    with api.build_kaggle_client() as client:
+        assert client.http_client()._endpoint == "https://api.kaggle.com"
+    if kaggle_server.port != 7777:
+        pytest.skip("port 7777 is held by another process (a parallel test run?)")
+    kaggle_server.add_dataset("owner/data", b"zip bytes")
+    request = ApiDownloadDatasetRequest()
+    request.owner_slug, request.dataset_slug = "owner", "data"
+    with KaggleClient(username=kaggle_server.username, password=kaggle_server.key) as client:
+        response = client.datasets.dataset_api_client.download_dataset(request)  # TEST: :7777
+    assert response.status_code == 200 and response.content == b"zip bytes"
+    assert kaggle_server.calls()[0] == ("POST", "localhost:7777", f"/api/v1/{DOWNLOAD_CALL}")
 
 
 # --- Google Drive and resolve -----------------------------------------------------------------

@@ -3,7 +3,7 @@ rule labels:
         catalog=data_path("catalog"),
         mapping=data_path("mapping"),
         images=images_path(),
-        physical=[config["data"]["physical"]] if config["data"]["physical"] else [],
+        physical=physical_input(),
     output:
         labels=f"{RESULTS}/labels/labels.parquet",
         report=f"{RESULTS}/labels/selection_report.json",

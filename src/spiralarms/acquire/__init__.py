@@ -1,7 +1,8 @@
 """Fetch the pipeline's inputs: HTTP downloads, the Kaggle image set, Google Drive files, archives.
 
-Config values (`data.catalog`, `data.mapping`, `data.images`) go through `resolve`, which accepts a
-local path, an http(s) URL, `kaggle:<owner>/<dataset>` or `gdrive:<file id>`.
+Config values (`data.catalog`, `data.mapping`, `data.images`, `data.physical`) go through `resolve`,
+which accepts a local path, an http(s) URL, `kaggle:<owner>/<dataset>` or `gdrive:<file id>`;
+`physical_csv` takes the CSV out of the physical-properties archive (`stellar mass_SFR.7z`).
 """
 
 from spiralarms.acquire.archive import safe_extract
@@ -23,7 +24,8 @@ from spiralarms.acquire.kaggle import (
     find_kaggle_credentials,
     parse_kaggle_spec,
 )
-from spiralarms.acquire.sources import resolve
+from spiralarms.acquire.physical import physical_csv
+from spiralarms.acquire.sources import download_name, resolve
 
 __all__ = [
     "AcquireError",
@@ -35,6 +37,7 @@ __all__ = [
     "UnsafeArchiveError",
     "check_image_count",
     "download",
+    "download_name",
     "fetch_gdrive",
     "fetch_kaggle",
     "fetch_kaggle_images",
@@ -43,6 +46,7 @@ __all__ = [
     "gdrive_file_id",
     "manifest_path_for",
     "parse_kaggle_spec",
+    "physical_csv",
     "read_manifest",
     "resolve",
     "safe_extract",

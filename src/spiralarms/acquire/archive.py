@@ -1,10 +1,12 @@
-"""Extract zip and tar(.gz) archives without letting any member escape the destination folder.
+"""Extract zip, tar(.gz) and 7z archives without letting any member escape the destination folder.
 
 Every member is checked before a single byte is written: paths must stay inside `dest` (no `..`,
 no absolute paths), links must be relative and free of `..` (a `..` in a link can climb out
 through another link), and the total uncompressed size may be capped. Extraction goes to a
 hidden temporary folder beside `dest` that is renamed into place at the end, so an interrupted
-run never leaves a half-filled `dest`.
+run never leaves a half-filled `dest`. 7z archives (py7zr) get the same checks; py7zr also caps
+the bytes it actually decompresses at `max_total_bytes`, so a header that understates sizes
+cannot fill the disk.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from spiralarms.acquire.errors import AcquireError, UnsafeArchiveError
 
 logger = logging.getLogger(__name__)
 
+SEVENZIP_SIGNATURE = b"7z\xbc\xaf\x27\x1c"
+MAX_LINK_BYTES = 4096  # a symlink's target, stored as its content in a 7z
+
 
 @dataclass(frozen=True)
 class Member:
@@ -42,7 +47,7 @@ class Member:
 def safe_extract(
     archive: str | os.PathLike, dest: str | os.PathLike, max_total_bytes: int | None = None
 ) -> list[Path]:
-    """Extract `archive` (zip, tar, tar.gz/bz2/xz) into the new folder `dest`; return its files.
+    """Extract `archive` (zip, tar, tar.gz/bz2/xz, 7z) into the new folder `dest`; return its files.
 
     Raises UnsafeArchiveError, naming the member, if any member would land outside `dest`, and
     naming the limit if the uncompressed total exceeds `max_total_bytes`. `dest` must not exist
@@ -61,7 +66,7 @@ def safe_extract(
     _remove_stale_extractions(dest)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".extracting", dir=dest.parent))
     try:
-        _extract_into(archive, staging)
+        _extract_into(archive, staging, max_total_bytes)
         if dest.is_dir():
             dest.rmdir()  # empty, checked above
         os.replace(staging, dest)
@@ -77,10 +82,18 @@ def read_members(archive: Path) -> list[Member]:
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
             return [_zip_member(zf, info) for info in zf.infolist()]
+    if is_7z(archive):
+        return _sevenzip_members(archive)
     if tarfile.is_tarfile(archive):
         with tarfile.open(archive) as tf:
             return [_tar_member(info) for info in tf.getmembers()]
-    raise AcquireError(f"{archive} is neither a zip nor a tar archive (or it is truncated)")
+    raise AcquireError(f"{archive} is neither a zip nor a tar nor a 7z archive (or it is truncated)")
+
+
+def is_7z(path: str | os.PathLike) -> bool:
+    """True when `path` starts with the 7z signature (whatever its name says)."""
+    with open(path, "rb") as stream:
+        return stream.read(len(SEVENZIP_SIGNATURE)) == SEVENZIP_SIGNATURE
 
 
 def check_members(archive: Path, members: list[Member], max_total_bytes: int | None) -> None:
@@ -135,6 +148,59 @@ def _tar_member(info: tarfile.TarInfo) -> Member:
     return Member(name, "other")
 
 
+def _sevenzip_members(archive: Path) -> list[Member]:
+    import py7zr
+
+    encrypted = AcquireError(f"{archive} is an encrypted 7z archive; that is not supported")
+    try:
+        with py7zr.SevenZipFile(archive) as sz:
+            if sz.needs_password():
+                raise encrypted
+            infos = sz.list()
+    except py7zr.PasswordRequired:
+        raise encrypted from None
+    except py7zr.exceptions.ArchiveError as error:
+        raise AcquireError(f"{archive}: damaged 7z archive ({error})") from None
+    members = [_sevenzip_member(info) for info in infos]
+    # A link's target is its content; read it only for links whose own name is safe (py7zr
+    # itself refuses to touch a bad name, and check_members will name it for the user).
+    links = [m.name for m in members
+             if m.kind == "symlink" and not _is_absolute(m.path) and not _escapes(m.path)]
+    if not links:
+        return members
+    targets = _sevenzip_link_targets(archive, links)
+    return [Member(m.name, m.kind, m.size, targets.get(m.path, "")) if m.kind == "symlink" else m
+            for m in members]
+
+
+def _sevenzip_member(info) -> Member:
+    if info.is_directory:
+        return Member(info.filename, "dir")
+    if info.is_symlink:
+        return Member(info.filename, "symlink")
+    if info.is_file:
+        return Member(info.filename, "file", size=info.uncompressed)
+    return Member(info.filename, "other")  # junction, socket, device
+
+
+def _sevenzip_link_targets(archive: Path, links: list[str]) -> dict[str, str]:
+    import py7zr
+    from py7zr.io import BytesIOFactory
+
+    factory = BytesIOFactory(limit=MAX_LINK_BYTES)
+    # An empty folder as the nominal destination: py7zr checks each name against it (with no
+    # folder it would resolve names against the current directory and whatever lies there).
+    with tempfile.TemporaryDirectory(prefix=".7z-links.") as empty:
+        with py7zr.SevenZipFile(archive) as sz:
+            sz.extract(path=empty, targets=links, factory=factory)
+        targets = {}
+        for name, product in factory.products.items():
+            product.seek(0)
+            relative = Path(name).relative_to(empty).as_posix()
+            targets[relative] = product.read().decode("utf-8", "replace")
+    return targets
+
+
 def _parts(path: str) -> list[str]:
     return path.replace("\\", "/").split("/")
 
@@ -147,9 +213,11 @@ def _escapes(path: str) -> bool:
     return path in ("", "..") or path.startswith("../")
 
 
-def _extract_into(archive: Path, staging: Path) -> None:
+def _extract_into(archive: Path, staging: Path, max_total_bytes: int | None) -> None:
     if zipfile.is_zipfile(archive):
         _extract_zip(archive, staging)
+    elif is_7z(archive):
+        _extract_sevenzip(archive, staging, max_total_bytes)
     else:
         with tarfile.open(archive) as tf:
             # The "data" filter re-checks what we checked and drops setuid bits and owners.
@@ -174,6 +242,33 @@ def _extract_zip(archive: Path, staging: Path) -> None:
             # ZipExtFile stops at the declared size, so the size check above bounds what we write.
             with zf.open(info) as source, open(target, "wb") as out:
                 shutil.copyfileobj(source, out, 1 << 20)
+
+
+def _extract_sevenzip(archive: Path, staging: Path, max_total_bytes: int | None) -> None:
+    import py7zr
+
+    try:
+        with py7zr.SevenZipFile(archive, max_extract_size=max_total_bytes) as sz:
+            sz.extractall(path=staging)
+    except py7zr.exceptions.DecompressionBombError as error:
+        raise UnsafeArchiveError(f"{archive}: {error} (max_total_bytes); nothing was kept") \
+            from None
+    except py7zr.exceptions.ArchiveError as error:  # CRC mismatch, truncated stream, ...
+        raise AcquireError(f"{archive}: damaged 7z archive ({error}); nothing was kept") from None
+    _drop_special_modes(staging)
+
+
+def _drop_special_modes(root: Path) -> None:
+    """py7zr applies the archive's modes (Unix bits, or Windows' read-only): make files 0644
+    (0755 when executable) and folders 0755, with no setuid, setgid or sticky bits."""
+    for folder, dirs, files in os.walk(root):
+        for name in dirs:
+            os.chmod(os.path.join(folder, name), 0o755)
+        for name in files:
+            path = os.path.join(folder, name)
+            if not os.path.islink(path):
+                executable = os.stat(path).st_mode & stat.S_IXUSR
+                os.chmod(path, 0o755 if executable else 0o644)
 
 
 def _require_free(dest: Path, archive: Path) -> None:

@@ -95,6 +95,8 @@ def fetch_kaggle_images(
     images_dir.parent.mkdir(parents=True, exist_ok=True)
     os.replace(found, images_dir)
     shutil.rmtree(work_dir / parse_kaggle_spec(dataset).split("/")[1])  # what else the zip held
+    with contextlib.suppress(OSError):
+        work_dir.rmdir()  # empty now: the zip went after extraction
     return images_dir
 
 
@@ -127,16 +129,38 @@ def _download_zip(slug: str, dest_dir: Path, archive: Path) -> None:
             api.dataset_download_files(slug, path=str(dest_dir), unzip=False, quiet=False)
     # The kaggle package raises anything from requests errors to exit(1): all mean "failed".
     except (Exception, SystemExit) as error:  # noqa: BLE001
+        with contextlib.suppress(OSError):
+            dest_dir.rmdir()  # only if the request failed before any byte arrived
         # `from None`: the original traceback could carry a credential.
-        raise KaggleDownloadError(redact(
-            f"kaggle:{slug}: download failed ({_describe(error)}). Check that "
-            f"https://www.kaggle.com/datasets/{slug} exists, that your account accepted its "
-            "terms, and the network connection; a rerun resumes a partial download.",
-            secrets,
-        )) from None
+        raise _download_failure(slug, source, error, secrets) from None
     if not archive.is_file():
         raise KaggleDownloadError(f"kaggle:{slug}: the Kaggle API reported success but {archive} "
                                   "is missing")
+
+
+def _download_failure(slug: str, source: str, error: BaseException,
+                      secrets: list[str]) -> KaggleCredentialsError | KaggleDownloadError:
+    """One error that says what the HTTP status (if any) means for this dataset."""
+    status = getattr(getattr(error, "response", None), "status_code", None)
+    page = f"https://www.kaggle.com/datasets/{slug}"
+    what = f"kaggle:{slug}: download failed ({_describe(error)}"
+    what += f", HTTP {status})." if status and str(status) not in str(error) else ")."
+    if status == 401:
+        return KaggleCredentialsError(redact(
+            f"{what} Kaggle rejected the credentials from {source}: create a new API token at "
+            f"{TOKEN_PAGE} and update {source}.", secrets))
+    if status == 403:
+        hint = (f"Your account may not access it: open {page} while logged in and accept the "
+                "dataset's terms (or rules), then rerun.")
+    elif status == 404:
+        hint = (f"No such dataset: check the name (config data.images, kaggle:<owner>/<dataset>) "
+                f"against {page}; a private dataset also answers 404 to other accounts.")
+    elif status == 429 or (status or 0) >= 500:
+        hint = "Kaggle is busy or failing; wait a while and rerun (a partial download resumes)."
+    else:
+        hint = (f"Check that {page} exists, that your account accepted its terms, and the network "
+                "connection; a rerun resumes a partial download.")
+    return KaggleDownloadError(redact(f"{what} {hint}", secrets))
 
 
 def _authenticated_api(source: str, secrets: list[str]):
@@ -145,6 +169,11 @@ def _authenticated_api(source: str, secrets: list[str]):
             from kaggle.api.kaggle_api_extended import KaggleApi  # authenticates on import
 
             api = KaggleApi()
+            # KaggleApi fixes its kaggle.json path when the module is first imported; use the
+            # one found now, so that a process whose environment changed since reads the file
+            # find_kaggle_credentials() named.
+            api.config_dir = str(kaggle_config_dir())
+            api.config = str(kaggle_config_dir() / "kaggle.json")
             api.authenticate()
     except (Exception, SystemExit) as error:  # noqa: BLE001 - exit(1) when it finds no login
         raise KaggleCredentialsError(redact(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from spiralarms.acquire.errors import AcquireError, ChecksumError
@@ -15,13 +15,14 @@ from spiralarms.acquire.kaggle import SPEC_PREFIX as KAGGLE_PREFIX
 from spiralarms.acquire.kaggle import fetch_kaggle
 
 URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 
 
 def resolve(spec: str | os.PathLike, cache_dir: str | os.PathLike, sha256: str | None = None) -> Path:
     """Local path for `spec`, fetching it into `cache_dir` first when it is remote.
 
     - local path: returned as is (checked against `sha256` when given and it is a file);
-    - http(s) URL: downloaded to `<cache_dir>/<file name in the URL>`;
+    - http(s) URL: downloaded to `<cache_dir>/<download_name(url)>`;
     - `kaggle:<owner>/<dataset>`: fetched into `<cache_dir>/images`, returns the image folder;
     - `gdrive:<file id>`: fetched into `<cache_dir>/gdrive/<file id>/`, returns the file.
     """
@@ -38,11 +39,20 @@ def resolve(spec: str | os.PathLike, cache_dir: str | os.PathLike, sha256: str |
     return _resolve_local(Path(text).expanduser(), sha256)
 
 
-def _resolve_url(url: str, cache_dir: Path, sha256: str | None) -> Path:
-    name = PurePosixPath(unquote(urlsplit(url).path)).name
-    if not name:
+def download_name(url: str) -> str:
+    """The file name a download of `url` is saved under: the last part of the URL's path,
+    %-decoded, with every character but letters, digits, '.', '_' and '-' replaced by '_'
+    (`.../stellar%20mass_SFR.7z` -> `stellar_mass_SFR.7z`). The workflow's `download_name` in
+    workflow/rules/common.smk applies the same rule."""
+    last = unquote(urlsplit(url).path.rsplit("/", 1)[-1])  # an encoded '/' stays in the name
+    name = UNSAFE_NAME_CHARS.sub("_", last)
+    if not name.strip("._-"):
         raise AcquireError(f"{url}: the URL names no file to save (it ends with '/')")
-    dest = cache_dir / name
+    return name
+
+
+def _resolve_url(url: str, cache_dir: Path, sha256: str | None) -> Path:
+    dest = cache_dir / download_name(url)
     download(url, dest, sha256=sha256)
     return dest
 
