@@ -56,7 +56,7 @@ def read_header(path) -> list:
     with path.open("rb") as raw:
         gzipped = raw.read(2) == b"\x1f\x8b"
     opener = gzip.open if gzipped else open
-    with opener(path, "rt", encoding="utf-8", newline="") as f:
+    with opener(path, "rt", encoding="utf-8-sig", newline="") as f:
         first = f.readline()
     return [name.strip().strip('"') for name in first.rstrip("\r\n").split(",")]
 

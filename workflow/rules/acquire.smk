@@ -1,3 +1,10 @@
+# Downloads run on the submit host (compute nodes often have no internet).
+localrules:
+    download,
+    fetch_images,
+    physical_table,
+
+
 # Remote sources only: local paths in data.* are used as they are.
 
 
