@@ -39,20 +39,6 @@ rule fetch_images:
         "../scripts/fetch_images.py"
 
 
-# The original repository ships the stellar masses and SFRs as `stellar mass_SFR.7z`.
-PHYSICAL_CSV = f"{DOWNLOAD}/extracted/stellar_mass_SFR.csv"
-ARCHIVE_SUFFIXES = (".7z", ".zip", ".tar", ".tar.gz", ".tgz")
-
-
-def physical_input():
-    """The labels rule's physical table: none, the CSV as given, or the CSV from an archive."""
-    if not config["data"]["physical"]:
-        return []
-    if data_path("physical").lower().endswith(ARCHIVE_SUFFIXES):
-        return [PHYSICAL_CSV]
-    return [data_path("physical")]
-
-
 rule physical_table:
     input:
         archive=lambda wildcards: data_path("physical"),
