@@ -156,6 +156,29 @@ def test_imported_model_is_evaluated_like_a_trained_one_and_nothing_else_runs(ru
 
 
 @pytest.mark.slow
+def test_imported_model_is_evaluated_and_explained_with_its_own_preprocessing(run, tmp_path):
+    """The config says 48 px, the imported xai model was trained at 32: its card wins."""
+    import yaml
+
+    trained = run / "results/experiments/b0_6class_xai_s1"
+    (tmp_path / "imports.yaml").write_text(yaml.safe_dump({
+        "imports": {"b0_6class_xai_s1": str(trained / "model.keras")},
+        "train": {"image_size": 48, "crop_size": 200}}))
+    work = tmp_path / "work"
+    work.mkdir()
+    targets = [f"results/experiments/b0_6class_xai_s1/{t}" for t in ("figures", "xai")]
+    result = snakemake(work, configs=[tmp_path / "imports.yaml"], targets=targets)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ours = work / "results/experiments/b0_6class_xai_s1"
+    card = json.loads((ours / "model.json").read_text())
+    assert (card["image_size"], card["crop_size"]) == (32, 224)
+    mine, theirs = (json.loads((d / "metrics.json").read_text()) for d in (ours, trained))
+    assert mine["preprocessing"] == {"image_size": 32, "crop_size": 224}
+    assert mine["subsets"] == theirs["subsets"]  # same numbers: same preprocessing as trained
+    assert sorted(p.name for p in (ours / "xai").glob("*.png"))
+
+
+@pytest.mark.slow
 def test_predict_rule_classifies_a_folder_of_new_images(run, tmp_path):
     import shutil
 
