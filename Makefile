@@ -11,7 +11,8 @@ DEMO := --configfile config/demo.yaml --cores $(CORES) --resources gpu=1
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,parity]'
+	$(BIN)/pip install --quiet --no-deps timm==1.0.29  # parity test; see pyproject's parity extra
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -79,6 +79,25 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--data", default="",
                          help="word naming the data in the headline, e.g. 'synthetic'")
     summary.set_defaults(run=run_summary)
+
+    converter = commands.add_parser(
+        "convert-weights", parents=[common],
+        help="convert timm EfficientNetB0 weights (Zoobot's encoder) for the b0 backbone",
+        description="SRC: a PyTorch state_dict of timm's efficientnet_b0, e.g. Zoobot's "
+                    "pytorch_model.bin (read without torch; a pickle asking for anything but "
+                    "tensors is refused), or a legacy Zoobot TF checkpoint prefix. DEST: a "
+                    ".weights.h5 file; its card DEST.json (numerics, input scaling, source "
+                    "sha256) is written beside it. See docs/zoobot-weights.md.")
+    converter.add_argument("src", type=Path)
+    converter.add_argument("dest", type=Path, help="NAME.weights.h5")
+    converter.add_argument("--config", type=Path,
+                           help="the model's timm config.json (architecture; mean/std)")
+    converter.add_argument("--channels", type=int, choices=[1, 3], default=1,
+                           help="1: greyscale, stem summed over colour (default); 3: colour")
+    converter.add_argument("--scaling", choices=["zoobot", "config"], default="zoobot",
+                           help="input scaling: 'zoobot' [0, 1] without mean/std, as Zoobot "
+                                "trained (default); 'config': config.json's mean/std")
+    converter.set_defaults(run=run_convert)
     return parser
 
 
@@ -198,6 +217,29 @@ def _with_interval(value, low, high) -> str:
     if pd.isna(low) or pd.isna(high):
         return _number(value)
     return f"{_number(value)} [{_number(low)}, {_number(high)}]"
+
+
+# --- convert-weights ---------------------------------------------------------------------------
+
+def run_convert(args) -> int:
+    from .timm_convert import card_path, convert, convert_tf_checkpoint, is_tf_checkpoint
+
+    if not (args.src.exists() or is_tf_checkpoint(args.src)):
+        raise UserError(f"source {args.src} does not exist")
+    try:
+        if is_tf_checkpoint(args.src):
+            if args.channels != 1 or args.config or args.scaling != "zoobot":
+                raise UserError("a legacy Zoobot TF checkpoint is greyscale with its own "
+                                "scaling: drop --channels/--config/--scaling")
+            card = convert_tf_checkpoint(args.src, args.dest)
+        else:
+            card = convert(args.src, args.dest, config_json=args.config,
+                           channels=args.channels, scaling=args.scaling)
+    except (OSError, ValueError) as error:
+        raise UserError(str(error)) from error
+    print(f"wrote {args.dest} ({card['architecture']}, {card['channels']} channel(s), "
+          f"{card['tensors']} tensors) and its card {card_path(args.dest)}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -87,6 +87,14 @@ def _backbone(model: str, inputs, weights):
                 f"weights file {path} (config models.{model}.weights) does not exist; give a Keras "
                 "weights file for the backbone, 'imagenet', or null to train from scratch"
             )
+        from . import timm_convert
+
+        # A file from `spiralarms convert-weights` (Zoobot's timm encoder) has a card beside it:
+        # timm's numerics (batch-norm epsilon, symmetric padding) and its input range are set
+        # before loading; its input mean/std come with the weights (Normalization layer).
+        card = timm_convert.read_card(path)
+        if card is not None:
+            timm_convert.prepare_backbone(backbone, card)
         backbone.load_weights(path)
     return backbone
 
