@@ -57,7 +57,10 @@ from httpserver import FileServer, _Handler, _QuietServer, etag_of
 TEST_PORT = 7777  # kagglesdk's KaggleEnv.TEST endpoint
 API_HOST = "api.kaggle.com"
 STORAGE_HOST = "storage.googleapis.com"
-TLS_NAMES = (API_HOST, "www.kaggle.com", "kaggle.com", STORAGE_HOST, "localhost")
+# The other hosts of the real run's sources, so a rehearsal can serve config/config.yaml's own
+# URLs through this proxy (catalogue, mapping, stellar-mass archive, Zoobot's encoder).
+SOURCE_HOSTS = ("zooniverse-data.s3.amazonaws.com", "zenodo.org", "github.com", "huggingface.co")
+TLS_NAMES = (API_HOST, "www.kaggle.com", "kaggle.com", STORAGE_HOST, *SOURCE_HOSTS, "localhost")
 DOWNLOAD_CALL = "datasets.DatasetApiService/DownloadDataset"
 INTROSPECT_CALL = "security.OAuthService/IntrospectToken"
 TEST_USERNAME = "spiralarms-test"

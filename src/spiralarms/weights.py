@@ -9,7 +9,8 @@ compute node needs the internet. Accepted sources:
 - an `https://` URL of either kind: downloaded once (resume, sha256), then as a local file;
 - `imagenet`: Keras' own ImageNet file for the backbone, fetched by that same download rule;
 - `hf_hub:<owner>/<repo>`: a timm model on the Hugging Face hub (`pytorch_model.bin` and its
-  `config.json`, which holds the input scaling), e.g. Zoobot's
+  `config.json`, whose architecture the converter checks; its timm mean/std are recorded, not
+  applied, since Zoobot trained on [0, 1] inputs: docs/zoobot-weights.md), e.g. Zoobot's
   `hf_hub:mwalmsley/zoobot-encoder-efficientnet_b0`; the host is `$HF_ENDPOINT` when set, as
   with huggingface_hub.
 
