@@ -129,3 +129,45 @@ def test_weights_record_names_source_file_and_checksum(tmp_path):
     assert record == {"source": "zoo/zoobot.bin", "file": "zoobot.weights.h5",
                       "sha256": hashlib.sha256(b"weights").hexdigest(), "matches_paper": "no",
                       "paper": weights.PAPER_WEIGHTS["b0"]}
+
+
+def test_experiment_source_is_that_experiments_backbone_and_it_trains_from_scratch_itself():
+    p = plan("b0", "experiment:b0_6class_xai_s42")
+    assert p.file == "results/experiments/b0_6class_xai_s42/backbone.weights.h5"
+    assert p.for_experiment("b0_merge45_xai_s42") is p
+    assert not p.for_experiment("b0_6class_xai_s42").pretrained
+    assert p.matches_paper() == "no"
+    with pytest.raises(WeightsError, match="trains v2m, not b0"):
+        plan("b0", "experiment:v2m_6class_xai_s42")
+    with pytest.raises(WeightsError, match="models.b0.weights.*is not of the form"):
+        plan("b0", "experiment:my_run")
+
+
+@pytest.mark.parametrize("mode", ["xai", "standard"])
+def test_heads_train_on_another_experiments_frozen_backbone_bit_identical(tmp_path, mode):
+    from spiralarms.models import save_backbone
+
+    keras.utils.set_random_seed(0)
+    source = build_model("b0", 6, 32, mode, bn_momentum=0.9, seed=1)
+    rng = np.random.default_rng(0)
+    for w in source.weights:  # a "trained" backbone, distinguishable from any fresh one
+        w.assign(rng.normal(size=w.shape).astype(w.dtype) * 0.05 + (1 if "variance" in w.path
+                                                                   else 0))
+    source.save(tmp_path / "model.keras")
+    backbone = save_backbone(tmp_path / "model.keras", tmp_path / "backbone.weights.h5")
+
+    head = build_model("b0", 5, 32, mode, weights=str(backbone), seed=2)
+    head.compile(optimizer=keras.optimizers.Adam(1e-2), loss="categorical_crossentropy")
+    before = {w.path: w.numpy().copy() for w in head.weights}
+    x = rng.random((8, 32, 32, 1)).astype("float32")
+    y = keras.utils.to_categorical(rng.integers(0, 5, 8), 5)
+    head.fit(x, y, epochs=2, batch_size=4, verbose=0)
+
+    def backbone_of(model):
+        return [w for w in model.weights
+                if not any(h in w.path for h in ("head", "softmax", "seed_generator"))]
+
+    for got, want in zip(backbone_of(head), backbone_of(source), strict=True):
+        np.testing.assert_array_equal(got.numpy(), want.numpy())  # loaded, then frozen
+    dense = [w for w in head.weights if "dense_head" in w.path]
+    assert dense and not np.array_equal(dense[0].numpy(), before[dense[0].path])  # head trained

@@ -149,3 +149,29 @@ def build_model(
         n_classes, activation="softmax", dtype="float32", name="softmax_output"
     )(x)
     return keras.Model(inputs, outputs, name=f"{model}_{mode}")
+
+
+HEAD_LAYERS = ("avg_pool_head", "dense_head", "softmax_output")
+
+
+def save_backbone(model_path, dest) -> Path:
+    """The backbone of a trained classifier (either mode) as a `.weights.h5` that `build_model`
+    loads with `weights=` — e.g. to train heads for other class variants on its frozen features."""
+    trained = keras.models.load_model(model_path, safe_mode=True)
+    nested = [la for la in trained.layers if isinstance(la, keras.Model)]
+    if nested:  # standard mode: the backbone is one nested model
+        (backbone,) = nested
+    else:  # xai mode: a flat graph; the backbone is everything before the head
+        name = trained.name.split("_")[0]
+        backbone = _backbone(name, keras.Input(trained.input_shape[1:]), None)
+        source = [la for la in trained.layers if la.weights and la.name not in HEAD_LAYERS]
+        target = [la for la in backbone.layers if la.weights]
+        if len(source) != len(target):
+            raise ValueError(f"{model_path}: {len(source)} backbone layers with weights, "
+                             f"expected {len(target)} for {name}")
+        for src, dst in zip(source, target):
+            dst.set_weights(src.get_weights())
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    backbone.save_weights(dest)
+    return dest

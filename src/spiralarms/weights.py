@@ -8,6 +8,8 @@ compute node needs the internet. Accepted sources:
   (`.bin`, `.pth`, `.pt`) of timm's efficientnet_b0, converted by `spiralarms.timm_convert`;
 - an `https://` URL of either kind: downloaded once (resume, sha256), then as a local file;
 - `imagenet`: Keras' own ImageNet file for the backbone, fetched by that same download rule;
+- `experiment:<name>`: the backbone of another experiment's trained model (that experiment
+  trains from scratch first), e.g. heads for the merged variants on a 6-class backbone;
 - `hf_hub:<owner>/<repo>`: a timm model on the Hugging Face hub (`pytorch_model.bin` and its
   `config.json`, whose architecture the converter checks; its timm mean/std are recorded, not
   applied, since Zoobot trained on [0, 1] inputs: docs/zoobot-weights.md), e.g. Zoobot's
@@ -34,6 +36,7 @@ class Download:
 
 
 HF_HUB = "hf_hub:"
+EXPERIMENT = "experiment:"
 HF_REPO = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 STATE_DICT_SUFFIXES = (".bin", ".pth", ".pt")
 # Keras' ImageNet no-top files (BASE_WEIGHTS_PATH, WEIGHTS_HASHES in
@@ -67,6 +70,12 @@ class WeightsPlan:
     downloads: dict = field(default_factory=dict)  # local path -> Download
     state_dict: str | None = None  # set when `file` is converted from a PyTorch state_dict
     timm_config: str | None = None
+    experiment: str | None = None  # set when `file` is the backbone of another experiment
+
+    def for_experiment(self, name: str) -> "WeightsPlan":
+        """The plan of experiment `name`: the source experiment of `experiment:` weights is the
+        one that makes the backbone, so it trains from scratch."""
+        return WeightsPlan(self.model, None) if name == self.experiment else self
 
     @property
     def pretrained(self) -> bool:
@@ -83,14 +92,15 @@ class WeightsPlan:
         return "no"
 
 
-def plan(model: str, spec, sha256=None, weights_dir="results/weights") -> WeightsPlan:
+def plan(model: str, spec, sha256=None, weights_dir="results/weights",
+         experiments_dir="results/experiments") -> WeightsPlan:
     """The files behind config `models.<model>.weights: spec` (sha256: `weights_sha256`)."""
     key = f"models.{model}.weights"
     if spec is None:
         return WeightsPlan(model, None)
     if not isinstance(spec, str) or not spec:
-        raise WeightsError(f"{key}={spec!r}: give null, a file, an https:// URL, 'imagenet' or "
-                           f"'{HF_HUB}<owner>/<repo>'")
+        raise WeightsError(f"{key}={spec!r}: give null, a file, an https:// URL, 'imagenet', "
+                           f"'{HF_HUB}<owner>/<repo>' or '{EXPERIMENT}<experiment name>'")
     downloads = f"{weights_dir}/download"
     if spec == "imagenet":
         if model not in KERAS_IMAGENET:
@@ -101,6 +111,19 @@ def plan(model: str, spec, sha256=None, weights_dir="results/weights") -> Weight
         source = KERAS_IMAGENET[model]
         path = f"{downloads}/{PurePosixPath(source.url).name}"
         return WeightsPlan(model, spec, path, {path: Download(source.url, sha256, source.md5)})
+    if spec.startswith(EXPERIMENT):
+        name = spec.removeprefix(EXPERIMENT)
+        from .experiment import Experiment
+
+        try:
+            source = Experiment.parse(name)
+        except ValueError as error:
+            raise WeightsError(f"{key}={spec!r}: {error}") from None
+        if source.model != model:
+            raise WeightsError(f"{key}={spec!r}: that experiment trains {source.model}, not "
+                               f"{model}; a backbone only fits its own network")
+        return WeightsPlan(model, spec, f"{experiments_dir}/{name}/backbone.weights.h5",
+                           experiment=name)
     if spec.startswith(HF_HUB):
         repo = spec.removeprefix(HF_HUB)
         if not HF_REPO.fullmatch(repo):

@@ -115,14 +115,20 @@ def weight_conversions():
     }
 
 
+def experiment_weights(wildcards):
+    """The weights plan of one experiment (`experiment:` sources train from scratch themselves)."""
+    model = experiment(wildcards).model
+    return WEIGHT_PLANS[model].for_experiment(wildcards.experiment)
+
+
 def model_weights(wildcards):
     """The weights file an experiment's backbone loads ([] when it trains from scratch)."""
-    weights = WEIGHT_PLANS[experiment(wildcards).model]
+    weights = experiment_weights(wildcards)
     return weights.file if weights.pretrained else []
 
 
 def weights_source(wildcards):
-    weights = WEIGHT_PLANS[experiment(wildcards).model]
+    weights = experiment_weights(wildcards)
     return {"spec": weights.spec, "matches_paper": weights.matches_paper()}
 
 
@@ -140,6 +146,55 @@ def prediction_model(name):
     if re.fullmatch(NAME_REGEX, model):
         return f"{RESULTS}/experiments/{model}/model.keras"
     return model
+
+
+# --- predict.<name>: chunked prediction helpers (workflow/rules/predict.smk) ---
+from spiralarms.chunks import job_settings, read_plan, source_of
+
+PREDICTIONS = f"{RESULTS}/predictions"
+PREDICTION_NAMES = "|".join(map(re.escape, config["predict"])) or "no-prediction"
+
+
+def prediction_settings(name):
+    return job_settings(config["predict"][name])
+
+
+def prediction_source(wildcards):
+    return source_of(config["predict"][wildcards.name])
+
+
+def prediction_plan(wildcards):
+    """The chunk plan of predict.<name>, once predict_split has run."""
+    plan = checkpoints.predict_split.get(name=wildcards.name).output.plan
+    return read_plan(plan)
+
+
+def prediction_chunks(wildcards):
+    return [
+        f"{PREDICTIONS}/{wildcards.name}/chunks/{entry['chunk']}.parquet"
+        for entry in prediction_plan(wildcards)["chunks"]
+    ]
+
+
+def chunk_fingerprint(wildcards):
+    for entry in prediction_plan(wildcards)["chunks"]:
+        if entry["chunk"] == wildcards.chunk:
+            return entry["fingerprint"]
+    raise ValueError(f"predict.{wildcards.name} has no chunk {wildcards.chunk}")
+
+
+def split_settings(wildcards):
+    """The settings that decide the chunks (a change redoes the split, then every chunk)."""
+    settings = prediction_settings(wildcards.name)
+    keys = ("id_column", "file_column", "size_column", "pixel_scale", "chunk_size")
+    return {key: settings[key] for key in keys}
+
+
+def result_settings(wildcards):
+    """The settings that change predictions (a change redoes every chunk)."""
+    settings = prediction_settings(wildcards.name)
+    keys = ("tta", "max_upscale", "fits")
+    return {key: settings[key] for key in keys}
 
 
 def trained_history(wildcards):

@@ -38,3 +38,16 @@ rule convert_weights:
         channels=lambda wildcards: CHANNELS[weight_conversions()[wildcards.name].model],
     script:
         "../scripts/convert_weights.py"
+
+
+rule extract_backbone:
+    input:
+        model=f"{RESULTS}/experiments/{{experiment}}/model.keras",
+    output:
+        backbone=f"{RESULTS}/experiments/{{experiment}}/backbone.weights.h5",
+    log:
+        f"{RESULTS}/logs/extract_backbone/{{experiment}}.log",
+    conda:
+        "../../envs/spiralarms.yaml"
+    script:
+        "../scripts/extract_backbone.py"

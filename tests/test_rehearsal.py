@@ -1,0 +1,198 @@
+"""A rehearsal of the real run: config/config.yaml itself, end to end, offline.
+
+Every source keeps the URL the shipped config names. A server on 127.0.0.1 stands in for the
+internet as an HTTPS proxy (tests/kaggle_server.py, with a throw-away CA): the Zooniverse bucket
+serves the catalogue, Zenodo the mapping, GitHub the stellar-mass 7z, the Kaggle API and its
+storage bucket the image zip for the real `kaggle` client, Hugging Face Zoobot's encoder (a random
+timm efficientnet_b0 in the published format) and Google's bucket Keras' ImageNet file for V2M.
+Only sizes are overridden: which experiments (a select12, a merge45, an xai and a V2M one), epochs,
+image size, the cap, bootstrap and XAI sample counts.
+"""
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from gz2_sources import (
+    CATALOG_URL_PATH,
+    KAGGLE_DATASET,
+    MAPPING_URL_PATH,
+    PHYSICAL_URL_PATH,
+    build_gz2_sources,
+)
+from timm_support import torch_and_timm
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+REAL = ROOT / "config" / "config.yaml"
+ZOOBOT = "mwalmsley/zoobot-encoder-efficientnet_b0"
+IMAGENET_PATH = "tensorflow/keras-applications/efficientnet_v2/efficientnetv2-m_notop.h5"
+EXPERIMENTS = ["b0_select12_standard_s42", "b0_merge45_xai_s42", "v2m_6class_standard_s42"]
+# What the rehearsal may change: sizes only. No data.* or models.* key.
+SIZES = {
+    "experiments": {"models": ["b0"], "classes": ["select12"], "modes": ["standard"],
+                    "seeds": [42], "extra": EXPERIMENTS[1:]},
+    "selection": {"cap": 20},
+    "shards": {"size": 64},
+    "train": {"epochs": 1, "image_size": 32, "threads": 2},
+    "evaluate": {"bootstrap": 20},
+    "xai": {"per_class": 1, "smooth_samples": 2, "batch_size": 4},
+}
+
+
+def zoobot_encoder() -> dict:
+    """Zoobot's published files: timm's efficientnet_b0 state_dict and a timm config.json."""
+    torch, timm = torch_and_timm()
+    torch.manual_seed(0)
+    net = timm.create_model("efficientnet_b0", pretrained=False, num_classes=0)
+    buffer = io.BytesIO()
+    torch.save(net.state_dict(), buffer)
+    config = {"architecture": "efficientnet_b0", "num_classes": 0, "num_features": 1280,
+              "pretrained_cfg": {"input_size": [3, 224, 224], "mean": [0.485, 0.456, 0.406],
+                                 "std": [0.229, 0.224, 0.225]}}
+    return {f"{ZOOBOT}/resolve/main/pytorch_model.bin": buffer.getvalue(),
+            f"{ZOOBOT}/resolve/main/config.json": json.dumps(config).encode()}
+
+
+def keras_imagenet_file(folder: Path) -> bytes:
+    """A file in the layout of Keras' efficientnetv2-m_notop.h5 (legacy HDF5 weights)."""
+    import h5py
+    import keras
+    from keras.src.legacy.saving import legacy_h5_format
+
+    model = keras.applications.EfficientNetV2M(include_top=False, weights=None,
+                                               input_shape=(32, 32, 3))
+    path = folder / "efficientnetv2-m_notop.h5"
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, model)
+    return path.read_bytes()
+
+
+def snakemake(workdir, overrides, *args, timeout=1500):
+    command = [str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "--cores", "2", *args,
+               "--resources", "gpu=1", "--configfile", str(REAL), str(overrides)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def failed_logs(work) -> str:
+    """The ends of the rule logs that hold a traceback: what a failing run needs to show."""
+    tails = []
+    for log in sorted((work / "results" / "logs").rglob("*.log")):
+        text = log.read_text(errors="replace")
+        if "Traceback" in text or "Error" in text:
+            tails.append(f"--- {log}\n{text[-3000:]}")
+    return "\n".join(tails)
+
+
+@pytest.fixture(scope="module")
+def rehearsal(tmp_path_factory, kaggle_tls):
+    from kaggle_server import KaggleServer
+
+    base = tmp_path_factory.mktemp("rehearsal")
+    sources = build_gz2_sources(base / "gz2", per_class=(28, 30, 28, 28, 28, 28), workers=2)
+    overrides = base / "sizes.yaml"
+    overrides.write_text(yaml.safe_dump(SIZES))
+    work = base / "work"
+    work.mkdir()
+    with KaggleServer(kaggle_tls) as server, pytest.MonkeyPatch.context() as monkeypatch:
+        server.install(monkeypatch, base / "home")
+        server.add_dataset(KAGGLE_DATASET, sources.images_zip)
+        server.files.update({CATALOG_URL_PATH: sources.catalog.read_bytes(),
+                             MAPPING_URL_PATH: sources.mapping.read_bytes(),
+                             PHYSICAL_URL_PATH: sources.physical_archive.read_bytes(),
+                             IMAGENET_PATH: keras_imagenet_file(base), **zoobot_encoder()})
+        result = snakemake(work, overrides)
+        assert result.returncode == 0, failed_logs(work) or result.stderr[-6000:]
+        report = snakemake(work, overrides, "--report", "results/report.html")
+        assert report.returncode == 0, report.stderr[-3000:]
+        hosts = {r.host for r in server.requests if r.method == "CONNECT"}
+    return {"work": work, "results": work / "results", "sources": sources, "hosts": hosts}
+
+
+def test_the_rehearsal_changes_only_sizes():
+    assert not {"data", "models", "synthetic"} & set(SIZES)
+    real = yaml.safe_load(REAL.read_text())
+    assert real["data"]["images"] == f"kaggle:{KAGGLE_DATASET}"
+    assert real["models"]["b0"]["weights"] == f"hf_hub:{ZOOBOT}"
+    assert real["models"]["v2m"]["weights"] == "imagenet"
+
+
+@pytest.mark.slow
+def test_every_source_came_from_its_real_host(rehearsal):
+    assert {"zooniverse-data.s3.amazonaws.com", "zenodo.org", "github.com", "api.kaggle.com",
+            "storage.googleapis.com", "huggingface.co"} <= {h.split(":")[0]
+                                                            for h in rehearsal["hosts"]}
+
+
+@pytest.mark.slow
+def test_labels_carry_stellar_mass_from_the_7z(rehearsal):
+    labels = pd.read_parquet(rehearsal["results"] / "labels/labels.parquet")
+    report = json.loads((rehearsal["results"] / "labels/selection_report.json").read_text())
+    assert labels["log_mass"].notna().sum() == report["physical"]["matched"] > 0
+    assert set(labels["subset"]) == {"train", "val", "overflow"}  # the notebook: no test set
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_has_metrics_on_each_listed_subset_and_figures(rehearsal, experiment):
+    folder = rehearsal["results"] / "experiments" / experiment
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert set(metrics["subsets"]) == {"val", "overflow"} and metrics["subset"] == "val"
+    assert metrics["preprocessing"] == {"image_size": 32, "crop_size": 224}
+    training = metrics["training"]
+    assert (training["precision"], training["batch_size"]) == ("float32", 16)
+    source = training["weights"]["source"]
+    assert source == (f"hf_hub:{ZOOBOT}" if experiment.startswith("b0") else "imagenet")
+    assert len(training["weights"]["sha256"]) == 64
+    figures = {p.name for p in (folder / "figures").glob("*.png")}
+    assert {"confusion_val.png", "confusion_overflow_normalised.png"} <= figures
+    assert any(name.startswith("stellar_mass_") for name in figures)
+
+
+@pytest.mark.slow
+def test_b0_is_the_papers_recipe_the_zoobot_backbone_stays_frozen(rehearsal):
+    import keras
+
+    from spiralarms.models import build_model
+
+    weights = rehearsal["results"] / "weights" / f"{ZOOBOT.replace('/', '--')}.weights.h5"
+    for experiment in EXPERIMENTS[:2]:
+        trained = keras.models.load_model(
+            rehearsal["results"] / "experiments" / experiment / "model.keras")
+        start = build_model("b0", trained.output_shape[-1], 32, experiment.split("_")[2],
+                            weights=str(weights))
+        head = ("dense_head", "softmax_output")
+        assert all(any(h in w.path for h in head) for w in trained.trainable_weights)
+        pairs = [(a, b) for a, b in zip(trained.weights, start.weights)
+                 if not any(h in a.path for h in (*head, "seed_generator"))]
+        assert len(pairs) > 300
+        for got, want in pairs:  # bit-identical to the converted encoder: nothing moved
+            np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+@pytest.mark.slow
+def test_xai_explains_the_xai_experiment(rehearsal):
+    folder = rehearsal["results"] / "experiments" / "b0_merge45_xai_s42" / "xai"
+    assert json.loads((folder / "xai.json").read_text())["subset"] == "val"
+    assert list(folder.glob("*.png"))
+
+
+@pytest.mark.slow
+def test_summary_comparison_and_report(rehearsal):
+    table = pd.read_csv(rehearsal["results"] / "summary/metrics.csv")
+    assert sorted(zip(table["experiment"], table["subset"])) == sorted(
+        (e, s) for e in EXPERIMENTS for s in ("overflow", "val"))
+    assert set(table.loc[table["model"] == "b0", "paper_weights"]) == {"zoobot-v2"}
+    assert set(table.loc[table["model"] == "v2m", "paper_weights"]) == {"yes"}
+    assert (rehearsal["results"] / "summary/comparison.md").exists()
+    report = rehearsal["results"] / "report.html"
+    assert report.stat().st_size > 100_000
