@@ -72,7 +72,7 @@ class WeightsPlan:
     timm_config: str | None = None
     experiment: str | None = None  # set when `file` is the backbone of another experiment
 
-    def for_experiment(self, name: str) -> "WeightsPlan":
+    def for_experiment(self, name: str) -> WeightsPlan:
         """The plan of experiment `name`: the source experiment of `experiment:` weights is the
         one that makes the backbone, so it trains from scratch."""
         return WeightsPlan(self.model, None) if name == self.experiment else self
