@@ -58,9 +58,22 @@ def grid(experiments: dict) -> list:
     return list(dict.fromkeys(names))
 
 
-def train_settings(config: dict, model: str) -> dict:
-    """config train.* with models.<model>.train overrides applied (augment merged key by key)."""
-    base = dict(config["train"])
-    override = dict(config.get("models", {}).get(model, {}).get("train", {}))
-    augment = {**base.get("augment", {}), **override.pop("augment", {})}
-    return {**base, **override, "augment": augment}
+def train_settings(config: dict, model: str, name: str | None = None) -> dict:
+    """config train.*, then models.<model>.train, then experiments.per_experiment.<name>.train
+    (each later one wins; augment merged key by key)."""
+    layers = [config["train"], config.get("models", {}).get(model, {}).get("train", {})]
+    if name is not None:
+        per = config.get("experiments", {}).get("per_experiment", {}).get(name) or {}
+        layers.append(per.get("train", {}))
+    settings, augment = {}, {}
+    for layer in layers:
+        layer = dict(layer)
+        augment.update(layer.pop("augment", {}) or {})
+        settings.update(layer)
+    return {**settings, "augment": augment}
+
+
+def experiment_note(config: dict, name: str) -> str | None:
+    """experiments.per_experiment.<name>.note: plain words shown with the results."""
+    per = config.get("experiments", {}).get("per_experiment", {}).get(name) or {}
+    return per.get("note")

@@ -214,6 +214,7 @@ def train_experiment(
     work_dir,
     weights_source: dict | None = None,
     synthetic: bool = False,
+    note: str | None = None,
 ) -> dict:
     """Train one experiment; returns a summary. Rerunning after a kill resumes from the backup."""
     s = {**DEFAULTS, **settings}
@@ -231,12 +232,12 @@ def train_experiment(
     val_ds = make_dataset(val_files, count=n_val, **common)
     log.info("training galaxies per class %s: %s", list(variant.class_names), counts.tolist())
     record = weights_record(model_name, weights, weights_source)
-    notes = training_notes(model_name, weights, s, synthetic)
+    notes = ([note] if note else []) + training_notes(model_name, weights, s, synthetic)
     log.info("weights: %s (%s); precision %s, global batch %d on %d GPU(s)",
              record["source"] or "none, from scratch", record["file"] or "-", s["precision"],
              common["batch_size"], n_gpus)
     for note in notes:
-        log.warning("NOT THE PAPER'S METHOD: %s", note)
+        log.warning("note: %s", note)
 
     with strategy.scope():
         model = build_model(model_name, variant.n_classes, s["image_size"], mode, weights,

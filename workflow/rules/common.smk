@@ -11,7 +11,14 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from spiralarms.config_checks import check_subsets
-from spiralarms.experiment import CHANNELS, NAME_REGEX, Experiment, grid, train_settings
+from spiralarms.experiment import (
+    CHANNELS,
+    NAME_REGEX,
+    Experiment,
+    experiment_note,
+    grid,
+    train_settings,
+)
 from spiralarms import weights as weight_sources
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -133,7 +140,7 @@ def weights_source(wildcards):
 
 
 def experiment_train_settings(wildcards):
-    return train_settings(config, experiment(wildcards).model)
+    return train_settings(config, experiment(wildcards).model, wildcards.experiment)
 
 
 def xai_experiments():

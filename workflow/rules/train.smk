@@ -21,6 +21,7 @@ rule train:
         settings=experiment_train_settings,
         weights_source=weights_source,
         synthetic=config["synthetic"]["enabled"],
+        note=lambda wildcards: experiment_note(config, wildcards.experiment),
         # Checkpoints live outside the declared outputs: Snakemake deletes a failed job's
         # outputs, and a rerun resumes from here.
         work_dir=lambda wildcards: f"{RESULTS}/work/{wildcards.experiment}",

@@ -18,4 +18,5 @@ train.train_experiment(
     snakemake.params.work_dir,
     weights_source=snakemake.params.weights_source,
     synthetic=snakemake.params.synthetic,
+    note=snakemake.params.note,
 )
