@@ -236,8 +236,8 @@ def train_experiment(
     log.info("weights: %s (%s); precision %s, global batch %d on %d GPU(s)",
              record["source"] or "none, from scratch", record["file"] or "-", s["precision"],
              common["batch_size"], n_gpus)
-    for note in notes:
-        log.warning("note: %s", note)
+    for line in notes:
+        log.warning("note: %s", line)
 
     with strategy.scope():
         model = build_model(model_name, variant.n_classes, s["image_size"], mode, weights,
