@@ -43,18 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    predict = commands.add_parser(
-        "predict", parents=[common],
-        help="predict arm numbers for images or folders of images",
-        description="Images are preprocessed exactly as in training (model.json gives model "
-                    "type, image size and central crop); frame them like the GZ2 424x424 "
-                    "cut-outs.")
-    predict.add_argument("images", nargs="+", type=Path, help="image files and/or folders")
-    predict.add_argument("--model", required=True, type=Path, help="a trained model.keras")
-    predict.add_argument("-o", "--output", required=True, type=Path, help="OUT.parquet")
-    _card_flags(predict)
-    predict.add_argument("--batch-size", type=int, default=32)
-    predict.set_defaults(run=run_predict)
+    _predict_parser(commands, common)
 
     importer = commands.add_parser(
         "import-model", parents=[common],
@@ -110,25 +99,172 @@ def _card_flags(parser):
 
 # --- predict -----------------------------------------------------------------------------------
 
-def run_predict(args) -> int:
-    from .predict import ModelCardError, NoImagesError, predict_images, write_predictions
+def _predict_parser(commands, common):
+    from .chunks import DEFAULTS
 
-    if not args.model.is_file():
-        raise UserError(f"model file {args.model} does not exist")
-    card = {"classes": args.classes, "crop_size": args.crop_size}
+    predict = commands.add_parser(
+        "predict", parents=[common],
+        help="predict arm numbers for images, folders or a catalogue (JPEG, PNG, FITS)",
+        description="Images are preprocessed exactly as in training (model.json gives model "
+                    "type, image size and central crop). Frame them like the GZ2 424x424 "
+                    "cut-outs, or give each galaxy's size (--size-column). With --chunk-size the "
+                    "catalogue is predicted in chunks into a parquet dataset, and a rerun skips "
+                    "finished chunks.")
+    predict.add_argument("images", nargs="*", type=Path, help="image files and/or folders")
+    predict.add_argument("--catalog", type=Path,
+                         help="CSV or parquet with an id and a file column (Zoobot's id_str, "
+                              "file_loc); relative files resolve against its folder")
+    predict.add_argument("--model", required=True, type=Path, help="a trained model.keras")
+    predict.add_argument("-o", "--output", required=True, type=Path,
+                         help="OUT.parquet or OUT.csv (with --chunk-size: OUT.parquet, a folder)")
+    predict.add_argument("--id-column", default=DEFAULTS["id_column"])
+    predict.add_argument("--file-column", default=DEFAULTS["file_column"])
+    predict.add_argument("--size-column",
+                         help="galaxy size per row in pixels of its image (e.g. Petrosian R90): "
+                              "frames it as GZ2 does (424 px at 0.02 R90 per pixel)")
+    predict.add_argument("--pixel-scale", type=float,
+                         help="arcsec per pixel, when --size-column is in arcsec")
+    predict.add_argument("--chunk-size", type=int,
+                         help="galaxies per chunk: predict chunk by chunk, resumable")
+    predict.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"],
+                         help=f"galaxies per model call (default {DEFAULTS['batch_size']}; lower "
+                              "it when memory runs out)")
+    predict.add_argument("--tta", type=int, default=DEFAULTS["tta"],
+                         help="test-time views per galaxy, 1-8 (rotations, then mirrored): mean, "
+                              "std and entropy")
+    predict.add_argument("--threads", type=int, help="CPU threads (default: all)")
+    predict.add_argument("--max-upscale", type=float, default=DEFAULTS["max_upscale"],
+                         help="skip images whose window the model would enlarge more than this")
+    predict.add_argument("--fits-hdu", help="FITS HDU index or name (default: first with an "
+                                            "image)")
+    predict.add_argument("--fits-bands", help="FITS planes as R,G,B (e.g. 2,1,0) or one plane")
+    predict.add_argument("--stretch", choices=["asinh", "linear", "zscale"],
+                         help="FITS stretch (default asinh)")
+    predict.add_argument("--asinh-a", type=float, help="asinh softening a (default 0.1)")
+    predict.add_argument("--percentiles",
+                         help="FITS interval as LOW,HIGH percentiles (default 0.5,99.5)")
+    predict.add_argument("--low", type=float, help="FITS value mapped to black")
+    predict.add_argument("--high", type=float, help="FITS value mapped to white")
+    _card_flags(predict)
+    predict.set_defaults(run=run_predict)
+
+
+def run_predict(args) -> int:
+    from . import chunks
+    from .fits import FitsOptions
+    from .predict import (
+        ModelCardError,
+        ModelFileError,
+        NoImagesError,
+        Predictor,
+        check_output_path,
+        configure_threads,
+        predict_images,
+        predict_rows,
+        write_predictions,
+    )
+
+    source = _predict_source(args)
     try:
-        table, skipped = predict_images(args.model, args.images, args.batch_size, card)
-    except (ModelCardError, NoImagesError, ValueError) as error:
+        check_output_path(args.output)
+        if args.chunk_size is not None:
+            chunks.layout(args.output)
+        fits = FitsOptions.from_dict(_fits_options(args))
+        configure_threads(args.threads)
+        card = {"classes": args.classes, "crop_size": args.crop_size}
+        predictor = Predictor(args.model, card, args.batch_size, args.tta, fits, args.max_upscale)
+        if args.chunk_size is not None:
+            return _run_chunked(args, predictor, source)
+        if args.catalog:
+            settings = chunks.job_settings({"catalog": str(args.catalog), **_input_options(args)})
+            rows = chunks.read_input(args.catalog, settings["id_column"],
+                                     settings["file_column"], settings["size_column"],
+                                     settings["pixel_scale"])
+            if not len(rows):
+                raise NoImagesError(f"catalogue {args.catalog} has no rows")
+            table, skipped = predict_rows(predictor, rows, args.threads)
+        else:
+            table, skipped = predict_images(args.model, args.images, args.batch_size, card,
+                                            args.tta, fits, args.max_upscale)
+    except (ModelCardError, ModelFileError, NoImagesError, chunks.CatalogError,
+            chunks.ChunkError, MemoryError, ValueError) as error:
         raise UserError(str(error)) from error
     written = write_predictions(table, skipped, args.output)
     if not len(table):
-        raise UserError(f"none of the {len(skipped)} inputs could be read; "
+        raise UserError(f"none of the {len(skipped)} inputs could be predicted; "
                         f"reasons in {written[-1]}")
     print(format_counts(table))
     print(f"wrote {len(table)} predictions to {written[0]}")
     if skipped:
         print(f"skipped {len(skipped)} unreadable or missing inputs, listed in {written[1]}")
+        print("  " + _reasons_line([s["code"] for s in skipped]))
     return 0
+
+
+def _predict_source(args):
+    if args.catalog and args.images:
+        raise UserError("give either --catalog or image files/folders, not both")
+    if not args.catalog and not args.images:
+        raise UserError("nothing to predict: give image files/folders or --catalog FILE")
+    if args.chunk_size is not None and not args.catalog and \
+            (len(args.images) != 1 or not args.images[0].is_dir()):
+        raise UserError("--chunk-size needs --catalog FILE or one folder of images")
+    return args.catalog or args.images[0]
+
+
+def _input_options(args) -> dict:
+    return {"id_column": args.id_column, "file_column": args.file_column,
+            "size_column": args.size_column, "pixel_scale": args.pixel_scale}
+
+
+def _fits_options(args) -> dict:
+    def numbers(text, kind, name):
+        try:
+            return [kind(v) for v in text.split(",")] if text else None
+        except ValueError:
+            raise UserError(f"{name} {text!r}: give comma-separated numbers") from None
+
+    hdu = args.fits_hdu
+    return {"hdu": int(hdu) if hdu and hdu.lstrip("-").isdigit() else hdu,
+            "bands": numbers(args.fits_bands, int, "--fits-bands"), "stretch": args.stretch,
+            "asinh_a": args.asinh_a,
+            "percentiles": numbers(args.percentiles, float, "--percentiles"),
+            "low": args.low, "high": args.high}
+
+
+def _run_chunked(args, predictor, source) -> int:
+    from . import chunks
+
+    entry = {"catalog" if args.catalog else "images": str(source), **_input_options(args),
+             "chunk_size": args.chunk_size}
+    summary = chunks.run_chunked(predictor, source, chunks.job_settings(entry), args.output,
+                                 args.threads)
+    paths = chunks.layout(args.output)
+    if not summary["predicted"]:
+        raise UserError(f"none of the {summary['skipped']} rows could be predicted; reasons in "
+                        f"{paths['skipped']}")
+    lines = [f"{'class':<12} {'count':>6} {'share':>6}"]
+    lines += [f"{c['label']:<12} {c['count']:>6} {c['share']:>6.1%}" for c in summary["classes"]]
+    print("\n".join(lines))
+    now = len(summary["predicted_chunks"])
+    print(f"wrote {summary['predicted']} predictions in {summary['chunks']} chunks "
+          f"({now} predicted now, {summary['chunks'] - now} already finished) to "
+          f"{paths['dataset']}/")
+    if summary["skipped"]:
+        codes = [s["code"] for s in summary["skipped_by_reason"] for _ in range(s["count"])]
+        print(f"skipped {summary['skipped']} rows, listed in {paths['skipped']}")
+        print("  " + _reasons_line(codes))
+    print(f"summary: {paths['summary_md']}, {paths['summary']}, {paths['figure']}")
+    return 0
+
+
+def _reasons_line(codes) -> str:
+    from collections import Counter
+
+    from .predict import SKIP_MEANINGS
+
+    return "; ".join(f"{count} {SKIP_MEANINGS.get(code, code)}"
+                     for code, count in Counter(codes).most_common())
 
 
 def format_counts(table) -> str:
