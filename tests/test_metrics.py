@@ -148,3 +148,81 @@ def test_metrics_from_predictions_names_missing_columns():
 def test_rejects_indices_outside_the_variant():
     with pytest.raises(ValueError, match=r"y_pred holds indices \[5\]"):
         compute_metrics(np.array([0, 1]), np.array([0, 5]), None, ["1", "2"])
+
+
+# --- per-class F1 intervals and the ordinal view of arm number ------------------------------
+
+SIX = ["1", "2", "3", "4", "5+", "?"]
+
+
+def test_per_class_f1_intervals_contain_each_estimate():
+    rng = np.random.default_rng(5)
+    y_true = rng.integers(0, 3, 600)
+    y_pred = np.where(rng.random(600) < 0.75, y_true, rng.integers(0, 3, 600))
+    m = compute_metrics(y_true, y_pred, None, ["1", "2", "?"], n_boot=300, seed=1)
+    assert list(m["per_class_f1_ci95"]) == ["1", "2", "?"]
+    for name, (low, high) in m["per_class_f1_ci95"].items():
+        assert low < m["per_class"][name]["f1"] < high
+        assert high - low < 0.2
+    assert compute_metrics(y_true, y_pred, None, ["1", "2", "?"], n_boot=0)[
+        "per_class_f1_ci95"] is None
+
+
+def test_ordinal_metrics_by_hand_six_classes():
+    # (true, predicted) arm classes; the last two have a "can't tell" and are left out
+    pairs = [("1", "1"), ("2", "3"), ("3", "3"), ("4", "2"), ("5+", "4"), ("?", "2"), ("3", "?")]
+    y_true = np.array([SIX.index(t) for t, _ in pairs])
+    y_pred = np.array([SIX.index(p) for _, p in pairs])
+    o = compute_metrics(y_true, y_pred, None, SIX, n_boot=0)["ordinal"]
+    assert (o["n"], o["excluded_true_cant_tell"], o["excluded_pred_cant_tell"]) == (5, 1, 1)
+    assert o["arm_numbers"] == {"1": 1, "2": 2, "3": 3, "4": 4, "5+": 5}
+    # arm errors 0, 1, 0, 2, 1
+    assert o["within_one"] == pytest.approx(4 / 5)
+    assert o["mae_arms"] == pytest.approx(4 / 5)
+    # t = 1..5, p = 1,3,3,2,4: sum(wO) = mean(e^2) = 6/5; sum(wE) = var t + var p + (3 - 2.6)^2
+    # = 2 + 1.04 + 0.16 = 3.2; kappa = 1 - 1.2/3.2
+    assert o["qwk"] == pytest.approx(0.625)
+    from sklearn.metrics import cohen_kappa_score
+    assert o["qwk"] == pytest.approx(cohen_kappa_score(y_true[:5], y_pred[:5], weights="quadratic"))
+    assert o["within_one_ci95"] is None and o["qwk_ci95"] is None
+
+
+def test_ordinal_metrics_merged_class_is_the_midpoint():
+    names = ["1", "2", "3-4", "5+", "?"]  # merge34: "3-4" counts as 3.5 arms
+    pairs = [("3-4", "2"), ("2", "2"), ("5+", "3-4"), ("1", "2")]
+    o = compute_metrics(np.array([names.index(t) for t, _ in pairs]),
+                        np.array([names.index(p) for _, p in pairs]), None, names,
+                        n_boot=0)["ordinal"]
+    assert o["arm_numbers"]["3-4"] == 3.5
+    # errors 1.5, 0, 1.5, 1: a merged class is not within one arm of its neighbours
+    assert o["within_one"] == pytest.approx(2 / 4)
+    assert o["mae_arms"] == pytest.approx(4 / 4)
+    # t = 3.5, 2, 5, 1; p = 2, 2, 3.5, 2: sum(wO) = 11/8, sum(wE) = 95/32
+    assert o["qwk"] == pytest.approx(51 / 95)
+    merge45 = compute_metrics(np.array([3, 2]), np.array([3, 3]), None,
+                              ["1", "2", "3", "4+", "?"], n_boot=0)["ordinal"]
+    assert merge45["arm_numbers"]["4+"] == 4.5 and merge45["mae_arms"] == pytest.approx(0.75)
+
+
+def test_ordinal_metrics_still_apply_to_one_versus_two_arms():
+    o = compute_metrics(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 0]), None, ["1", "2"],
+                        n_boot=0)["ordinal"]
+    assert o["within_one"] == 1.0 and o["mae_arms"] == 0.5
+    assert o["qwk"] == pytest.approx(0.0)  # accuracy 0.5 = chance: Cohen's kappa 0
+
+
+def test_ordinal_intervals_follow_the_seed_and_undefined_values_are_none():
+    rng = np.random.default_rng(2)
+    y_true = rng.integers(0, 6, 500)
+    y_pred = np.clip(y_true + rng.integers(-1, 2, 500), 0, 5)
+    first = compute_metrics(y_true, y_pred, None, SIX, n_boot=200, seed=3)["ordinal"]
+    again = compute_metrics(y_true, y_pred, None, SIX, n_boot=200, seed=3)["ordinal"]
+    assert first == again
+    for name in ("within_one", "mae_arms", "qwk"):
+        low, high = first[f"{name}_ci95"]
+        assert low <= first[name] <= high and high - low < 0.25
+    single = compute_metrics(np.array([1, 1]), np.array([1, 1]), None, SIX, n_boot=20)["ordinal"]
+    assert single["qwk"] is None and single["qwk_ci95"] is None and single["mae_arms"] == 0.0
+    only_unknown = compute_metrics(np.array([5]), np.array([5]), None, SIX, n_boot=5)["ordinal"]
+    assert only_unknown["n"] == 0 and only_unknown["within_one"] is None
+    assert compute_metrics(np.array([0]), np.array([0]), None, ["a", "b"])["ordinal"] is None

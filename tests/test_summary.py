@@ -188,3 +188,121 @@ def test_comparison_says_which_weights_ran_and_marks_the_columns_unlike_the_pape
     assert "| metric | notebook | b0_6class_standard_s1 † | b0_6class_xai_s1 † |" in text
     assert "| paper_weights | yes | no | zoobot-v2 |" in text
     assert f"**b0_6class_standard_s1:** {scratch}" in text
+
+
+# --- ordinal view, per-class F1 intervals, the overview figure and aggregate ----------------------
+
+def with_ordinal(metrics, within=0.9, mae=0.3, qwk=0.8):
+    per_class_ci = {name: [metrics["per_class"][name]["f1"] - 0.1 - k / 100,
+                           metrics["per_class"][name]["f1"] + 0.1]
+                    for k, name in enumerate(metrics["class_names"])}
+    return metrics | {
+        "per_class_f1_ci95": per_class_ci,
+        "ordinal": {"n": 50, "within_one": within, "within_one_ci95": [within - 0.05, 1.0],
+                    "mae_arms": mae, "mae_arms_ci95": [mae - 0.1, mae + 0.1], "qwk": qwk,
+                    "qwk_ci95": [qwk - 0.1, qwk + 0.05]}}
+
+
+def test_ordinal_and_per_class_interval_columns(tmp_path):
+    paths = [write_nested(tmp_path, "b0_6class_standard_s1", with_ordinal(subset_metrics(.8, .7))),
+             write_nested(tmp_path, "b0_6class_standard_s2",
+                          with_ordinal(subset_metrics(.8, .7), qwk=0.6)),
+             write_nested(tmp_path, "v2m_6class_standard_s1", subset_metrics(.8, .7))]  # older
+    table = summary.collect(paths)
+    row = table.iloc[0]
+    assert (row["ordinal_n"], row["within_one"], row["mae_arms"], row["qwk"]) == (50, .9, .3, .8)
+    assert (row["qwk_ci_low"], row["qwk_ci_high"]) == pytest.approx((0.7, 0.85))
+    assert (row["ci_low_f1_2"], row["ci_high_f1_2"]) == pytest.approx((0.54, 0.75))
+    assert pd.isna(table.iloc[2]["qwk"]) and pd.isna(table.iloc[2]["ci_low_f1_1"])
+    # interval columns sit with the per-class block, not among the seed-summarised F1 columns
+    columns = list(table.columns)
+    assert columns.index("ci_low_f1_1") > columns.index("f1_?")
+    seeds = summary.seed_summary(table).set_index("model")
+    assert seeds.loc["b0", "qwk_mean"] == pytest.approx(0.7)
+    assert not any(c.startswith("ci_") for c in seeds.columns)
+    summary.write_tables(table, tmp_path / "out")
+    md = (tmp_path / "out" / "metrics.md").read_text().splitlines()
+    assert "| ECE | within 1 arm | MAE (arms) | QWK | F1 1 |" in md[0]
+    assert "| 0.900 [0.850, 1.000] | 0.300 [0.200, 0.400] | 0.800 [0.700, 0.850] |" in md[2]
+    assert "| – | – | – |" in md[4]  # metrics without the ordinal view
+    assert "0.700 ± 0.141" in (tmp_path / "out" / "seeds.md").read_text()
+    assert "within 1 arm" in (tmp_path / "out" / "metrics.tex").read_text()
+
+
+def test_overview_figure_plots_the_metrics_beside_the_notebook(tmp_path):
+    from spiralarms import overview
+
+    merged = ["1", "2", "3", "4+", "?"]
+    paths = [write_nested(tmp_path, "b0_6class_standard_s1",
+                          with_ordinal(subset_metrics(.8, .7, f1_first=0.42)),
+                          test=with_ordinal(subset_metrics(.7, .6, f1_first=0.31))),
+             write_nested(tmp_path, "v2m_merge45_standard_s1",
+                          with_ordinal(subset_metrics(.8, .7, class_names=merged)))]
+    table = summary.collect(paths)
+    fig, data = overview.overview_figure(table)
+    notebook = data[data["experiment"] == "notebook"].set_index("class")
+    assert notebook.loc["4", "f1"] == 0.3636 and notebook.loc["?", "f1"] == 0.9149
+    ours = data[data["experiment"] != "notebook"].set_index(["experiment", "subset", "class"])
+    assert len(ours) == 6 + 6 + 5
+    # every plotted value is the metrics table's
+    for (experiment, subset, name), point in ours.iterrows():
+        row = table[(table["experiment"] == experiment) & (table["subset"] == subset)].iloc[0]
+        assert point["f1"] == row[f"f1_{name}"]
+        assert (point["ci_low"], point["ci_high"]) == (row[f"ci_low_f1_{name}"],
+                                                       row[f"ci_high_f1_{name}"])
+    assert ours.loc[("b0_6class_standard_s1", "test", "1"), "f1"] == 0.31
+    # and is what the figure draws: a marker at x = F1 per point, a line over its interval
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["1 arm", "2 arms", "3 arms", "4 arms", "4+ arms", "5+ arms", "can't tell"]
+    drawn, whiskers = {}, {}
+    for ax in fig.axes:
+        for line in ax.lines:
+            if line.get_label().count("|") == 2:
+                drawn[tuple(line.get_label().split("|"))] = line.get_xdata()[0]
+                assert ax.get_title() == overview.class_label(line.get_label().split("|")[2])
+        for lines in ax.collections:
+            if lines.get_label().endswith("|ci"):
+                (start, end), = [(s[0][0], s[1][0]) for s in lines.get_segments()]
+                whiskers[tuple(lines.get_label().split("|")[:3])] = (start, end)
+    assert len(drawn) == len(data)
+    for point in data.itertuples(index=False):
+        key = (point.row, point.subset, point[3])
+        assert drawn[key] == pytest.approx(point.f1)
+        if point.experiment == "notebook":
+            assert key not in whiskers  # one published run: no interval
+        else:
+            assert whiskers[key] == pytest.approx((point.ci_low, point.ci_high))
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == [overview.NOTEBOOK_ROW, "b0_6class_standard_s1", "v2m_merge45_standard_s1"]
+
+
+def test_aggregate_writes_tables_comparisons_and_overview(tmp_path):
+    from test_comparisons import known_pair, write_predictions
+
+    a, b = known_pair()
+    experiments = ["b0_6class_standard_s1", "b0_6class_xai_s1"]
+    paths = [write_nested(tmp_path / "experiments", e, with_ordinal(subset_metrics(.8, .7)))
+             for e in experiments]
+    dirs = {e: write_predictions(tmp_path / "preds", e, frame)
+            for e, frame in zip(experiments, (a, b))}
+    written = summary.aggregate(paths, tmp_path / "summary",
+                                comparisons=[{"a": experiments[0], "b": experiments[1]}],
+                                predictions_dirs=dirs, n_boot=50)
+    names = sorted(p.name for p in written)
+    assert names == sorted(["metrics.csv", "metrics.md", "metrics.tex", "seeds.csv", "seeds.md",
+                            "seeds.tex", "comparison.csv", "comparison.md", "comparisons.csv",
+                            "comparisons.md", "overview_f1.png"])
+    assert all(p.stat().st_size for p in written)
+    paired = pd.read_csv(tmp_path / "summary" / "comparisons.csv").set_index("metric")
+    assert paired.loc["accuracy", "p_value"] == pytest.approx(14 / 64)
+
+
+def test_notebook_ordinal_view_from_its_published_confusion_matrix(three_runs):
+    table = summary.paper_comparison(summary.collect(three_runs))
+    notebook = table.set_index("metric")["notebook"]
+    # rows and columns 1..5+ of the published matrix hold 237 galaxies (90 true "can't tell" and
+    # 12 predicted "can't tell" left out). Two arms off: 1 -> 3 (1 galaxy) and 5+ -> 3 (1);
+    # one arm off: 3 + 2 + 7 + 12 + 6 = 30
+    assert notebook["within_one"] == pytest.approx(235 / 237)
+    assert notebook["mae_arms"] == pytest.approx((30 + 2 * 2) / 237)
+    assert 0.85 < notebook["qwk_ci_low"] < notebook["qwk"] < notebook["qwk_ci_high"] < 0.96

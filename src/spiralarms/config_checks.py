@@ -19,3 +19,39 @@ def check_subsets(config: dict) -> None:
         raise ConfigError(
             "evaluate.subsets lists 'overflow' but selection.cap is null, so no galaxy overflows "
             "the cap: set selection.cap or remove 'overflow' from evaluate.subsets")
+
+
+def check_comparisons(config: dict) -> None:
+    """Every entry of `comparisons` names two different experiments of the grid, a subset that
+    evaluate.subsets evaluates, and (with `classes`) original classes that both variants keep."""
+    from .experiment import Experiment, grid
+    from .variants import VARIANTS
+
+    original_names = list(VARIANTS["6class"].class_names)
+    experiments = grid(config["experiments"])
+    subsets = config["evaluate"]["subsets"]
+    for k, entry in enumerate(config.get("comparisons") or []):
+        where = f"comparisons[{k}]"
+        for key in ("a", "b"):
+            if entry[key] not in experiments:
+                raise ConfigError(
+                    f"{where}.{key} names experiment {entry[key]!r}, which is not in the "
+                    f"experiment grid (experiments.models x classes x modes x seeds plus "
+                    f"experiments.extra: {experiments}); add it to experiments.extra or compare "
+                    f"experiments of the grid")
+        if entry["a"] == entry["b"]:
+            raise ConfigError(f"{where}: a and b are both {entry['a']!r}; compare two "
+                              f"different experiments")
+        subset = entry.get("subset", "val")
+        if subset not in subsets:
+            raise ConfigError(
+                f"{where}.subset is {subset!r} but evaluate.subsets is {subsets}, so no "
+                f"predictions exist for it: add it to evaluate.subsets or compare another subset")
+        for name in entry.get("classes") or []:
+            for key in ("a", "b"):
+                variant = Experiment.parse(entry[key]).variant
+                if variant.class_map[original_names.index(name)] is None:
+                    raise ConfigError(
+                        f"{where}.classes lists {name!r} but {key} = {entry[key]!r} "
+                        f"({variant.name}) drops that class, so it predicts none of its "
+                        f"galaxies: remove {name!r} from {where}.classes")

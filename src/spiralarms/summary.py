@@ -7,7 +7,12 @@ Input: `metrics.json` files, one per experiment, in either form
            "subsets": {"val": {<compute_metrics output>}, "test": {...}}}
   flat:   {<compute_metrics output>, "subset": "val", "experiment": ... (optional)}
 Each subset's metrics need `class_names` (compute_metrics writes it). Without an "experiment" key
-the name comes from the nearest parent folder named `{model}_{classes}_{mode}_s{seed}`.
+the name comes from the nearest parent folder named `{model}_{classes}_{mode}_s{seed}`. Metrics
+written before the ordinal view and the per-class F1 intervals existed leave those columns empty.
+
+The ordinal columns (within_one, mae_arms, qwk with intervals, ordinal_n) are spiralarms.metrics'
+`ordinal_metrics`: on galaxies with an arm count only ("can't tell" left out), "5+" = 5 arms and
+a merged class its midpoint ("3-4" = 3.5, "4+" = 4.5).
 """
 
 import json
@@ -26,7 +31,11 @@ EXPERIMENT_PATTERN = re.compile(
 )
 KEYS = ["model", "classes", "mode", "subset"]
 HEADLINE = ["accuracy", "macro_f1", "weighted_f1", "ece"]
-SUMMARISED = ["accuracy", "macro_precision", "macro_recall", "macro_f1", "weighted_f1", "ece"]
+# The ordinal view of arm number (spiralarms.metrics.ordinal_metrics), each with an interval.
+ORDINAL = ["within_one", "mae_arms", "qwk"]
+ORDINAL_LABELS = {"within_one": "within 1 arm", "mae_arms": "MAE (arms)", "qwk": "QWK"}
+SUMMARISED = ["accuracy", "macro_precision", "macro_recall", "macro_f1", "weighted_f1", "ece",
+              *ORDINAL]
 REQUIRED = ["accuracy", "macro_f1", "weighted_f1", "per_class", "class_names"]
 REFERENCE_FILE = "notebook_b0_6class_val.json"
 # Rows of the comparison that say what ran before the numbers.
@@ -103,10 +112,21 @@ def metric_columns(metrics) -> dict:
     for key in ("accuracy", "macro_f1"):
         low, high = metrics.get(f"{key}_ci95") or (np.nan, np.nan)
         row[f"{key}_ci_low"], row[f"{key}_ci_high"] = low, high
+    ordinal = metrics.get("ordinal") or {}
+    row["ordinal_n"] = ordinal.get("n", np.nan)
+    for key in ORDINAL:
+        value = ordinal.get(key)
+        row[key] = np.nan if value is None else value
+        low, high = ordinal.get(f"{key}_ci95") or (np.nan, np.nan)
+        row[f"{key}_ci_low"], row[f"{key}_ci_high"] = low, high
     names = metrics["class_names"]
     for stat in ("f1", "precision", "recall", "support"):
         for name in names:
             row[f"{stat}_{name}"] = metrics["per_class"].get(name, {}).get(stat, np.nan)
+    intervals = metrics.get("per_class_f1_ci95") or {}
+    for name in names:
+        low, high = intervals.get(name) or (np.nan, np.nan)
+        row[f"ci_low_f1_{name}"], row[f"ci_high_f1_{name}"] = low, high
     row["class_names"] = json.dumps(names)
     row["confusion_matrix"] = json.dumps(metrics.get("confusion_matrix"))
     return row
@@ -125,7 +145,9 @@ def collect(metrics_paths) -> pd.DataFrame:
     """One row per (experiment, subset) over all `metrics_paths`, sorted by model, classes, mode,
     seed, subset. Columns: experiment, model, classes, mode, seed, subset, n, accuracy,
     macro/weighted precision/recall/F1, ece, accuracy_ci_low/high, macro_f1_ci_low/high,
-    f1_/precision_/recall_/support_<class>, class_names and confusion_matrix (JSON), source.
+    ordinal_n, within_one, mae_arms, qwk (each with _ci_low/_ci_high),
+    f1_/ci_low_f1_/ci_high_f1_/precision_/recall_/support_<class>, class_names and
+    confusion_matrix (JSON), weights columns, source.
     """
     rows, seen = [], {}
     for path in metrics_paths:
@@ -142,14 +164,14 @@ def collect(metrics_paths) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     table = table[_column_order(table)]
     # nullable integers: a class absent from one variant must not turn counts into 60.0
-    counts = ["n", "seed"] + [c for c in table.columns if c.startswith("support_")]
+    counts = ["n", "seed", "ordinal_n"] + [c for c in table.columns if c.startswith("support_")]
     table[counts] = table[counts].astype("Int64")
     return table.sort_values(["model", "classes", "mode", "seed", "subset"], ignore_index=True)
 
 
 def _column_order(table):
     """Per-class columns grouped by statistic, so merged classes ('f1_3-4') sit with the others."""
-    per_class = ("f1_", "precision_", "recall_", "support_")
+    per_class = ("f1_", "ci_low_f1_", "ci_high_f1_", "precision_", "recall_", "support_")
     columns = list(table.columns)
     first = [c for c in columns if not c.startswith(per_class)]
     grouped = [c for prefix in per_class for c in columns if c.startswith(prefix)]
@@ -224,6 +246,9 @@ def _metrics_display(df):
                          zip(df["macro_f1"], df["macro_f1_ci_low"], df["macro_f1_ci_high"])]
     table["weighted F1"] = df["weighted_f1"].map(_number)
     table["ECE"] = df["ece"].map(_number)
+    for key in ORDINAL:
+        table[ORDINAL_LABELS[key]] = [_with_interval(*v) for v in zip(
+            df[key], df[f"{key}_ci_low"], df[f"{key}_ci_high"])]
     for name in _class_names_in(df):
         table[f"F1 {name}"] = df[f"f1_{name}"].map(_number)
     return table
@@ -232,10 +257,10 @@ def _metrics_display(df):
 def _seeds_display(seeds):
     table = seeds[KEYS + ["n_seeds"]].copy()
     labels = {"accuracy": "accuracy", "macro_f1": "macro F1", "weighted_f1": "weighted F1",
-              "ece": "ECE"}
+              "ece": "ECE", **ORDINAL_LABELS}
     per_class = [c[: -len("_mean")] for c in seeds.columns
                  if c.startswith("f1_") and c.endswith("_mean")]
-    for metric in HEADLINE + per_class:
+    for metric in HEADLINE + ORDINAL + per_class:
         if f"{metric}_mean" not in seeds:
             continue
         label = labels.get(metric, f"F1 {metric[len('f1_'):]}")
@@ -311,10 +336,11 @@ def paper_comparison(df) -> pd.DataFrame:
     metric_names = (["n", "accuracy", "accuracy_ci_low", "accuracy_ci_high", "macro_precision",
                      "macro_recall", "macro_f1", "macro_f1_ci_low", "macro_f1_ci_high",
                      "weighted_precision", "weighted_recall", "weighted_f1", "ece"]
+                    + [f"{key}{end}" for key in ORDINAL for end in ("", "_ci_low", "_ci_high")]
                     + [f"{stat}_{name}" for name in names
                        for stat in ("precision", "recall", "f1", "support")])
     table = pd.DataFrame({"metric": metric_names})
-    notebook = metric_columns(reference)
+    notebook = metric_columns(notebook_with_ordinal(reference))
     table["notebook"] = [notebook.get(m, np.nan) for m in metric_names]
     ours = _comparable_rows(df)
     for _, row in ours.iterrows():
@@ -325,6 +351,19 @@ def paper_comparison(df) -> pd.DataFrame:
             table[f"b0_6class_{mode} mean"] = values.mean().to_numpy()
             table[f"b0_6class_{mode} std"] = values.std(ddof=1).to_numpy()
     return table
+
+
+def notebook_with_ordinal(reference) -> dict:
+    """The reference with the ordinal view computed from its published confusion matrix (the
+    notebook reported none; intervals from 1000 resamples of that matrix's galaxies)."""
+    from .metrics import ordinal_metrics
+
+    matrix = np.asarray(reference["confusion_matrix"])
+    cells = [(t, p) for t in range(len(matrix)) for p in range(len(matrix))]
+    counts = [matrix[t, p] for t, p in cells]
+    y_true = np.repeat([t for t, _ in cells], counts)
+    y_pred = np.repeat([p for _, p in cells], counts)
+    return reference | {"ordinal": ordinal_metrics(y_true, y_pred, reference["class_names"])}
 
 
 def _comparable_rows(df):
@@ -367,7 +406,9 @@ def _comparison_markdown(table, df):
                   f"`{source['commit']}`, {source['run']}; {source['weights']}; "
                   f"{source['classes']}, validation set of {source['n']}.")
     lines = ["# Our B0 6-class validation results beside the published notebook run", "",
-             provenance, "", f"**Caveat:** {source['note']}", ""]
+             provenance, "", f"**Caveat:** {source['note']}", "",
+             ("The notebook's within_one, mae_arms and qwk rows are computed here from its "
+              "published confusion matrix (it reported none); see spiralarms.metrics."), ""]
     display = pd.concat([provenance_rows(table, df, source), table], ignore_index=True)
     for column in display.columns[1:]:
         display[column] = [
@@ -399,7 +440,21 @@ def _comparison_markdown(table, df):
     return "\n".join(lines)
 
 
-def aggregate(metrics_paths, out_dir) -> list:
-    """The summary stage: metrics.{csv,md,tex}, seeds.{csv,md,tex} and comparison.{csv,md}."""
+OVERVIEW_FILE = "overview_f1.png"
+
+
+def aggregate(metrics_paths, out_dir, comparisons=(), predictions_dirs=None, n_boot=1000,
+              seed=0) -> list:
+    """The summary stage: metrics.{csv,md,tex}, seeds.{csv,md,tex}, comparison.{csv,md} (beside
+    the notebook), comparisons.{csv,md} (the config's paired comparisons, from the experiments'
+    `predictions_dirs`: name -> folder) and the overview figure overview_f1.png."""
+    from .comparisons import run_comparisons, write_comparisons
+    from .overview import write_overview
+
+    out_dir = Path(out_dir)
     table = collect(metrics_paths)
-    return write_tables(table, out_dir) + write_comparison(table, out_dir)
+    written = write_tables(table, out_dir) + write_comparison(table, out_dir)
+    paired = run_comparisons(list(comparisons), predictions_dirs or {}, n_boot=n_boot, seed=seed)
+    written += write_comparisons(paired, out_dir)
+    write_overview(table, out_dir / OVERVIEW_FILE)
+    return written + [out_dir / OVERVIEW_FILE]

@@ -1,9 +1,12 @@
 SUMMARY = f"{RESULTS}/summary"
+# Experiments named in config `comparisons` (checked against the grid in common.smk).
+COMPARED = list(dict.fromkeys(c[k] for c in config["comparisons"] for k in ("a", "b")))
 
 
 rule aggregate:
     input:
         metrics=expand(rules.evaluate.output.metrics, experiment=EXPERIMENTS),
+        predictions=expand(rules.evaluate.output.predictions, experiment=COMPARED),
     output:
         metrics=report(
             f"{SUMMARY}/metrics.csv",
@@ -17,14 +20,31 @@ rule aggregate:
             caption="../report/seeds.rst",
             category="Summary",
         ),
+        seeds_markdown=f"{SUMMARY}/seeds.md",
+        seeds_latex=f"{SUMMARY}/seeds.tex",
         comparison=report(
             f"{SUMMARY}/comparison.csv",
             caption="../report/comparison.rst",
+            category="Summary",
+        ),
+        comparison_markdown=f"{SUMMARY}/comparison.md",
+        comparisons=report(
+            f"{SUMMARY}/comparisons.csv",
+            caption="../report/comparisons.rst",
+            category="Summary",
+        ),
+        comparisons_markdown=f"{SUMMARY}/comparisons.md",
+        overview=report(
+            f"{SUMMARY}/overview_f1.png",
+            caption="../report/overview.rst",
             category="Summary",
         ),
     log:
         f"{RESULTS}/logs/aggregate.log",
     conda:
         "../../envs/spiralarms.yaml"
+    params:
+        comparisons=config["comparisons"],
+        bootstrap=config["evaluate"]["bootstrap"],
     script:
         "../scripts/aggregate.py"

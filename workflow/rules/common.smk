@@ -10,7 +10,7 @@ from snakemake.utils import validate
 # script's own folder on its sys.path, also under --sdm conda and on SLURM nodes.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from spiralarms.config_checks import check_subsets
+from spiralarms.config_checks import check_comparisons, check_subsets
 from spiralarms.experiment import (
     CHANNELS,
     NAME_REGEX,
@@ -23,6 +23,7 @@ from spiralarms import weights as weight_sources
 
 validate(config, schema="../schemas/config.schema.yaml")
 check_subsets(config)
+check_comparisons(config)
 
 RESULTS = "results"
 SYNTHETIC = f"{RESULTS}/data/synthetic"

@@ -3,4 +3,12 @@ from pathlib import Path
 from spiralarms import logs, summary
 
 logs.to_file(snakemake.log[0])
-summary.aggregate(snakemake.input.metrics, Path(snakemake.output.metrics).parent)
+# Each predictions folder is results/experiments/<experiment>/predictions.
+predictions = {Path(p).parent.name: p for p in snakemake.input.predictions}
+summary.aggregate(
+    snakemake.input.metrics,
+    Path(snakemake.output.metrics).parent,
+    comparisons=snakemake.params.comparisons,
+    predictions_dirs=predictions,
+    n_boot=snakemake.params.bootstrap,
+)
