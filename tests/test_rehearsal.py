@@ -4,9 +4,11 @@ Every source keeps the URL the shipped config names. A server on 127.0.0.1 stand
 internet as an HTTPS proxy (tests/kaggle_server.py, with a throw-away CA): the Zooniverse bucket
 serves the catalogue, Zenodo the mapping, GitHub the stellar-mass 7z, the Kaggle API and its
 storage bucket the image zip for the real `kaggle` client, Hugging Face Zoobot's encoder (a random
-timm efficientnet_b0 in the published format) and Google's bucket Keras' ImageNet file for V2M.
-Only sizes are overridden: which experiments (a select12, a merge45, an xai and a V2M one), epochs,
-image size, the cap, bootstrap and XAI sample counts.
+timm efficientnet_b0 in the published format) and Google's bucket a V2M file in the layout of Keras'
+ImageNet file. Overridden: one source — `models.v2m.weights` names that file's URL instead of
+`imagenet`, because `imagenet` is checked against Keras' published md5, which no stand-in can match
+(the same download rule fetches it) — and sizes: which experiments (a select12, a merge45, an xai
+and a V2M one), epochs, image size, the cap, bootstrap and XAI sample counts.
 """
 
 import io
@@ -34,8 +36,10 @@ SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 REAL = ROOT / "config" / "config.yaml"
 ZOOBOT = "mwalmsley/zoobot-encoder-efficientnet_b0"
 IMAGENET_PATH = "tensorflow/keras-applications/efficientnet_v2/efficientnetv2-m_notop.h5"
+# The one source override (see above): the URL `imagenet` stands for, without its md5.
+SOURCES = {"models": {"v2m": {"weights": f"https://storage.googleapis.com/{IMAGENET_PATH}"}}}
 EXPERIMENTS = ["b0_select12_standard_s42", "b0_merge45_xai_s42", "v2m_6class_standard_s42"]
-# What the rehearsal may change: sizes only. No data.* or models.* key.
+# What the rehearsal may change besides SOURCES: sizes only. No data.* or models.* key.
 SIZES = {
     "experiments": {"models": ["b0"], "classes": ["select12"], "modes": ["standard"],
                     "seeds": [42], "extra": EXPERIMENTS[1:]},
@@ -100,7 +104,7 @@ def rehearsal(tmp_path_factory, kaggle_tls):
     base = tmp_path_factory.mktemp("rehearsal")
     sources = build_gz2_sources(base / "gz2", per_class=(28, 30, 28, 28, 28, 28), workers=2)
     overrides = base / "sizes.yaml"
-    overrides.write_text(yaml.safe_dump(SIZES))
+    overrides.write_text(yaml.safe_dump({**SIZES, **SOURCES}))
     work = base / "work"
     work.mkdir()
     with KaggleServer(kaggle_tls) as server, pytest.MonkeyPatch.context() as monkeypatch:
@@ -118,8 +122,9 @@ def rehearsal(tmp_path_factory, kaggle_tls):
     return {"work": work, "results": work / "results", "sources": sources, "hosts": hosts}
 
 
-def test_the_rehearsal_changes_only_sizes():
+def test_the_rehearsal_changes_only_sizes_and_one_weights_source():
     assert not {"data", "models", "synthetic"} & set(SIZES)
+    assert SOURCES == {"models": {"v2m": {"weights": SOURCES["models"]["v2m"]["weights"]}}}
     real = yaml.safe_load(REAL.read_text())
     assert real["data"]["images"] == f"kaggle:{KAGGLE_DATASET}"
     assert real["models"]["b0"]["weights"] == f"hf_hub:{ZOOBOT}"
@@ -151,7 +156,8 @@ def test_every_experiment_has_metrics_on_each_listed_subset_and_figures(rehearsa
     training = metrics["training"]
     assert (training["precision"], training["batch_size"]) == ("float32", 16)
     source = training["weights"]["source"]
-    assert source == (f"hf_hub:{ZOOBOT}" if experiment.startswith("b0") else "imagenet")
+    assert source == (f"hf_hub:{ZOOBOT}" if experiment.startswith("b0")
+                      else SOURCES["models"]["v2m"]["weights"])
     assert len(training["weights"]["sha256"]) == 64
     figures = {p.name for p in (folder / "figures").glob("*.png")}
     assert {"confusion_val.png", "confusion_overflow_normalised.png"} <= figures
@@ -192,7 +198,7 @@ def test_summary_comparison_and_report(rehearsal):
     assert sorted(zip(table["experiment"], table["subset"])) == sorted(
         (e, s) for e in EXPERIMENTS for s in ("overflow", "val"))
     assert set(table.loc[table["model"] == "b0", "paper_weights"]) == {"zoobot-v2"}
-    assert set(table.loc[table["model"] == "v2m", "paper_weights"]) == {"yes"}
+    assert set(table.loc[table["model"] == "v2m", "paper_weights"]) == {"no"}  # a stand-in
     assert (rehearsal["results"] / "summary/comparison.md").exists()
     report = rehearsal["results"] / "report.html"
     assert report.stat().st_size > 100_000

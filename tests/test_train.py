@@ -78,6 +78,11 @@ def test_same_seed_gives_identical_weights_and_history(files, tmp_path):
         run.mkdir()
         assert _start(files, run, seed=seed, settings=settings).wait(timeout=600) == 0, \
             (run / "train.log").read_text()
+    for run in runs:  # saved for inference; the resume state is gone once the model is written
+        assert not (run / "work").exists()
+    import keras
+
+    assert getattr(keras.models.load_model(runs[0] / "model.keras"), "optimizer", None) is None
     history = [pd.read_csv(r / "history.csv").drop(columns="seconds") for r in runs]
     pd.testing.assert_frame_equal(history[0], history[1])
     same, other = _weights(runs[0] / "model.keras"), _weights(runs[1] / "model.keras")

@@ -10,6 +10,7 @@ import csv
 import json
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -40,6 +41,7 @@ DEFAULTS = {
     "deterministic": True,
     "precision": "float32",
     "batch_scaling": "fixed",
+    "save_optimizer": False,
 }
 PRECISIONS = ("float32", "mixed_float16")
 
@@ -258,7 +260,7 @@ def train_experiment(
                    keras.callbacks.TerminateOnNaN()],
     )
     model.load_weights(best_path)  # restore the best epoch, as restore_best_weights did
-    model.save(model_path)
+    save_model(model, model_path, s["save_optimizer"])
     training = {"weights": record, "precision": s["precision"],
                 "batch_size": common["batch_size"], "batch_scaling": s["batch_scaling"],
                 "gpus": n_gpus, "notes": notes}
@@ -270,5 +272,19 @@ def train_experiment(
                f"best_{s['monitor']}": best[s["monitor"]],
                "seconds": round(time.perf_counter() - started, 1), "gpus": n_gpus,
                "class_weights": weights_by_class, "settings": s}
-    (work_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    log.info("training summary: %s", json.dumps({k: v for k, v in summary.items()
+                                                   if k != "settings"}))
+    # The model and its history are written: the resume state (as large as the model) goes.
+    shutil.rmtree(work_dir, ignore_errors=True)
     return summary
+
+
+def save_model(model, path, with_optimizer: bool = False):
+    """model.keras; without the optimizer's state unless asked (Adam's two moments would triple
+    the file: a V2M is 625 MB with them, about 210 MB without)."""
+    if with_optimizer:
+        model.save(path)
+        return
+    inference = keras.Model.from_config(model.get_config())  # the same graph, never compiled
+    inference.set_weights(model.get_weights())
+    inference.save(path)
