@@ -170,7 +170,7 @@ def run_predict(args) -> int:
         if args.chunk_size is not None:
             chunks.layout(args.output)
         fits = FitsOptions.from_dict(_fits_options(args))
-        configure_threads(args.threads)
+        args.threads = configure_threads(args.threads)  # the input pipeline's share
         card = {"classes": args.classes, "crop_size": args.crop_size}
         predictor = Predictor(args.model, card, args.batch_size, args.tta, fits, args.max_upscale)
         if args.chunk_size is not None:
@@ -184,8 +184,7 @@ def run_predict(args) -> int:
                 raise NoImagesError(f"catalogue {args.catalog} has no rows")
             table, skipped = predict_rows(predictor, rows, args.threads)
         else:
-            table, skipped = predict_images(args.model, args.images, args.batch_size, card,
-                                            args.tta, fits, args.max_upscale)
+            table, skipped = predict_images(predictor, args.images, threads=args.threads)
     except (ModelCardError, ModelFileError, NoImagesError, chunks.CatalogError,
             chunks.ChunkError, MemoryError, ValueError) as error:
         raise UserError(str(error)) from error

@@ -474,7 +474,11 @@ class Predictor:
             return y0, x0, y1, x1
 
         def pad(image, top, left, side, y0, x0):
-            return tf.image.pad_to_bounding_box(image, y0 - top, x0 - left, side, side)
+            """Black sky around a window that reaches out of the image (framing by size)."""
+            shape = tf.shape(image)
+            above, before = y0 - top, x0 - left
+            return tf.pad(image, [[above, side - shape[0] - above],
+                                  [before, side - shape[1] - before], [0, 0]])
 
         def jpeg(data, size_px):
             shape = tf.io.extract_jpeg_shape(data)
@@ -488,7 +492,7 @@ class Predictor:
             block = tf.io.decode_and_crop_jpeg(data, tf.stack([ay0, ax0, ay1 - ay0, ax1 - ax0]),
                                                channels=3)
             cut = block[y0 - ay0:y1 - ay0, x0 - ax0:x1 - ax0]
-            framed = pad(tf.image.convert_image_dtype(cut, tf.float32), top, left, side, y0, x0)
+            framed = tf.image.convert_image_dtype(pad(cut, top, left, side, y0, x0), tf.float32)
             mode = tf.where(shape[2] == 1, "L", "RGB")
             return framed, height, width, mode
 
@@ -502,11 +506,18 @@ class Predictor:
             framed = pad(image[y0:y1, x0:x1], top, left, side, y0, x0)
             return framed, height, width, tf.reshape(mode, [])
 
+        kinds_present = set(kinds.tolist())
+
         def load(index, path, kind, size_px):
-            framed, height, width, mode = tf.cond(
-                tf.equal(kind, KIND_JPEG),
-                lambda: jpeg(tf.io.read_file(path), size_px),
-                lambda: other(path, kind, size_px))
+            if kinds_present == {KIND_JPEG}:  # one branch only: no conditional in the graph
+                framed, height, width, mode = jpeg(tf.io.read_file(path), size_px)
+            elif KIND_JPEG not in kinds_present:
+                framed, height, width, mode = other(path, kind, size_px)
+            else:
+                framed, height, width, mode = tf.cond(
+                    tf.equal(kind, KIND_JPEG),
+                    lambda: jpeg(tf.io.read_file(path), size_px),
+                    lambda: other(path, kind, size_px))
             image = preprocess(framed, card["model"], size, 0)  # resize, channels: as training
             return {"index": index, "image": image, "width": width, "height": height,
                     "mode": mode}
@@ -603,35 +614,52 @@ def entropy(proba: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def configure_threads(threads: int | None):
-    """Threads TensorFlow's ops may use; call before TensorFlow runs anything."""
-    if threads:
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(int(threads))
-            tf.config.threading.set_inter_op_parallelism_threads(max(2, int(threads)))
-        except RuntimeError:
-            log.warning("TensorFlow already started: thread count left as it is")
+def configure_threads(threads: int | None = None, split: bool = True) -> int:
+    """Share `threads` cores (default: all this process may use) between the network and the
+    input pipeline; call before TensorFlow runs anything. Returns the pipeline's thread count
+    (pass it to `Predictor.predict`).
+
+    On a CPU the two compete for the same cores: half go to the tf.data pipeline (its own
+    private pool) and the rest to the network's ops, which measured faster on 2 cores than
+    letting both use every core. With a GPU the network needs few CPU threads: the pipeline
+    gets all of them. `split=False` gives the network every core (the bare-model benchmark).
+    """
+    threads = int(threads or len(os.sched_getaffinity(0)))
+    if tf.config.list_physical_devices("GPU") or not split:
+        model, pipeline = threads, threads
+    else:
+        pipeline = max(1, threads // 2)
+        model = max(1, threads - pipeline)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(model)
+        tf.config.threading.set_inter_op_parallelism_threads(2)
+    except RuntimeError:
+        log.info("TensorFlow already started: its thread count is left as it is")
+    return pipeline
 
 
 # --- folders and files, one job ----------------------------------------------------------------
 
 def predict_images(model_path, inputs, batch_size: int = 32, card: dict | None = None,
-                   tta: int = 1, fits: FitsOptions | dict | None = None, max_upscale=4.0):
+                   tta: int = 1, fits: FitsOptions | dict | None = None, max_upscale=4.0,
+                   threads=None):
     """Predict every image in `inputs` (files and folders); return (table, skipped).
 
     `card` entries override model.json (e.g. {"classes": "6class", "crop_size": 224} for a model
     without one). The table has one row per predicted image: id (the file name), file, path,
     width, height, mode, pred_index, pred_name, pred_label, p_max, entropy, prob_<class>
     (std_<class> with tta > 1). `skipped` lists {id, file, path, code, reason} for the others.
+    `model_path` may also be a ready Predictor (the other model settings are then its own).
     """
-    predictor = Predictor(model_path, card, batch_size, tta, fits or FitsOptions(), max_upscale)
     paths, missing = find_images(inputs)
     if not paths:
         raise NoImagesError(f"no images ({', '.join(INPUT_SUFFIXES)}) found in "
                             f"{', '.join(map(str, as_list(inputs)))}")
+    predictor = model_path if isinstance(model_path, Predictor) else \
+        Predictor(model_path, card, batch_size, tta, fits or FitsOptions(), max_upscale)
     rows = pd.DataFrame({"id": [p.name for p in paths], "file": [str(p) for p in paths],
                          "path": [str(p) for p in paths]})
-    table, skipped = predict_rows(predictor, rows)
+    table, skipped = predict_rows(predictor, rows, threads)
     skipped = [{"id": Path(s["path"]).name, "file": s["path"], **s} for s in missing] + skipped
     return table, skipped
 

@@ -7,10 +7,10 @@ logs.to_file(snakemake.log[0])  # before TensorFlow starts: its start-up lines g
 from spiralarms.chunks import job_settings, predict_chunk, read_plan
 from spiralarms.predict import Predictor, configure_threads
 
-configure_threads(snakemake.threads)
+pipeline_threads = configure_threads(snakemake.threads)
 settings = job_settings(snakemake.config["predict"][snakemake.wildcards.name])
 predictor = Predictor(snakemake.input.model, None, settings["batch_size"], settings["tta"],
                       settings["fits"], settings["max_upscale"])
 plan = read_plan(snakemake.input.plan)
 predict_chunk(predictor, snakemake.input.catalog, plan, snakemake.wildcards.chunk,
-              snakemake.output.chunk, snakemake.threads)
+              snakemake.output.chunk, pipeline_threads)
