@@ -68,6 +68,15 @@ def test_summary_prints_table_and_headline(tmp_path, capsys):
         "B0 6-class synthetic test accuracy: 0.812 (macro-F1 0.790, n=120)"
 
 
+def test_summary_prints_each_experiments_note_under_the_table(tmp_path, capsys):
+    smoke = "Smoke run of the second network (1 epoch at 32 px): not a result."
+    SUMMARY.assign(notes=["", "", smoke]).to_csv(tmp_path / "metrics.csv", index=False)
+    assert main(["summary", str(tmp_path / "metrics.csv")]) == 0
+    printed = capsys.readouterr().out
+    assert f"v2m_merge34_xai_s1: {smoke}" in printed
+    assert "b0_6class_standard_s42:" not in printed  # no note, no line
+
+
 def test_summary_falls_back_to_validation(tmp_path, capsys):
     SUMMARY[SUMMARY["subset"] == "val"].to_csv(tmp_path / "metrics.csv", index=False)
     assert main(["summary", str(tmp_path / "metrics.csv")]) == 0

@@ -48,6 +48,10 @@ SIZES = {
     "train": {"epochs": 1, "image_size": 32, "threads": 2},
     "evaluate": {"bootstrap": 20},
     "xai": {"per_class": 1, "smooth_samples": 2, "batch_size": 4},
+    # the real config's pairs name experiments of its full grid; these are of the rehearsal's
+    "comparisons": [{"a": "b0_merge45_xai_s42", "b": "v2m_6class_standard_s42",
+                     "classes": ["4"]},
+                    {"a": "b0_select12_standard_s42", "b": "v2m_6class_standard_s42"}],
 }
 
 
@@ -200,5 +204,7 @@ def test_summary_comparison_and_report(rehearsal):
     assert set(table.loc[table["model"] == "b0", "paper_weights"]) == {"zoobot-v2"}
     assert set(table.loc[table["model"] == "v2m", "paper_weights"]) == {"no"}  # a stand-in
     assert (rehearsal["results"] / "summary/comparison.md").exists()
+    comparisons = pd.read_csv(rehearsal["results"] / "summary/comparisons.csv")
+    assert len(comparisons) and comparisons["p_value"].between(0, 1).any()
     report = rehearsal["results"] / "report.html"
     assert report.stat().st_size > 100_000

@@ -320,7 +320,12 @@ def format_summary(table) -> str:
             table["accuracy"], table["accuracy_ci_low"], table["accuracy_ci_high"])],
         "macro-F1": table["macro_f1"].map(_number),
     })
-    return shown.to_string(index=False)
+    text = shown.to_string(index=False)
+    if "notes" in table:  # plain-words notes, e.g. that a run is a smoke run, under the table
+        notes = table.drop_duplicates("experiment")
+        text += "".join(f"\n{row.experiment}: {row.notes}" for row in notes.itertuples()
+                        if isinstance(row.notes, str) and row.notes)
+    return text
 
 
 def headline(table, data: str = "") -> str | None:

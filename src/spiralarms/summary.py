@@ -251,6 +251,9 @@ def _metrics_display(df):
             df[key], df[f"{key}_ci_low"], df[f"{key}_ci_high"])]
     for name in _class_names_in(df):
         table[f"F1 {name}"] = df[f"f1_{name}"].map(_number)
+    if "weights" in df:  # what ran, in words: the backbone's start and the experiment's note
+        table["weights"] = df["weights"]
+        table["note"] = df["notes"].fillna("")
     return table
 
 
