@@ -1,0 +1,146 @@
+"""predict.<name> on a real SLURM (ci/slurm/up.sh): a catalogue of a few hundred synthetic galaxies
+(JPEG and FITS, two bad rows) in four chunks, each chunk its own SLURM job with a GPU; the
+gathered dataset equals the single-job prediction row for row.
+
+Runs as root on Debian/Ubuntu (CI), like tests/test_slurm.py, whose helpers it uses. It reuses
+a throwaway SLURM that is already up (the /etc/slurm/slurm.conf link up.sh makes), else starts
+its own and stops it afterwards.
+"""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from astropy.io import fits
+from PIL import Image
+from test_slurm import (
+    DEFAULT_SLURM_CONF,
+    DOWN,
+    UP,
+    UP_TIMEOUT_S,
+    rule_of,
+    slurm_jobs,
+    why_no_local_slurm,
+)
+from tiny_models import save_tiny_model
+
+from spiralarms import chunks
+from spiralarms.predict import Predictor, predict_rows, write_predictions
+from spiralarms.render import render_galaxy
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[1]
+N_JPEG, N_FITS, CHUNK_SIZE = 280, 20, 100  # + 2 bad rows = 302 rows = 4 chunks
+TARGET = "results/predictions/survey.parquet"
+RUN_TIMEOUT_S = 600
+OPTIONS = [
+    "--slurm-status-command", "squeue",
+    "--slurm-init-seconds-before-status-checks", "1",
+    "--seconds-between-status-checks", "2",
+    "--slurm-keep-successful-logs",
+    "--max-threads", str(min(2, os.cpu_count() or 1)),
+    "--default-resources", "slurm_partition=debug", "runtime=30", "mem_mb=1000",
+    "--set-resources", "predict_chunk:mem_mb=2000", "predict_chunk:runtime=15",
+    "--retries", "0",
+]
+
+
+def running_throwaway_slurm():
+    """SLURM_CONF of a throwaway SLURM that is up (up.sh links it from /etc/slurm), or None."""
+    if not DEFAULT_SLURM_CONF.is_symlink():
+        return None
+    conf = str(DEFAULT_SLURM_CONF.resolve())
+    done = subprocess.run(["sinfo", "-h", "-o", "%t"], env={**os.environ, "SLURM_CONF": conf},
+                          capture_output=True, text=True, timeout=20, check=False)
+    return conf if done.returncode == 0 and done.stdout.strip() in ("idle", "mix", "alloc") \
+        else None
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    reason = why_no_local_slurm()
+    if reason:
+        pytest.skip(reason)
+    conf = running_throwaway_slurm()
+    if conf:
+        yield {**os.environ, "SLURM_CONF": conf}
+        return
+    state = tmp_path_factory.mktemp("slurm_predict")
+    try:
+        up = subprocess.run([str(UP), str(state)], capture_output=True, text=True,
+                            timeout=UP_TIMEOUT_S, check=False)
+        if up.returncode != 0:
+            pytest.fail(f"{UP} failed (exit {up.returncode}):\n{up.stderr[-4000:]}")
+        yield {**os.environ, "SLURM_CONF": str(state / "slurm.conf")}
+    finally:
+        subprocess.run([str(DOWN), str(state)], capture_output=True, timeout=120, check=False)
+
+
+def make_survey(folder):
+    """Synthetic galaxies as a survey would deliver them: JPEG cut-outs, a few FITS ones, a row
+    whose file is missing and one that is not an image; relative paths in a catalogue."""
+    cut = folder / "cutouts"
+    cut.mkdir(parents=True)
+    rng = np.random.default_rng(11)
+    rows = []
+    for i in range(N_JPEG + N_FITS):
+        pixels = render_galaxy(i % 6, rng)
+        if i < N_JPEG:
+            Image.fromarray(pixels).save(cut / f"{i}.jpg", quality=90)
+            rows.append((f"J{i:04d}", f"cutouts/{i}.jpg"))
+        else:
+            counts = pixels.mean(-1).astype(np.float32) * 30 + rng.normal(150, 6, pixels.shape[:2])
+            fits.PrimaryHDU(counts.astype(np.float32)[::-1]).writeto(cut / f"{i}.fits")
+            rows.append((f"F{i:04d}", f"cutouts/{i}.fits"))
+    (cut / "bad.jpg").write_text("an error page, not an image\n")
+    rows += [("missing", "cutouts/none.jpg"), ("bad", "cutouts/bad.jpg")]
+    pd.DataFrame(rows, columns=["id_str", "file_loc"]).to_csv(folder / "catalog.csv", index=False)
+    return folder / "catalog.csv"
+
+
+def test_chunks_run_as_slurm_jobs_and_equal_the_single_job(cluster, tmp_path):
+    model = save_tiny_model(tmp_path / "model")
+    catalogue = make_survey(tmp_path / "survey")
+    config = tmp_path / "predict.yaml"
+    config.write_text(yaml.safe_dump({"predict": {"survey": {
+        "model": str(model), "catalog": str(catalogue), "chunk_size": CHUNK_SIZE,
+        "threads": 1, "tta": 2}}}))
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    command = [sys.executable, "-m", "snakemake", TARGET, "--snakefile", str(REPO / "Snakefile"),
+               "--directory", str(workdir), "--configfile", str(REPO / ".test/config/tiny.yaml"),
+               str(config), "--workflow-profile", str(REPO / "profiles/slurm"), *OPTIONS]
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=workdir, env=cluster, capture_output=True, text=True,
+                          timeout=RUN_TIMEOUT_S, check=False)
+    print(f"prediction in {N_JPEG + N_FITS + 2} rows / 4 chunks on SLURM: "
+          f"{time.perf_counter() - started:.0f} s")
+    assert done.returncode == 0, done.stderr[-5000:]
+
+    jobs = [job for job in slurm_jobs(workdir, cluster) if rule_of(job) == "predict_chunk"]
+    assert len(jobs) == 4 and len({job["JobId"] for job in jobs}) == 4, jobs
+    assert {job["JobState"] for job in jobs} == {"COMPLETED"}
+    for job in jobs:
+        assert "gpu" in job.get("TresPerJob", ""), f"job {job['JobId']} got no GPU: {job}"
+    assert {rule_of(job) for job in slurm_jobs(workdir, cluster)} == {"predict_chunk"}
+
+    single, skipped = predict_rows(Predictor(model, tta=2), chunks.read_input(catalogue))
+    write_predictions(single, skipped, tmp_path / "single.parquet")
+    gathered = pd.read_parquet(workdir / TARGET)
+    pd.testing.assert_frame_equal(gathered, pd.read_parquet(tmp_path / "single.parquet"))
+    assert len(gathered) == N_JPEG + N_FITS and "std_5+" in gathered
+    parts = sorted(p.name for p in (workdir / TARGET).iterdir() if not p.name.startswith("."))
+    assert parts == [f"part-{i:06d}.parquet" for i in range(4)]  # (Snakemake adds a dotfile)
+    summary = pd.read_json(workdir / "results/predictions/survey.summary.json", typ="series")
+    assert summary["catalogue_rows"] == N_JPEG + N_FITS + 2
+    assert summary["predicted"] + summary["skipped"] == summary["catalogue_rows"]
+    listing = pd.read_csv(workdir / "results/predictions/survey.skipped.csv")
+    assert dict(zip(listing["id"], listing["code"])) == {"missing": "missing_file",
+                                                         "bad": "unreadable"}
