@@ -51,7 +51,8 @@ def three_runs(tmp_path):
 
 def test_parse_experiment_name():
     assert summary.parse_experiment("b0_6class_standard_s42") == {
-        "model": "b0", "classes": "6class", "mode": "standard", "seed": 42}
+        "model": "b0", "classes": "6class", "mode": "standard", "seed": 42, "split": "base"}
+    assert summary.parse_experiment("b0_6class_xai_s42_split7")["split"] == "split7"
     assert summary.parse_experiment("v2m_merge45_heldout_test_s7")["mode"] == "heldout_test"
     with pytest.raises(ValueError, match="b0_6class_standard_s42"):
         summary.parse_experiment("b0-6class-42")
@@ -113,7 +114,7 @@ def test_write_tables_csv_markdown_and_booktabs(tmp_path, three_runs):
     table = summary.collect(three_runs)
     written = summary.write_tables(table, tmp_path / "tables")
     assert sorted(p.name for p in written) == sorted(
-        f"{stem}.{ext}" for stem in ("metrics", "seeds") for ext in ("csv", "md", "tex"))
+        f"{stem}.{ext}" for stem in ("metrics", "seeds", "splits") for ext in ("csv", "md", "tex"))
     assert len(pd.read_csv(tmp_path / "tables" / "metrics.csv")) == 4
     md = (tmp_path / "tables" / "metrics.md").read_text().splitlines()
     assert md[0].startswith("| model | classes | mode | seed | subset | n | accuracy |")
@@ -290,7 +291,7 @@ def test_aggregate_writes_tables_comparisons_and_overview(tmp_path):
                                 predictions_dirs=dirs, n_boot=50)
     names = sorted(p.name for p in written)
     assert names == sorted(["metrics.csv", "metrics.md", "metrics.tex", "seeds.csv", "seeds.md",
-                            "seeds.tex", "comparison.csv", "comparison.md", "comparisons.csv",
+                            "seeds.tex", "splits.csv", "splits.md", "splits.tex", "comparison.csv", "comparison.md", "comparisons.csv",
                             "comparisons.md", "overview_f1.png"])
     assert all(p.stat().st_size for p in written)
     paired = pd.read_csv(tmp_path / "summary" / "comparisons.csv").set_index("metric")
@@ -306,3 +307,19 @@ def test_notebook_ordinal_view_from_its_published_confusion_matrix(three_runs):
     assert notebook["within_one"] == pytest.approx(235 / 237)
     assert notebook["mae_arms"] == pytest.approx((30 + 2 * 2) / 237)
     assert 0.85 < notebook["qwk_ci_low"] < notebook["qwk"] < notebook["qwk_ci_high"] < 0.96
+
+
+def test_spread_over_splits_is_kept_apart_from_spread_over_training_seeds(tmp_path):
+    runs = [("b0_6class_xai_s1", 0.80), ("b0_6class_xai_s2", 0.84),
+            ("b0_6class_xai_s1_split7", 0.70), ("b0_6class_xai_s1_split9", 0.60)]
+    table = summary.collect([write_nested(tmp_path, name, subset_metrics(acc, 0.7))
+                             for name, acc in runs])
+    seeds = summary.seed_summary(table).set_index("split")
+    assert seeds.loc["base", "n_seeds"] == 2
+    assert seeds.loc["base", "accuracy_mean"] == pytest.approx(0.82)
+    assert seeds.loc["base", "accuracy_std"] == pytest.approx(0.0282843, abs=1e-6)
+    splits = summary.seed_summary(table, over="split").set_index("seed")
+    assert splits.loc[1, "n_splits"] == 3 and splits.loc[1, "splits"] == "base,split7,split9"
+    assert splits.loc[1, "accuracy_mean"] == pytest.approx(0.7)
+    assert splits.loc[1, "accuracy_std"] == pytest.approx(0.1)
+    assert splits.loc[2, "n_splits"] == 1

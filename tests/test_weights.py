@@ -134,7 +134,7 @@ def test_weights_record_names_source_file_and_checksum(tmp_path):
 def test_experiment_source_is_that_experiments_backbone_and_it_trains_from_scratch_itself():
     p = plan("b0", "experiment:b0_6class_xai_s42")
     assert p.file == "results/experiments/b0_6class_xai_s42/backbone.weights.h5"
-    assert p.for_experiment("b0_merge45_xai_s42") is p
+    assert p.for_experiment("b0_merge45_xai_s42") == p
     assert not p.for_experiment("b0_6class_xai_s42").pretrained
     assert p.matches_paper() == "no"
     with pytest.raises(WeightsError, match="trains v2m, not b0"):
@@ -171,3 +171,10 @@ def test_heads_train_on_another_experiments_frozen_backbone_bit_identical(tmp_pa
         np.testing.assert_array_equal(got.numpy(), want.numpy())  # loaded, then frozen
     dense = [w for w in head.weights if "dense_head" in w.path]
     assert dense and not np.array_equal(dense[0].numpy(), before[dense[0].path])  # head trained
+
+
+def test_on_another_split_heads_use_the_backbone_trained_on_that_split():
+    p = plan("b0", "experiment:b0_6class_xai_s42")
+    other = p.for_experiment("b0_merge45_xai_s42_split7")
+    assert other.file == "results/experiments/b0_6class_xai_s42_split7/backbone.weights.h5"
+    assert not p.for_experiment("b0_6class_xai_s42_split7").pretrained

@@ -1,4 +1,6 @@
-"""Experiment names and settings: `{model}_{classes}_{mode}_s{seed}` <-> its parts and train settings."""
+"""Experiment names and settings: `{model}_{classes}_{mode}_s{seed}[_split{k}]` <-> its parts and
+train settings. Without a suffix an experiment uses the split of `selection.seed`; `_split{k}` names
+the same experiment on the split drawn with seed k (config `selection.split_seeds`)."""
 
 import itertools
 import re
@@ -11,10 +13,11 @@ MODELS = ("b0", "v2m")
 CHANNELS = {"b0": 1, "v2m": 3}
 MODES = ("standard", "xai")
 # Without named groups: Snakemake takes this as the {experiment} wildcard constraint.
-NAME_REGEX = rf"(?:{'|'.join(MODELS)})_(?:{'|'.join(VARIANTS)})_(?:{'|'.join(MODES)})_s\d+"
+NAME_REGEX = (rf"(?:{'|'.join(MODELS)})_(?:{'|'.join(VARIANTS)})_(?:{'|'.join(MODES)})_s\d+"
+              r"(?:_split\d+)?")
 PATTERN = re.compile(
     rf"^(?P<model>{'|'.join(MODELS)})_(?P<classes>{'|'.join(VARIANTS)})"
-    rf"_(?P<mode>{'|'.join(MODES)})_s(?P<seed>\d+)$"
+    rf"_(?P<mode>{'|'.join(MODES)})_s(?P<seed>\d+)(?:_split(?P<split>\d+))?$"
 )
 
 
@@ -24,10 +27,15 @@ class Experiment:
     classes: str
     mode: str
     seed: int
+    split: int | None = None  # None: the split of selection.seed
 
     @property
     def name(self) -> str:
-        return f"{self.model}_{self.classes}_{self.mode}_s{self.seed}"
+        suffix = "" if self.split is None else f"_split{self.split}"
+        return f"{self.model}_{self.classes}_{self.mode}_s{self.seed}{suffix}"
+
+    def on_split(self, split: int | None) -> "Experiment":
+        return Experiment(self.model, self.classes, self.mode, self.seed, split)
 
     @property
     def variant(self) -> Variant:
@@ -39,14 +47,17 @@ class Experiment:
         if not match:
             raise ValueError(
                 f"experiment {name!r} is not of the form {{model}}_{{classes}}_{{mode}}_s{{seed}} "
-                f"with model in {MODELS}, classes in {tuple(VARIANTS)}, mode in {MODES}"
+                f"(optionally _split{{k}}) with model in {MODELS}, classes in {tuple(VARIANTS)}, "
+                f"mode in {MODES}"
             )
         parts = match.groupdict()
-        return cls(parts["model"], parts["classes"], parts["mode"], int(parts["seed"]))
+        split = None if parts["split"] is None else int(parts["split"])
+        return cls(parts["model"], parts["classes"], parts["mode"], int(parts["seed"]), split)
 
 
-def grid(experiments: dict) -> list:
-    """Experiment names from config `experiments` (the product grid plus `extra`), in order."""
+def grid(experiments: dict, splits=()) -> list:
+    """Experiment names from config `experiments` (the product grid plus `extra`), in order, then
+    the same grid on each extra split in `splits` (config selection.split_seeds)."""
     names = [
         Experiment(*point).name
         for point in itertools.product(
@@ -55,7 +66,17 @@ def grid(experiments: dict) -> list:
         )
     ]
     names += [Experiment.parse(n).name for n in experiments.get("extra", [])]
-    return list(dict.fromkeys(names))
+    base = list(dict.fromkeys(names))
+    for split in splits:
+        base += [Experiment.parse(n).on_split(split).name for n in base
+                 if Experiment.parse(n).split is None]
+    return list(dict.fromkeys(base))
+
+
+def extra_splits(selection: dict) -> list:
+    """selection.split_seeds other than selection.seed (whose split has no name suffix)."""
+    seeds = selection.get("split_seeds") or []
+    return [int(s) for s in dict.fromkeys(seeds) if int(s) != int(selection["seed"])]
 
 
 def train_settings(config: dict, model: str, name: str | None = None) -> dict:
@@ -63,8 +84,7 @@ def train_settings(config: dict, model: str, name: str | None = None) -> dict:
     (each later one wins; augment merged key by key)."""
     layers = [config["train"], config.get("models", {}).get(model, {}).get("train", {})]
     if name is not None:
-        per = config.get("experiments", {}).get("per_experiment", {}).get(name) or {}
-        layers.append(per.get("train", {}))
+        layers.append(_per_experiment(config, name).get("train", {}))
     settings, augment = {}, {}
     for layer in layers:
         layer = dict(layer)
@@ -75,5 +95,10 @@ def train_settings(config: dict, model: str, name: str | None = None) -> dict:
 
 def experiment_note(config: dict, name: str) -> str | None:
     """experiments.per_experiment.<name>.note: plain words shown with the results."""
-    per = config.get("experiments", {}).get("per_experiment", {}).get(name) or {}
-    return per.get("note")
+    return _per_experiment(config, name).get("note")
+
+
+def _per_experiment(config: dict, name: str) -> dict:
+    """experiments.per_experiment of `name`, or of its base name on another split."""
+    per = config.get("experiments", {}).get("per_experiment", {})
+    return per.get(name) or per.get(Experiment.parse(name).on_split(None).name) or {}

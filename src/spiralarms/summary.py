@@ -27,7 +27,7 @@ import pandas as pd
 log = logging.getLogger(__name__)
 
 EXPERIMENT_PATTERN = re.compile(
-    r"^(?P<model>[^_]+)_(?P<classes>[^_]+)_(?P<mode>.+)_s(?P<seed>\d+)$"
+    r"^(?P<model>[^_]+)_(?P<classes>[^_]+)_(?P<mode>.+?)_s(?P<seed>\d+)(?:_split(?P<split>\d+))?$"
 )
 KEYS = ["model", "classes", "mode", "subset"]
 HEADLINE = ["accuracy", "macro_f1", "weighted_f1", "ece"]
@@ -45,13 +45,15 @@ PROVENANCE = ["weights", "paper_weights"]
 # --- reading metrics.json ---------------------------------------------------------------------
 
 def parse_experiment(name) -> dict:
-    """Split 'b0_6class_standard_s42' into model, classes, mode and seed (mode may contain '_')."""
+    """Split 'b0_6class_standard_s42' into model, classes, mode, seed and split ('base' for the
+    split of selection.seed, 'split7' for `_split7`); mode may contain '_'."""
     match = EXPERIMENT_PATTERN.match(str(name))
     if not match:
         raise ValueError(f"experiment name {name!r} is not '{{model}}_{{classes}}_{{mode}}_s{{seed}}'"
                          f" (e.g. 'b0_6class_standard_s42')")
     parts = match.groupdict()
     parts["seed"] = int(parts["seed"])
+    parts["split"] = "base" if parts["split"] is None else f"split{parts['split']}"
     return parts
 
 
@@ -166,7 +168,7 @@ def collect(metrics_paths) -> pd.DataFrame:
     # nullable integers: a class absent from one variant must not turn counts into 60.0
     counts = ["n", "seed", "ordinal_n"] + [c for c in table.columns if c.startswith("support_")]
     table[counts] = table[counts].astype("Int64")
-    return table.sort_values(["model", "classes", "mode", "seed", "subset"], ignore_index=True)
+    return table.sort_values(["model", "classes", "mode", "split", "seed", "subset"], ignore_index=True)
 
 
 def _column_order(table):
@@ -182,16 +184,21 @@ def _column_order(table):
 
 # --- aggregates -------------------------------------------------------------------------------
 
-def seed_summary(df) -> pd.DataFrame:
-    """Mean and sample std (ddof=1; NaN for a single seed) over seeds per (model, classes, mode,
-    subset): columns n_seeds, seeds ('42,43'), <metric>_mean and <metric>_std for accuracy,
-    macro precision/recall/F1, weighted F1, ECE and every f1_<class> column."""
+def seed_summary(df, over: str = "seed") -> pd.DataFrame:
+    """Mean and sample std (ddof=1; NaN for a single run) over training seeds per (model, classes,
+    mode, subset, split) — or, with `over="split"`, over splits per (model, classes, mode, subset,
+    seed): columns n_seeds (n_splits), seeds ('42,43'; splits 'base,split7'), <metric>_mean and
+    <metric>_std for accuracy, macro precision/recall/F1, weighted F1, ECE, the ordinal metrics
+    and every f1_<class> column. The two spreads are kept apart: a split changes which galaxies
+    are tested, a seed only the training."""
     metrics = SUMMARISED + [c for c in df.columns if c.startswith("f1_")]
+    fixed = "split" if over == "seed" else "seed"
+    keys_by = KEYS + [fixed]
     rows = []
-    for keys, group in df.groupby(KEYS, sort=True):
-        row = dict(zip(KEYS, keys))
-        row["n_seeds"] = len(group)
-        row["seeds"] = ",".join(str(s) for s in sorted(group["seed"]))
+    for keys, group in df.groupby(keys_by, sort=True):
+        row = dict(zip(keys_by, keys))
+        row[f"n_{over}s"] = len(group)
+        row[f"{over}s"] = ",".join(str(s) for s in sorted(group[over]))
         for metric in metrics:
             values = pd.to_numeric(group[metric], errors="coerce")
             row[f"{metric}_mean"] = values.mean()
@@ -207,17 +214,19 @@ def seed_summary(df) -> pd.DataFrame:
 # --- table writers ----------------------------------------------------------------------------
 
 def write_tables(df, out_dir) -> list:
-    """metrics.{csv,md,tex} from `collect` output and seeds.{csv,md,tex} from `seed_summary`.
+    """metrics.{csv,md,tex} from `collect` output, seeds.{csv,md,tex} (spread over training seeds)
+    and splits.{csv,md,tex} (spread over splits) from `seed_summary`.
 
     CSV files hold every column at full precision; markdown and LaTeX (booktabs) hold the
     headline columns, rounded to 3 decimals, '–' where a value does not exist.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    seeds = seed_summary(df)
+    seeds, splits = seed_summary(df), seed_summary(df, over="split")
     written = []
     for stem, full, display in (("metrics", df, _metrics_display(df)),
-                                ("seeds", seeds, _seeds_display(seeds))):
+                                ("seeds", seeds, _seeds_display(seeds, "seed")),
+                                ("splits", splits, _seeds_display(splits, "split"))):
         written += _write_three(out_dir / stem, full, display)
     return written
 
@@ -257,8 +266,9 @@ def _metrics_display(df):
     return table
 
 
-def _seeds_display(seeds):
-    table = seeds[KEYS + ["n_seeds"]].copy()
+def _seeds_display(seeds, over="seed"):
+    fixed = "split" if over == "seed" else "seed"
+    table = seeds[KEYS + [fixed, f"n_{over}s"]].copy()
     labels = {"accuracy": "accuracy", "macro_f1": "macro F1", "weighted_f1": "weighted F1",
               "ece": "ECE", **ORDINAL_LABELS}
     per_class = [c[: -len("_mean")] for c in seeds.columns

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 from urllib.parse import unquote, urlsplit
 
@@ -74,8 +74,19 @@ class WeightsPlan:
 
     def for_experiment(self, name: str) -> WeightsPlan:
         """The plan of experiment `name`: the source experiment of `experiment:` weights is the
-        one that makes the backbone, so it trains from scratch."""
-        return WeightsPlan(self.model, None) if name == self.experiment else self
+        one that makes the backbone, so it trains from scratch. On another split the source is
+        the same experiment on that split (a backbone trained on another split's train set has
+        seen this split's validation and test galaxies)."""
+        if self.experiment is None:
+            return self
+        from .experiment import Experiment
+
+        split = Experiment.parse(name).split
+        source = Experiment.parse(self.experiment).on_split(split).name
+        if name == source:
+            return WeightsPlan(self.model, None)
+        file = str(PurePosixPath(self.file).parent.parent / source / "backbone.weights.h5")
+        return replace(self, file=file, experiment=source)
 
     @property
     def pretrained(self) -> bool:

@@ -22,6 +22,13 @@ rule aggregate:
         ),
         seeds_markdown=f"{SUMMARY}/seeds.md",
         seeds_latex=f"{SUMMARY}/seeds.tex",
+        splits=report(
+            f"{SUMMARY}/splits.csv",
+            caption="../report/splits.rst",
+            category="Summary",
+        ),
+        splits_markdown=f"{SUMMARY}/splits.md",
+        splits_latex=f"{SUMMARY}/splits.tex",
         comparison=report(
             f"{SUMMARY}/comparison.csv",
             caption="../report/comparison.rst",

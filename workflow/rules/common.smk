@@ -16,6 +16,7 @@ from spiralarms.experiment import (
     NAME_REGEX,
     Experiment,
     experiment_note,
+    extra_splits,
     grid,
     train_settings,
 )
@@ -28,11 +29,13 @@ check_comparisons(config)
 RESULTS = "results"
 SYNTHETIC = f"{RESULTS}/data/synthetic"
 DOWNLOAD = config["data"]["download_dir"]
-EXPERIMENTS = grid(config["experiments"])
+SPLITS = f"{RESULTS}/splits"
+EXPERIMENTS = grid(config["experiments"], extra_splits(config["selection"]))
 
 
 wildcard_constraints:
     experiment=NAME_REGEX,
+    split=r"\d+",
 
 
 def is_remote(source):
@@ -89,6 +92,27 @@ def physical_input():
     if data_path("physical").lower().endswith(ARCHIVE_SUFFIXES):
         return [PHYSICAL_CSV]
     return [data_path("physical")]
+
+
+def selection_settings(split=None):
+    """selection.* for the labels rule; `split`: the seed of another split."""
+    settings = {k: v for k, v in config["selection"].items() if k != "split_seeds"}
+    return settings if split is None else {**settings, "seed": split}
+
+
+def experiment_shards(wildcards):
+    """The shards of the experiment's split."""
+    split = experiment(wildcards).split
+    return f"{RESULTS}/shards" if split is None else f"{SPLITS}/split{split}/shards"
+
+
+def experiment_labels(wildcards):
+    split = experiment(wildcards).split
+    return (
+        f"{RESULTS}/labels/labels.parquet"
+        if split is None
+        else f"{SPLITS}/split{split}/labels/labels.parquet"
+    )
 
 
 def experiment(wildcards):
@@ -217,6 +241,7 @@ def all_targets():
         f"{RESULTS}/summary/metrics.csv",
         *expand(f"{RESULTS}/experiments/{{e}}/figures", e=EXPERIMENTS),
         *expand(f"{RESULTS}/experiments/{{e}}/xai", e=xai_experiments()),
+        *([f"{RESULTS}/summary/attribution.csv"] if xai_experiments() else []),
         *expand(f"{RESULTS}/predictions/{{name}}.parquet", name=config["predict"]),
     ]
 

@@ -4,8 +4,8 @@ EXPERIMENT_DIR = f"{RESULTS}/experiments/{{experiment}}"
 rule evaluate:
     input:
         model=rules.train.output.model,
-        shards=rules.shards.output.shards,
-        labels=rules.labels.output.labels,
+        shards=experiment_shards,
+        labels=experiment_labels,
     output:
         metrics=f"{EXPERIMENT_DIR}/metrics.json",
         predictions=directory(f"{EXPERIMENT_DIR}/predictions"),

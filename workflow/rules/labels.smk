@@ -12,6 +12,17 @@ rule labels:
     conda:
         "../../envs/spiralarms.yaml"
     params:
-        settings=config["selection"],
+        settings=selection_settings(),
     script:
         "../scripts/labels.py"
+
+
+# The same selection on another split seed (selection.split_seeds): results/splits/split<k>/.
+use rule labels as split_labels with:
+    output:
+        labels=f"{SPLITS}/split{{split}}/labels/labels.parquet",
+        report=f"{SPLITS}/split{{split}}/labels/selection_report.json",
+    log:
+        f"{RESULTS}/logs/labels/split{{split}}.log",
+    params:
+        settings=lambda wildcards: selection_settings(int(wildcards.split)),

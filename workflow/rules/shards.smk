@@ -14,3 +14,13 @@ rule shards:
         check=config["shards"]["check"],
     script:
         "../scripts/shards.py"
+
+
+use rule shards as split_shards with:
+    input:
+        labels=rules.split_labels.output.labels,
+        images=images_path(),
+    output:
+        shards=directory(f"{SPLITS}/split{{split}}/shards"),
+    log:
+        f"{RESULTS}/logs/shards/split{{split}}.log",

@@ -1,6 +1,6 @@
 rule train:
     input:
-        shards=rules.shards.output.shards,
+        shards=experiment_shards,
         weights=model_weights,
     output:
         model=f"{RESULTS}/experiments/{{experiment}}/model.keras",
