@@ -258,3 +258,19 @@ def test_arm_number_is_resolvable_in_the_64px_model_view():
     features = (features - features.mean(0)) / features.std(0)
     accuracy = cross_val_score(LogisticRegression(max_iter=2000), features, labels, cv=3).mean()
     assert accuracy > 0.6  # chance is 0.2; about 0.9 when the arms are well resolved
+
+
+def test_masks_can_be_left_out_without_changing_any_other_file(tmp_path):
+    from spiralarms.synthetic import MASK_FILE
+
+    args = {"n_per_class": [1, 1, 0, 0, 0, 0], "n_elliptical": 1, "n_edgeon": 0, "seed": 4,
+            "progress": False}
+    synthesize(tmp_path / "with", **args)
+    synthesize(tmp_path / "without", masks=False, **args)
+    assert (tmp_path / "with" / MASK_FILE).exists()
+    assert not (tmp_path / "without" / MASK_FILE).exists()
+    names = [CATALOG_FILE, MAPPING_FILE, TRUTH_FILE] + [
+        f"{IMAGE_DIR}/{p.name}" for p in (tmp_path / "with" / IMAGE_DIR).glob("*.jpg")]
+    for name in names:
+        assert filecmp.cmp(tmp_path / "with" / name, tmp_path / "without" / name,
+                           shallow=False), name

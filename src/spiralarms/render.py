@@ -188,8 +188,12 @@ class _Light(NamedTuple):
     blurred: bool  # False for light too smooth for the PSF to change (a spiral's disc)
 
 
-def render_from_params(params, rng):
-    """Render the galaxy described by `params`; `rng` draws the knots, stars and sky noise."""
+def render_from_params(params, rng, masks=False):
+    """Render the galaxy described by `params`; `rng` draws the knots, stars and sky noise.
+
+    With `masks`, returns (image, mask): `mask` is the (size, size) uint8 label image of
+    `galaxy_mask` (same draws, so the image is the same as without).
+    """
     half = _box_half_size(params)
     grid = _Grid(params, half)
     sigma = params["psf_fwhm"] / 2.3548
@@ -199,13 +203,59 @@ def render_from_params(params, rng):
         lights = _edgeon_lights(params, grid, sigma)
     else:
         lights = _spiral_lights(params, grid, sigma, rng)
-    bands = _blurred_bands(lights, params, sigma, 2 * half)
-    bands *= np.float32(params.get("core_boost", 1.0) / bands.max())
+    components = {"arms": None, "smooth": None} if masks else None
+    bands = _blurred_bands(lights, params, sigma, 2 * half, components)
+    scale = np.float32(params.get("core_boost", 1.0) / bands.max())
+    bands *= scale
     frame = _sky(params, rng, params["size"])
     _add_stars(frame, params, rng, sigma)
     y0, x0 = grid.origin
     frame[y0:y0 + 2 * half, x0:x0 + 2 * half] += bands
-    return _stretch(frame, params)
+    image = _stretch(frame, params)
+    if not masks:
+        return image
+    label = np.zeros((params["size"], params["size"]), dtype=np.uint8)
+    label[y0:y0 + 2 * half, x0:x0 + 2 * half] = galaxy_mask(components, scale, params["noise"])
+    return image, label
+
+
+# ---------------------------------------------------------------- arm and galaxy masks
+
+# Label values of a mask (a 2-bit palette PNG in the dataset's masks.zip): 0 sky, 1 galaxy
+# off the arms, 2 arm; galaxy = label >= 1, arms = label == 2.
+MASK_SKY, MASK_GALAXY, MASK_ARM = 0, 1, 2
+GALAXY_SKY_SIGMAS = 2.0  # galaxy: its light >= 2 sky sigma
+ARM_SKY_SIGMAS = 2.0     # arm: the arm light >= 2 sky sigma ...
+ARM_CONTRAST = 0.5       # ... and >= half the smooth (disc + bulge) light under it
+
+
+def galaxy_mask(components, scale, noise):
+    """Label image (MASK_SKY / MASK_GALAXY / MASK_ARM) of the galaxy's box from its light.
+
+    The light is what the renderer adds to the sky before the display stretch: each
+    component PSF-blurred (the spiral disc as rendered, unblurred), averaged over the three
+    bands with its colour and tint, in the units of the sky sigma `noise`. A pixel is
+    *galaxy* where all the galaxy's light (disc, bulge, arms and knots) reaches
+    GALAXY_SKY_SIGMAS sky sigma, and *arm* where the arm light (arms and their knots) alone
+    reaches ARM_SKY_SIGMAS sky sigma and ARM_CONTRAST of the smooth light (disc and bulge)
+    under it: where an arm stands out of the sky and of the disc. Arms lie within the galaxy;
+    foreground stars and noise are sky; ellipticals and edge-on discs have no arm pixels.
+    """
+    # thresholds in the unscaled flux: one division instead of scaling the maps
+    sky = np.float32(noise / scale)
+    smooth = components["smooth"]
+    label = (smooth >= GALAXY_SKY_SIGMAS * sky).view(np.uint8)
+    if components["arms"] is None:  # ellipticals and edge-on discs
+        return label
+    extent, arms = components["arms"]
+    under = smooth[extent]
+    galaxy = label[extent].view(bool)
+    galaxy |= arms + under >= GALAXY_SKY_SIGMAS * sky  # in place: label sees it
+    arm = arms >= ARM_SKY_SIGMAS * sky
+    arm &= arms >= np.float32(ARM_CONTRAST) * under
+    arm &= galaxy
+    label[extent] += arm.view(np.uint8)
+    return label
 
 
 def _box_half_size(params):
@@ -353,8 +403,12 @@ def _edgeon_lights(params, grid, sigma):
     return [_Light(disc.astype(np.float32), grid.central(grid.half), "disc", True), bulge]
 
 
-def _blurred_bands(lights, params, sigma, width):
-    """PSF-blur each light over its extent and mix them into (width, width, 3) RGB flux."""
+def _blurred_bands(lights, params, sigma, width, components=None):
+    """PSF-blur each light over its extent and mix them into (width, width, 3) RGB flux.
+
+    `components` (a dict with keys "arms" and "smooth", for the masks) receives the band-mean
+    flux of the arm light and of the rest, (width, width) each.
+    """
     tint = (params["tint_r"], params["tint_g"], params["tint_b"])
     bands = np.zeros((width, width, 3), dtype=np.float32)
     for light in lights:
@@ -365,7 +419,24 @@ def _blurred_bands(lights, params, sigma, width):
         target = bands[light.extent]
         for band in range(3):
             target[..., band] += np.float32(COLOURS[light.colour][band] * tint[band]) * flux
+        if components is not None:
+            _add_component(components, light, flux, tint, width)
     return bands
+
+
+def _add_component(components, light, flux, tint, width):
+    """Band-mean flux of one light into components: "smooth" over the box, "arms" as
+    (extent, flux) over the arms' own extent (the masks need nothing more)."""
+    weight = float(np.mean([COLOURS[light.colour][b] * tint[b] for b in range(3)]))
+    weighted = flux * np.float32(weight)
+    if light.colour == "arms":
+        components["arms"] = (light.extent, weighted)
+    elif components["smooth"] is None and weighted.shape == (width, width):
+        components["smooth"] = weighted
+    else:
+        if components["smooth"] is None:
+            components["smooth"] = np.zeros((width, width), dtype=np.float32)
+        components["smooth"][light.extent] += weighted
 
 
 # ---------------------------------------------------------------- sky and display

@@ -4,6 +4,11 @@
 - `zoo2MainSpecz.csv.gz`: the 233 catalogue columns with simulated volunteer votes;
 - `gz2_filename_mapping.csv`: `objid, sample, asset_id`, in shuffled order (join by key);
 - `images_gz2/images/<asset_id>.jpg`: 424x424 RGB JPEGs (a few mapping rows have no image);
+- `masks.zip`: per image, `<asset_id>.png`, where its arms and its galaxy are in the 424 frame (a
+  2-bit palette PNG of labels 0 sky, 1 galaxy, 2 arm: `spiralarms.render.galaxy_mask`; read them
+  with `read_masks`). Not a real-data file: for the XAI attribution measure only. One archive
+  rather than a file per image: creating thousands of small files would cost more than drawing
+  the masks;
 - `truth.csv`: per galaxy `asset_id, dr7objid, kind` ('1'..'4', '5+', '?', 'elliptical',
   'edgeon'; read it with `read_truth`), `arm_class` (0-5, -1 for non-targets), `n_arms` (the
   rendered arm number, also for "can't tell"), `has_image`, `vote_scenario` and the render
@@ -20,8 +25,12 @@ Willett et al. 2013 "clean" threshold), else 0.
 
 import argparse
 import gzip
+import io
 import multiprocessing
+import struct
 import time
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -29,12 +38,23 @@ import pandas as pd
 from PIL import Image
 
 from spiralarms import gz2
-from spiralarms.render import KIND_LABELS, KINDS, check_kind, draw_params, render_from_params
+from spiralarms.render import (
+    KIND_LABELS,
+    KINDS,
+    MASK_ARM,
+    MASK_GALAXY,
+    MASK_SKY,
+    check_kind,
+    draw_params,
+    render_from_params,
+)
 
 CATALOG_FILE = "zoo2MainSpecz.csv.gz"
 MAPPING_FILE = "gz2_filename_mapping.csv"
 IMAGE_DIR = "images_gz2/images"
 TRUTH_FILE = "truth.csv"
+MASK_FILE = "masks.zip"
+MASK_PALETTE = [0, 0, 0, 128, 128, 128, 255, 255, 255]  # sky black, galaxy grey, arms white
 FLAG_THRESHOLD = 0.8
 JPEG_QUALITY = 90
 
@@ -335,15 +355,97 @@ def _kind_list(n_per_class, n_elliptical, n_edgeon):
     return [kind for kind, count in zip(KINDS, counts) for _ in range(int(count))]
 
 
+# ---------------------------------------------------------------- arm and galaxy masks
+
+
+def _png_chunk(kind, data):
+    return (struct.pack(">I", len(data)) + kind + data
+            + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind))))
+
+
+def encode_mask(label) -> bytes:
+    """A label image (0 sky, 1 galaxy, 2 arm) as a 2-bit palette PNG (sky black, galaxy grey,
+    arms white): about 1 kB and 0.1 ms for a 424 frame, the same bytes for the same labels.
+
+    Written here rather than by PIL (which reads it back): packing only the rows that hold the
+    galaxy halves the cost, and the masks are drawn for every synthetic image."""
+    label = np.ascontiguousarray(label, dtype=np.uint8)
+    if label.ndim != 2 or label.max(initial=0) > MASK_ARM:
+        raise ValueError(f"a mask is a 2-D image of labels {MASK_SKY}, {MASK_GALAXY} and "
+                         f"{MASK_ARM}; got shape {label.shape}, max {label.max(initial=0)}")
+    height, width = label.shape
+    row_bytes = -(-width // 4)  # four 2-bit pixels per byte
+    rows = np.zeros((height, 1 + row_bytes), np.uint8)  # each row: filter type 0, then pixels
+    used = np.flatnonzero(label.max(axis=1))
+    if len(used):
+        top, bottom = used[0], used[-1] + 1
+        part = label[top:bottom]
+        if width % 4:
+            part = np.pad(part, ((0, 0), (0, 4 * row_bytes - width)))
+        quads = part.reshape(bottom - top, row_bytes, 4)
+        packed = rows[top:bottom, 1:]
+        np.left_shift(quads[..., 0], 6, out=packed)
+        packed |= quads[..., 1] << 4
+        packed |= quads[..., 2] << 2
+        packed |= quads[..., 3]
+    header = struct.pack(">IIBBBBB", width, height, 2, 3, 0, 0, 0)  # 2-bit, palette
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
+            + _png_chunk(b"PLTE", bytes(MASK_PALETTE))
+            + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 1)) + _png_chunk(b"IEND", b""))
+
+
+def decode_mask(data, name="mask") -> np.ndarray:
+    """The (H, W) uint8 labels (MASK_SKY 0, MASK_GALAXY 1, MASK_ARM 2) of `encode_mask` bytes."""
+    with Image.open(io.BytesIO(data)) as mask:
+        if mask.mode != "P":
+            raise ValueError(f"{name}: a mask is a palette PNG of labels 0-2, got mode "
+                             f"{mask.mode!r}")
+        label = np.asarray(mask)
+    if label.max(initial=0) > MASK_ARM:
+        raise ValueError(f"{name}: mask labels are {MASK_SKY}, {MASK_GALAXY} and {MASK_ARM}, "
+                         f"found {label.max()}")
+    return label
+
+
+def write_masks(path, masks):
+    """Write {asset_id: PNG bytes} as a zip of `<asset_id>.png` members, stored (PNG is
+    compressed already) with fixed timestamps, so the same masks give the same bytes."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        for asset_id, data in masks.items():
+            info = zipfile.ZipInfo(f"{int(asset_id)}.png", date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, data)
+
+
+def read_masks(path, asset_ids=None) -> dict:
+    """{asset_id: (H, W) labels} from a masks.zip, for `asset_ids` (default all). A requested
+    galaxy without a mask (no image) raises KeyError naming it."""
+    with zipfile.ZipFile(path) as archive:
+        names = {int(Path(name).stem): name for name in archive.namelist()}
+        wanted = names if asset_ids is None else [int(a) for a in asset_ids]
+        absent = [a for a in wanted if a not in names]
+        if absent:
+            raise KeyError(f"{path} holds no mask for asset_id(s) {absent[:10]}"
+                           + (f" and {len(absent) - 10} more" if len(absent) > 10 else ""))
+        return {a: decode_mask(archive.read(names[a]), f"{path}:{names[a]}") for a in wanted}
+
+
 def _render_one(task):
-    """Draw one galaxy's parameters and, unless its image is 'missing', write its JPEG."""
-    seed, index, kind, path, size = task
+    """Draw one galaxy's parameters and, unless its image is 'missing', write its JPEG.
+
+    Returns the parameters and the mask PNG bytes (None without an image or `with_mask`)."""
+    seed, index, kind, path, size, with_mask = task
     rng = np.random.default_rng([seed, index])
     params = draw_params(kind, rng, size)
+    mask = None
     if path is not None:
-        image = render_from_params(params, rng)
+        if with_mask:
+            image, label = render_from_params(params, rng, masks=True)
+            mask = encode_mask(label)
+        else:
+            image = render_from_params(params, rng)
         Image.fromarray(image).save(path, "JPEG", quality=JPEG_QUALITY)
-    return params
+    return params, mask
 
 
 def _render_all(tasks, workers, progress):
@@ -360,8 +462,8 @@ def _render_all(tasks, workers, progress):
     else:
         pool, iterator = None, map(_render_one, tasks)
     try:
-        for params in iterator:
-            results.append(params)
+        for result in iterator:
+            results.append(result)
             done += 1
             if progress and (done % step == 0 or done == len(tasks)):
                 rate = done / (time.perf_counter() - start)
@@ -383,8 +485,9 @@ def _write_csv_gz(frame, path):
 
 
 def synthesize(out_dir, n_per_class, n_elliptical, n_edgeon, seed, n_missing_images=0,
-               workers=1, progress=True, size=424):
-    """Write a synthetic GZ2 dataset (catalogue, filename map, JPEGs, truth) under `out_dir`.
+               workers=1, progress=True, size=424, masks=True):
+    """Write a synthetic GZ2 dataset (catalogue, filename map, JPEGs, masks, truth) under
+    `out_dir` (`masks`: also the arm and galaxy mask of each image, in MASK_FILE).
 
     n_per_class: 6 counts for arm classes 1, 2, 3, 4, 5+, can't tell (a list, or a dict keyed by
     class index or name). Each galaxy's randomness comes from (seed, index), so the files are
@@ -413,8 +516,12 @@ def synthesize(out_dir, n_per_class, n_elliptical, n_edgeon, seed, n_missing_ima
     image_dir = out_dir / IMAGE_DIR
     image_dir.mkdir(parents=True, exist_ok=True)
     tasks = [(seed, i, kinds[i], None if missing[i] else str(image_dir / f"{asset_ids[i]}.jpg"),
-              size) for i in range(n)]
-    all_params, render_seconds = _render_all(tasks, workers, progress)
+              size, masks) for i in range(n)]
+    rendered, render_seconds = _render_all(tasks, workers, progress)
+    all_params = [params for params, _ in rendered]
+    if masks:
+        write_masks(out_dir / MASK_FILE, {asset_id: mask for asset_id, (_, mask)
+                                          in zip(asset_ids, rendered) if mask is not None})
 
     scenarios = assign_scenarios(kinds, rng)
     votes = [catalogue_votes(kind, params, np.random.default_rng([seed, i, 1]), scenarios[i])[0]

@@ -176,3 +176,36 @@ def plot_feature_maps(activations, layers, stem, title=None, grids=FEATURE_GRIDS
     if title:
         fig.suptitle(title, fontsize=12)
     return _save(fig, stem)
+
+
+MASK_CONTOURS = (("galaxy", "cyan"), ("arm", "white"))
+
+
+def _mask_contours(ax, regions, index):
+    for region, colour in MASK_CONTOURS:
+        mask = regions[region][index]
+        if mask.min() < 0.5 < mask.max():
+            ax.contour(mask, levels=[0.5], colors=colour, linewidths=0.8)
+
+
+def plot_attribution_masks(display, regions, maps, row_titles, stem) -> list:
+    """Rows: galaxies of the attribution measure; columns: the input, then each method's map
+    (`maps`: method -> (N, H, W)), with the renderer's galaxy (cyan) and arm (white) masks
+    outlined where the model-view mask is one half (`regions`: attribution.model_view_regions)."""
+    methods = list(maps)
+    n_cols = 1 + len(methods)
+    fig = Figure(figsize=(PANEL_INCHES * n_cols + 0.3, (PANEL_INCHES + 0.3) * len(row_titles) + 1.0),
+                 layout="constrained")
+    axes = fig.subplots(len(row_titles), n_cols, squeeze=False)
+    for r, title in enumerate(row_titles):
+        _show_input(axes[r, 0], display[r])
+        _mask_contours(axes[r, 0], regions, r)
+        axes[r, 0].set_title(title, fontsize=9)
+        for c, method in enumerate(methods, start=1):
+            _show_overlay(axes[r, c], display[r], maps[method][r])
+            _mask_contours(axes[r, c], regions, r)
+            if r == 0:
+                axes[r, c].set_title(method, fontsize=9)
+    fig.suptitle("Attribution against the renderer's masks (cyan: galaxy, white: arms)",
+                 fontsize=11)
+    return _save(fig, stem)

@@ -1,4 +1,5 @@
-"""The XAI stage of an `xai`-mode experiment: explain chosen validation galaxies, write figures."""
+"""The XAI stage of an `xai`-mode experiment: explain chosen validation galaxies, write figures,
+and on synthetic data measure where the attribution falls (`spiralarms.attribution`)."""
 
 import json
 import logging
@@ -9,10 +10,17 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from . import model_card
+from . import attribution, model_card, xai_plots
 from .dataset import preprocess
 from .models import FEATURE_LAYERS
-from .xai import choose_examples, explain_experiment
+from .synthetic import read_masks
+from .xai import (
+    choose_examples,
+    explain_experiment,
+    gradcam_plus_plus,
+    label_predictions,
+    smoothgrad,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +36,13 @@ def load_as_seen(images_dir, asset_ids, model_name, settings) -> np.ndarray:
     return np.stack(images)
 
 
-def run_xai(experiment, model_path, predictions_dir, images_dir, settings, xai, out_dir) -> dict:
-    """Explain the validation subset (the one the notebook used), or test when val is absent."""
+def run_xai(experiment, model_path, predictions_dir, images_dir, settings, xai, out_dir,
+            masks=None) -> dict:
+    """Explain the validation subset (the one the notebook used), or test when val is absent.
+
+    `masks`: the synthetic dataset's masks.zip, for the attribution measure (attribution.csv,
+    attribution_galaxies.csv and xai.json's "attribution"); None on real data, which skips it.
+    """
     settings = model_card.preprocessing(model_path, settings)  # an imported model's own sizes
     predictions_dir = Path(predictions_dir)
     subset = "val" if (predictions_dir / "val.parquet").exists() else "test"
@@ -49,5 +62,79 @@ def run_xai(experiment, model_path, predictions_dir, images_dir, settings, xai, 
               "files": [str(f) for f in result.get("files", [])]}
     log.info("%s: GradCAM++ %.3f s/image, SmoothGrad %.3f s/image", experiment.name,
              result["gradcam_s_per_image"], result["smoothgrad_s_per_image"])
+    if masks is None:
+        log.info("%s: attribution measure skipped: %s (the arm and galaxy masks come with the "
+                 "synthetic dataset only)", experiment.name, attribution.NO_MASKS)
+        result["attribution"] = {"status": attribution.NO_MASKS}
+    else:
+        result["attribution"] = measure_attribution(
+            experiment, model, predictions, images_dir, masks, settings, xai, out_dir)
+        result["files"] += result["attribution"].pop("files")
     (Path(out_dir) / "xai.json").write_text(json.dumps(result, indent=1, default=str))
     return result
+
+
+def measure_attribution(experiment, model, predictions, images_dir, masks, settings, xai,
+                        out_dir) -> dict:
+    """Energy-based pointing of GradCAM++ and SmoothGrad on up to xai.attribution_per_class
+    galaxies per true class, each explained for its true class, against the renderer's arm and
+    galaxy masks brought to the model's view. Writes attribution.csv (per method and class) and
+    attribution_galaxies.csv (per galaxy and method); returns xai.json's "attribution"."""
+    class_names = list(experiment.variant.class_names)
+    galaxies = attribution.choose_galaxies(
+        label_predictions(predictions, class_names), xai.get("attribution_per_class", 10))
+    images = load_as_seen(images_dir, galaxies["asset_id"], experiment.model, settings)
+    labels = read_masks(masks, galaxies["asset_id"])
+    regions = attribution.model_view_regions(
+        np.stack([labels[int(a)] for a in galaxies["asset_id"]]), settings["image_size"],
+        settings["crop_size"])
+    targets = galaxies["true_index"].to_numpy(int)
+    maps = {
+        "gradcam++": gradcam_plus_plus(model, images, targets, batch_size=xai["batch_size"]),
+        "smoothgrad": smoothgrad(model, images, targets, samples=xai["smooth_samples"],
+                                 noise=xai["smooth_noise"], batch_size=xai["batch_size"],
+                                 seed=experiment.seed),
+    }
+    table = attribution.galaxy_table(galaxies, maps, regions, class_names)
+    summary = attribution.summarise(table, class_names)
+    out_dir = Path(out_dir)
+    files = [out_dir / "attribution.csv", out_dir / "attribution_galaxies.csv"]
+    summary.to_csv(files[0], index=False, float_format="%.4f", lineterminator="\n")
+    table.to_csv(files[1], index=False, float_format="%.4f", lineterminator="\n")
+    files += _plot_first_of_each_class(galaxies, images, regions, maps, table, class_names,
+                                       out_dir / "attribution_masks")
+    for row in summary[summary["class"] == attribution.ALL_CLASSES].itertuples():
+        if row.n_zero_maps == row.n:
+            log.info("%s: %s: all %d maps are zero, no energy to measure (at this input size "
+                     "top_conv may be 1 x 1)", experiment.name, row.method, row.n)
+            continue
+        log.info("%s: %s energy on arms %.3f (area %.3f), galaxy %.3f (area %.3f), sky %.3f "
+                 "(area %.3f) over %d galaxies", experiment.name, row.method, row.arm_share,
+                 row.arm_area, row.galaxy_share, row.galaxy_area, row.sky_share, row.sky_area,
+                 row.n)
+    return {
+        "status": "measured",
+        "target": attribution.TARGET,
+        "n_galaxies": len(galaxies),
+        "image_size": int(settings["image_size"]),
+        "crop_size": int(settings["crop_size"]),
+        "table": json.loads(summary.to_json(orient="records")),
+        "files": [str(f) for f in files],
+    }
+
+
+SHORT = {"gradcam++": "CAM++", "smoothgrad": "SG"}
+
+
+def _plot_first_of_each_class(galaxies, images, regions, maps, table, class_names, stem):
+    """attribution_masks.png/.pdf: the first measured galaxy of each class, with its masks."""
+    rows = galaxies.groupby("true_index", sort=True).head(1).index.to_numpy()
+    titles = []
+    for i in rows:
+        shares = table[table["asset_id"] == galaxies.loc[i, "asset_id"]].set_index("method")
+        arm = " ".join(f"{SHORT[m]} {shares.loc[m, 'arm_share']:.2f}" for m in maps)
+        titles.append(f"true {class_names[int(galaxies.loc[i, 'true_index'])]}, arm area "
+                      f"{shares['arm_area'].iloc[0]:.2f}\narm share {arm}")
+    return xai_plots.plot_attribution_masks(
+        images[rows], {k: v[rows] for k, v in regions.items()},
+        {m: v[rows] for m, v in maps.items()}, titles, stem)

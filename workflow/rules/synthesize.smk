@@ -5,6 +5,7 @@ rule synthesize:
         images=directory(f"{SYNTHETIC}/images_gz2/images"),
         physical=f"{SYNTHETIC}/stellar_mass_sfr.csv",
         truth=f"{SYNTHETIC}/truth.csv",
+        masks=f"{SYNTHETIC}/masks.zip",
         sheet=report(
             f"{SYNTHETIC}/contact_sheet.png",
             caption="../report/contact_sheet.rst",

@@ -3,6 +3,8 @@ rule xai:
         model=rules.train.output.model,
         predictions=rules.evaluate.output.predictions,
         images=images_path(),
+        # the renderer's arm and galaxy masks; none on real data (no attribution measure)
+        masks=rules.synthesize.output.masks if config["synthetic"]["enabled"] else [],
     output:
         xai=report(
             directory(f"{RESULTS}/experiments/{{experiment}}/xai"),
@@ -21,3 +23,21 @@ rule xai:
         xai=config["xai"],
     script:
         "../scripts/xai.py"
+
+
+rule xai_summary:
+    input:
+        xai=expand(f"{RESULTS}/experiments/{{e}}/xai", e=xai_experiments()),
+    output:
+        csv=report(
+            f"{RESULTS}/summary/attribution.csv",
+            caption="../report/attribution.rst",
+            category="XAI",
+        ),
+        markdown=f"{RESULTS}/summary/attribution.md",
+    log:
+        f"{RESULTS}/logs/xai_summary.log",
+    conda:
+        "../../envs/spiralarms.yaml"
+    script:
+        "../scripts/xai_summary.py"

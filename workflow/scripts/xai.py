@@ -3,6 +3,7 @@ from spiralarms.experiment import Experiment
 from spiralarms.xai_stage import run_xai
 
 logs.to_file(snakemake.log[0])
+masks = snakemake.input.get("masks") or None  # absent or [] on real data
 run_xai(
     Experiment.parse(snakemake.wildcards.experiment),
     snakemake.input.model,
@@ -11,4 +12,5 @@ run_xai(
     snakemake.params.settings,
     snakemake.params.xai,
     snakemake.output.xai,
+    masks=masks,
 )
