@@ -101,7 +101,7 @@ def read_fits(path, options: FitsOptions = FitsOptions()) -> tuple[np.ndarray, s
 
 
 def read_planes(path, options: FitsOptions = FitsOptions()) -> tuple[np.ndarray, str]:
-    """The chosen bands as float64 (bands, height, width), flipped to display orientation."""
+    """The chosen bands as float32 (bands, height, width), flipped to display orientation."""
     from astropy.io import fits
 
     try:
@@ -113,7 +113,7 @@ def read_planes(path, options: FitsOptions = FitsOptions()) -> tuple[np.ndarray,
     with hdus:
         try:
             data, where = _image_data(hdus, options.hdu, path)
-            data = np.asarray(data, dtype=np.float64)  # big-endian, BZERO/BSCALE applied
+            data = np.asarray(data, dtype=np.float32)  # native order, BZERO/BSCALE applied
         except SkipImage:
             raise
         except Exception as error:
@@ -135,7 +135,7 @@ def read_planes(path, options: FitsOptions = FitsOptions()) -> tuple[np.ndarray,
     elif max(bands) >= data.shape[0]:
         raise SkipImage("bad_bands", f"fits.bands {list(bands)} asks for plane {max(bands)} but "
                                      f"{where} has {data.shape[0]} plane(s)")
-    planes = data[list(bands)][:, ::-1, :]  # FITS row 0 is the bottom row
+    planes = data[list(bands), ::-1, :]  # FITS row 0 is the bottom row
     if len(bands) == 1:
         label = "FITS 1 band"
     else:
@@ -172,17 +172,18 @@ def _has_image(item) -> bool:
     return item.header.get("NAXIS", 0) >= 2 and len(shape) >= 2 and min(shape) > 0
 
 
-def interval(planes: np.ndarray, options: FitsOptions) -> tuple[float, float]:
+def interval(finite: np.ndarray, options: FitsOptions) -> tuple[float, float]:
     """(low, high) in data units, from the finite pixels of all bands together."""
-    finite = planes[np.isfinite(planes)]
     if not finite.size:
         raise SkipImage("no_finite_pixels", "every pixel is NaN or infinite")
     if options.stretch == "zscale" and (options.low is None or options.high is None):
         from astropy.visualization import ZScaleInterval
 
         low, high = ZScaleInterval().get_limits(finite)
-    else:
+    elif options.low is None or options.high is None:
         low, high = np.percentile(finite, options.percentiles)
+    else:
+        low, high = options.low, options.high
     low = low if options.low is None else options.low
     high = high if options.high is None else options.high
     if not high > low:
@@ -196,12 +197,16 @@ def stretch(planes: np.ndarray, options: FitsOptions = FitsOptions()) -> np.ndar
     """float32 (bands, y, x) in [0, 1]: interval, NaN/inf to low, then the stretch."""
     from astropy.visualization import AsinhStretch
 
-    low, high = interval(planes, options)
-    values = np.where(np.isfinite(planes), planes, low)
-    values = np.clip((values - low) / (high - low), 0.0, 1.0)
+    planes = np.asarray(planes, np.float32)
+    good = np.isfinite(planes)
+    every = bool(good.all())
+    low, high = interval(planes.ravel() if every else planes[good], options)
+    values = planes - np.float32(low) if every else np.where(good, planes - np.float32(low), 0)
+    values *= np.float32(1.0 / (high - low))
+    np.clip(values, 0.0, 1.0, out=values)
     if options.stretch == "asinh":
-        values = AsinhStretch(a=options.asinh_a)(values, clip=True)
-    return values.astype(np.float32)
+        values = AsinhStretch(a=options.asinh_a)(values, clip=False, out=values)
+    return values.astype(np.float32, copy=False)
 
 
 def to_rgb(planes: np.ndarray) -> np.ndarray:
