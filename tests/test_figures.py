@@ -111,6 +111,22 @@ def test_misclassification_sheets_cap_each_cell(tmp_path):
     assert len(sheets) == 1 and len(loaded) == 4
 
 
+def test_misclassification_overview_caps_at_the_most_confident_mistakes(tmp_path):
+    loaded = []
+
+    def load_image(asset_id):
+        loaded.append(asset_id)
+        return np.zeros((8, 8), dtype=np.uint8)
+
+    (sheet,) = figures.misclassification_overview(predictions(), load_image, tmp_path / "top",
+                                                  CLASSES, max_shown=3)
+    assert sheet.name == "top.png"
+    assert loaded == [103, 102, 106]  # 4 mistakes, the 3 most confident, most confident first
+    assert figures.misclassification_overview(
+        predictions().assign(pred=lambda t: t["true"]), load_image, tmp_path / "none",
+        CLASSES) == []
+
+
 def test_mass_histograms_and_median_table(tmp_path):
     medians = figures.mass_histograms(predictions(), CLASSES, tmp_path / "mass")
     assert_written(tmp_path / "mass")

@@ -51,9 +51,11 @@ def write_experiment_figures(metrics_path, predictions_dir, history_path, images
     primary = metrics["subset"]
     predictions = pd.read_parquet(Path(predictions_dir) / f"{primary}.parquet")
     class_names = metrics["class_names"]
+    loader = jpeg_loader(images_dir, crop_size)
     written += figures.misclassification_sheets(
-        predictions, jpeg_loader(images_dir, crop_size), out_dir / f"misclassified_{primary}",
-        class_names)
+        predictions, loader, out_dir / f"misclassified_{primary}", class_names)
+    written += figures.misclassification_overview(
+        predictions, loader, out_dir / f"misclassified_{primary}_top", class_names)
     mass = figures.mass_histograms(predictions, class_names, out_dir / f"stellar_mass_{primary}")
     if mass is None:
         log.info("no physical properties configured (data.physical): stellar-mass figure skipped")

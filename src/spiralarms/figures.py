@@ -221,16 +221,39 @@ def _predicted_probability(cell, class_names):
     return out
 
 
-def _contact_sheet(rows, probability, load_image):
+def misclassification_overview(predictions, load_image, out_stem, class_names,
+                               max_shown=16) -> list:
+    """One sheet of the most confidently wrong galaxies of a subset, every cell mixed (each
+    thumbnail says true -> predicted): the capped view the report embeds; the per-cell sheets
+    stay on disk. Returns the PNG path, or [] when nothing is wrong."""
+    _require_columns(predictions, ["true", "pred", "asset_id", "arm_fraction"])
+    labels = [" ".join(label.split()) for label in axis_labels(class_names)]
+    wrong = predictions[predictions["true"] != predictions["pred"]]
+    if wrong.empty:
+        return []
+    probability = _predicted_probability(wrong, class_names)
+    order = np.argsort(-np.nan_to_num(probability, nan=-1), kind="stable")[:max_shown]
+    shown = wrong.iloc[order]
+    titles = [f"{labels[t]} → {labels[p]}" for t, p in zip(shown["true"], shown["pred"])]
+    fig = _contact_sheet(shown, probability[order], load_image, titles)
+    fig.suptitle(f"The {len(shown)} most confidently wrong of {len(wrong)} misclassified "
+                 "(true → predicted; all cells: misclassified_<subset>/)", fontsize=10)
+    return [save(fig, out_stem)[0]]
+
+
+def _contact_sheet(rows, probability, load_image, titles=None):
     n_cols = min(4, len(rows))
     n_rows = int(np.ceil(len(rows) / n_cols))
     fig = Figure(figsize=(max(2.2 * n_cols, 5.0), 2.4 * n_rows + 0.6), layout="constrained")
     axes = np.atleast_1d(fig.subplots(n_rows, n_cols)).ravel()
     for ax in axes:
         ax.set_axis_off()
-    for ax, asset_id, rho, p in zip(axes, rows["asset_id"], rows["arm_fraction"], probability):
+    titles = titles or [""] * len(rows)
+    for ax, asset_id, rho, p, title in zip(axes, rows["asset_id"], rows["arm_fraction"],
+                                           probability, titles):
         ax.imshow(_display_image(load_image(asset_id), asset_id), cmap="gray", vmin=0, vmax=1)
-        ax.set_title(f"ρ={rho:.2f}  p={p:.2f}\n{asset_id}", fontsize=8)
+        ax.set_title(f"{title}\n" * bool(title) + f"ρ={rho:.2f}  p={p:.2f}\n{asset_id}",
+                     fontsize=8)
     return fig
 
 

@@ -31,7 +31,8 @@ rule figures:
     output:
         figures=report(
             directory(f"{EXPERIMENT_DIR}/figures"),
-            patterns=["{name}.png"],
+            # top-level figures only: the per-cell misclassification sheets stay on disk
+            patterns=["{name,[^/]+}.png"],
             caption="../report/figures.rst",
             category="Experiments",
             subcategory="{experiment}",
