@@ -173,7 +173,8 @@ def write_model_card(model_path, model_name, variant, mode, settings, training=N
     model_card.write(model_path, {
         "model": model_name, "mode": mode, "classes": variant.name,
         "class_names": list(variant.class_names), "image_size": settings["image_size"],
-        "crop_size": settings["crop_size"], "training": training or {}})
+        "crop_size": settings["crop_size"],
+        **({"training": training} if training is not None else {})})  # unknown when imported
 
 
 def weights_record(model_name: str, weights, source: dict | None) -> dict:
