@@ -16,3 +16,6 @@ def images(tmp_path_factory):
 
 # The Kaggle API stand-in (tests/kaggle_server.py): `kaggle_server`, and its session CA `kaggle_tls`.
 from kaggle_server import kaggle_server, kaggle_tls  # noqa: F401
+
+# One throwaway SLURM per session (tests/slurm_support.py): `slurm_cluster`.
+from slurm_support import slurm_cluster  # noqa: F401

@@ -7,11 +7,9 @@ a throwaway SLURM that is already up (the /etc/slurm/slurm.conf link up.sh makes
 its own and stops it afterwards.
 """
 
-import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,15 +17,7 @@ import pytest
 import yaml
 from astropy.io import fits
 from PIL import Image
-from test_slurm import (
-    DEFAULT_SLURM_CONF,
-    DOWN,
-    UP,
-    UP_TIMEOUT_S,
-    rule_of,
-    slurm_jobs,
-    why_no_local_slurm,
-)
+from slurm_support import REPO, fast_options, rule_of, slurm_jobs
 from tiny_models import save_tiny_model
 
 from spiralarms import chunks
@@ -36,51 +26,10 @@ from spiralarms.render import render_galaxy
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[1]
 N_JPEG, N_FITS, CHUNK_SIZE = 280, 20, 100  # + 2 bad rows = 302 rows = 4 chunks
 TARGET = "results/predictions/survey.parquet"
 RUN_TIMEOUT_S = 600
-OPTIONS = [
-    "--slurm-status-command", "squeue",
-    "--slurm-init-seconds-before-status-checks", "1",
-    "--seconds-between-status-checks", "2",
-    "--slurm-keep-successful-logs",
-    "--max-threads", str(min(2, os.cpu_count() or 1)),
-    "--default-resources", "slurm_partition=debug", "runtime=30", "mem_mb=1000",
-    "--set-resources", "predict_chunk:mem_mb=2000", "predict_chunk:runtime=15",
-    "--retries", "0",
-]
-
-
-def running_throwaway_slurm():
-    """SLURM_CONF of a throwaway SLURM that is up (up.sh links it from /etc/slurm), or None."""
-    if not DEFAULT_SLURM_CONF.is_symlink():
-        return None
-    conf = str(DEFAULT_SLURM_CONF.resolve())
-    done = subprocess.run(["sinfo", "-h", "-o", "%t"], env={**os.environ, "SLURM_CONF": conf},
-                          capture_output=True, text=True, timeout=20, check=False)
-    return conf if done.returncode == 0 and done.stdout.strip() in ("idle", "mix", "alloc") \
-        else None
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    reason = why_no_local_slurm()
-    if reason:
-        pytest.skip(reason)
-    conf = running_throwaway_slurm()
-    if conf:
-        yield {**os.environ, "SLURM_CONF": conf}
-        return
-    state = tmp_path_factory.mktemp("slurm_predict")
-    try:
-        up = subprocess.run([str(UP), str(state)], capture_output=True, text=True,
-                            timeout=UP_TIMEOUT_S, check=False)
-        if up.returncode != 0:
-            pytest.fail(f"{UP} failed (exit {up.returncode}):\n{up.stderr[-4000:]}")
-        yield {**os.environ, "SLURM_CONF": str(state / "slurm.conf")}
-    finally:
-        subprocess.run([str(DOWN), str(state)], capture_output=True, timeout=120, check=False)
+OPTIONS = fast_options("predict_chunk", runtime=15)
 
 
 def make_survey(folder):
@@ -105,7 +54,8 @@ def make_survey(folder):
     return folder / "catalog.csv"
 
 
-def test_chunks_run_as_slurm_jobs_and_equal_the_single_job(cluster, tmp_path):
+def test_chunks_run_as_slurm_jobs_and_equal_the_single_job(slurm_cluster, tmp_path):
+    cluster = slurm_cluster
     model = save_tiny_model(tmp_path / "model")
     catalogue = make_survey(tmp_path / "survey")
     config = tmp_path / "predict.yaml"
