@@ -12,9 +12,16 @@ MODELS = ("b0", "v2m")
 # Input channels: b0 takes greyscale (as Zoobot's B0 did), v2m RGB.
 CHANNELS = {"b0": 1, "v2m": 3}
 MODES = ("standard", "xai")
-# Without named groups: Snakemake takes this as the {experiment} wildcard constraint.
-NAME_REGEX = (rf"(?:{'|'.join(MODELS)})_(?:{'|'.join(VARIANTS)})_(?:{'|'.join(MODES)})_s\d+"
-              r"(?:_split\d+)?")
+
+
+def name_regex(modes=MODES) -> str:
+    """Without named groups: Snakemake takes it as the {experiment} wildcard constraint."""
+    return (rf"(?:{'|'.join(MODELS)})_(?:{'|'.join(VARIANTS)})_(?:{'|'.join(modes)})_s\d+"
+            r"(?:_split\d+)?")
+
+
+NAME_REGEX = name_regex()
+XAI_NAME_REGEX = name_regex(("xai",))  # only xai-mode networks have the flat graph XAI needs
 PATTERN = re.compile(
     rf"^(?P<model>{'|'.join(MODELS)})_(?P<classes>{'|'.join(VARIANTS)})"
     rf"_(?P<mode>{'|'.join(MODES)})_s(?P<seed>\d+)(?:_split(?P<split>\d+))?$"

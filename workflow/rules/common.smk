@@ -14,6 +14,7 @@ from spiralarms.config_checks import check_comparisons, check_subsets
 from spiralarms.experiment import (
     CHANNELS,
     NAME_REGEX,
+    XAI_NAME_REGEX,
     Experiment,
     experiment_note,
     extra_splits,

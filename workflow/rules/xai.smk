@@ -15,6 +15,8 @@ rule xai:
         ),
     log:
         f"{RESULTS}/logs/xai/{{experiment}}.log",
+    wildcard_constraints:
+        experiment=XAI_NAME_REGEX,
     conda:
         "../../envs/spiralarms.yaml"
     threads: 2
