@@ -42,6 +42,7 @@ DEFAULTS = {
     "precision": "float32",
     "batch_scaling": "fixed",
     "save_optimizer": False,
+    "steps_per_epoch": None,
 }
 PRECISIONS = ("float32", "mixed_float16")
 
@@ -255,6 +256,7 @@ def train_experiment(
     started = time.perf_counter()
     model.fit(
         train_ds, validation_data=val_ds, epochs=s["epochs"], class_weight=weights_by_class,
+        steps_per_epoch=s["steps_per_epoch"],  # null: the whole training set (a cap: smoke runs)
         verbose=2,
         callbacks=[ledger, keras.callbacks.BackupAndRestore(
                        str(work_dir / "backup"), double_checkpoint=True),
