@@ -53,6 +53,7 @@ from . import model_card
 from .dataset import FRAME, preprocess
 from .experiment import CHANNELS
 from .fits import FITS_SUFFIXES, FitsOptions, SkipImage, is_fits, read_fits
+from .model_card import ModelCardError
 from .variants import VARIANTS, get_variant, long_names
 
 log = logging.getLogger(__name__)
@@ -85,10 +86,6 @@ SKIP_MEANINGS = {
 }
 
 
-class ModelCardError(ValueError):
-    """The model card is missing, incomplete, or does not fit the model."""
-
-
 class NoImagesError(ValueError):
     """No image files were found among the inputs."""
 
@@ -103,7 +100,7 @@ def read_card(model_path) -> dict:
     """model.json beside the model, or {} when there is none."""
     try:
         card = model_card.read(model_path)
-    except model_card.ModelCardError as error:
+    except ModelCardError as error:
         raise ModelCardError(f"{error} with keys {CARD_KEYS}") from error
     return card
 
