@@ -171,19 +171,14 @@ def _local(model, spec, path, weights_dir, downloads) -> WeightsPlan:
 
 def fetch(source: Download, dest) -> dict:
     """Download one weights file (resumable; sha256 and, for Keras' files, md5 checked)."""
-    import hashlib
-
-    from .acquire import ChecksumError, download
+    from .acquire import ChecksumError, download, sha256_of
 
     entry = download(source.url, dest, sha256=source.sha256)
     if source.md5:
-        digest = hashlib.md5()
-        with open(dest, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        if digest.hexdigest() != source.md5:
+        md5 = sha256_of(dest, algorithm="md5")
+        if md5 != source.md5:
             os.remove(dest)
-            raise ChecksumError(f"{dest} from {source.url}: md5 {digest.hexdigest()}, expected "
-                                f"{source.md5} (Keras' published sum); the file was removed, "
-                                "rerun to download it again")
+            raise ChecksumError(f"{dest} from {source.url}: md5 {md5}, expected {source.md5} "
+                                "(Keras' published sum); the file was removed, rerun to download "
+                                "it again")
     return entry

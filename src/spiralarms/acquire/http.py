@@ -49,8 +49,9 @@ def manifest_path_for(dest: str | os.PathLike) -> Path:
     return dest.with_name(dest.name + ".manifest.json")
 
 
-def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
+def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read in chunks (`algorithm`: any hashlib name, e.g. md5)."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as stream:
         while block := stream.read(chunk):
             digest.update(block)
