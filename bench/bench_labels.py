@@ -17,8 +17,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from fixtures_gz2 import full_size_catalog, full_size_mapping
 
-from spiralarms.catalog import read_catalog, read_mapping
-from spiralarms.selection import select
+from spiralarms.gz2.catalog import read_catalog, read_mapping
+from spiralarms.gz2.selection import select
 
 OUT = ROOT / "results" / "bench"
 

@@ -54,8 +54,8 @@ from spiralarms.acquire import (
     safe_extract,
 )
 from spiralarms.acquire import http as acquire_http
-from spiralarms.catalog import CatalogError, read_physical
-from spiralarms.selection import run_labels
+from spiralarms.gz2.catalog import CatalogError, read_physical
+from spiralarms.gz2.selection import run_labels
 
 PAYLOAD = os.urandom(300_000)
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -464,7 +464,7 @@ def test_physical_join_is_exact_on_int64_ids_near_1_8e18(tmp_path, caplog):
     catalog = write_catalog(rows, tmp_path / "zoo2MainSpecz.csv.gz")
     mapping = write_mapping(rows, tmp_path / "gz2_filename_mapping.csv", shuffle_seed=1)
 
-    with caplog.at_level(logging.INFO, logger="spiralarms.selection"):
+    with caplog.at_level(logging.INFO, logger="spiralarms.gz2.selection"):
         labels, report = run_labels(catalog, mapping, None, {}, tmp_path / "l.parquet",
                                     tmp_path / "r.json", physical_path=table)
 

@@ -21,8 +21,8 @@ from fixtures_gz2 import (
 )
 from sklearn.model_selection import train_test_split
 
-from spiralarms.catalog import CatalogError, read_catalog, read_mapping, read_physical
-from spiralarms.selection import (
+from spiralarms.gz2.catalog import CatalogError, read_catalog, read_mapping, read_physical
+from spiralarms.gz2.selection import (
     STEPS,
     SelectionError,
     apply_variant,

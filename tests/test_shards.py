@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from fixtures_gz2 import galaxies, write_catalog, write_jpegs, write_mapping
 
-from spiralarms.selection import run_labels
+from spiralarms.gz2.selection import run_labels
 from spiralarms.shards import (
     MANIFEST,
     ShardError,

@@ -22,7 +22,7 @@ share; `lift` is their ratio (mean share / mean area over the galaxies of a clas
 import numpy as np
 import pandas as pd
 
-from .render import MASK_ARM, MASK_GALAXY
+from spiralarms.render import MASK_ARM, MASK_GALAXY
 
 REGIONS = ("arm", "galaxy", "sky")
 METHODS = ("gradcam++", "smoothgrad")
@@ -51,7 +51,7 @@ def model_view(masks, image_size, crop_size) -> np.ndarray:
     A mask enters as a 0/255 uint8 image; preprocess's greyscale branch (b0: channel mean in
     [0, 1]) returns per model pixel the share of its footprint inside the mask.
     """
-    from .dataset import preprocess  # TensorFlow: imported only where masks are measured
+    from spiralarms.dataset import preprocess  # TensorFlow: imported only where masks are measured
 
     masks = np.asarray(masks, dtype=bool)
     if masks.ndim != 3:
@@ -179,7 +179,7 @@ def collect(xai_dirs) -> pd.DataFrame:
     import json
     from pathlib import Path
 
-    from .experiment import Experiment
+    from spiralarms.experiment import Experiment
 
     frames = []
     for folder in map(Path, xai_dirs):
@@ -209,7 +209,7 @@ def _cell(value, digits=3):
 def to_markdown(table: pd.DataFrame) -> str:
     """The summary as markdown: per experiment, method and class, energy share against area
     (the chance level) for arms, galaxy and sky."""
-    from .summary import to_markdown as markdown_table
+    from spiralarms.summary import to_markdown as markdown_table
 
     intro = ("Share of each map's energy (its non-negative sum, maps scaled to [0, 1]) on the "
              "renderer's arm and galaxy masks, in the model's view (central crop, resized); "

@@ -158,7 +158,7 @@ def _check_columns(path, wanted, present):
 
 
 def _folder_rows(folder) -> pd.DataFrame:
-    from .predict import scan_folder
+    from spiralarms.predict import scan_folder
 
     paths = scan_folder(folder)
     return pd.DataFrame({"row": np.arange(len(paths), dtype=np.int64),
@@ -337,7 +337,7 @@ def is_finished(path, entry: dict, digest: str) -> bool:
 
 def predict_chunk(predictor, catalog_path, plan: dict, chunk: str, out_path, threads=None):
     """Predict one chunk and write its file. Returns the full table of its rows."""
-    from .predict import predict_all_rows
+    from spiralarms.predict import predict_all_rows
 
     rows = read_chunk_rows(catalog_path, plan, chunk)
     entry = chunk_entry(plan, chunk)
@@ -377,7 +377,7 @@ def gather(plan: dict, chunk_files, dataset_dir, skipped_csv, summary_json, summ
 
     import pyarrow.parquet as pq
 
-    from .predict import SKIP_MEANINGS, SKIPPED_COLUMNS
+    from spiralarms.predict import SKIP_MEANINGS, SKIPPED_COLUMNS
 
     chunk_files = [Path(p) for p in chunk_files]
     entries = plan["chunks"]
@@ -445,7 +445,7 @@ def _add_hist(total, hist):
 
 def summarise(name, plan, total, predicted, skipped, class_counts, confidence, card, tta,
               meanings) -> dict:
-    from .variants import get_variant, long_names
+    from spiralarms.variants import get_variant, long_names
 
     names = list(card["class_names"]) if card else []
     labels = long_names(get_variant(card["classes"])) if card else []

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .variants import VARIANTS
+from spiralarms.variants import VARIANTS
 
 DEFAULT_SUMMARY = Path("results/summary/metrics.csv")
 SUMMARY_COLUMNS = ["experiment", "subset", "n", "accuracy", "accuracy_ci_low",
@@ -100,7 +100,7 @@ def _card_flags(parser):
 # --- predict -----------------------------------------------------------------------------------
 
 def _predict_parser(commands, common):
-    from .chunks import DEFAULTS
+    from spiralarms.chunks import DEFAULTS
 
     predict = commands.add_parser(
         "predict", parents=[common],
@@ -150,9 +150,9 @@ def _predict_parser(commands, common):
 
 
 def run_predict(args) -> int:
-    from . import chunks
-    from .fits import FitsOptions
-    from .predict import (
+    from spiralarms import chunks
+    from spiralarms.fits import FitsOptions
+    from spiralarms.predict import (
         ModelCardError,
         ModelFileError,
         NoImagesError,
@@ -232,7 +232,7 @@ def _fits_options(args) -> dict:
 
 
 def _run_chunked(args, predictor, source) -> int:
-    from . import chunks
+    from spiralarms import chunks
 
     entry = {"catalog" if args.catalog else "images": str(source), **_input_options(args),
              "chunk_size": args.chunk_size}
@@ -260,14 +260,14 @@ def _run_chunked(args, predictor, source) -> int:
 def _reasons_line(codes) -> str:
     from collections import Counter
 
-    from .predict import SKIP_MEANINGS
+    from spiralarms.predict import SKIP_MEANINGS
 
     return "; ".join(f"{count} {SKIP_MEANINGS.get(code, code)}"
                      for code, count in Counter(codes).most_common())
 
 
 def format_counts(table) -> str:
-    from .predict import class_counts
+    from spiralarms.predict import class_counts
 
     counts = class_counts(table)
     lines = [f"{'class':<12} {'count':>6} {'share':>6}"]
@@ -279,8 +279,8 @@ def format_counts(table) -> str:
 # --- import-model ------------------------------------------------------------------------------
 
 def run_import(args) -> int:
-    from .acquire import AcquireError
-    from .importer import import_model
+    from spiralarms.acquire import AcquireError
+    from spiralarms.importer import import_model
 
     card = {"classes": args.classes, "crop_size": args.crop_size, "mode": args.mode}
     try:
@@ -362,7 +362,7 @@ def _with_interval(value, low, high) -> str:
 # --- convert-weights ---------------------------------------------------------------------------
 
 def run_convert(args) -> int:
-    from .timm_convert import card_path, convert, convert_tf_checkpoint, is_tf_checkpoint
+    from spiralarms.timm_convert import card_path, convert, convert_tf_checkpoint, is_tf_checkpoint
 
     if not (args.src.exists() or is_tf_checkpoint(args.src)):
         raise UserError(f"source {args.src} does not exist")

@@ -39,9 +39,9 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binomtest, chi2
 
-from .experiment import Experiment
-from .metrics import per_class_f1, resample_blocks
-from .variants import VARIANTS
+from spiralarms.experiment import Experiment
+from spiralarms.metrics import per_class_f1, resample_blocks
+from spiralarms.variants import VARIANTS
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +263,7 @@ def write_comparisons(table, out_dir) -> list:
 
 
 def comparisons_markdown(table) -> str:
-    from .summary import to_markdown
+    from spiralarms.summary import to_markdown
 
     intro = ("Difference a - b with its paired-bootstrap 95% interval; p: McNemar's test of the "
              "galaxies one experiment gets right and the other wrong (n_a: only a right, n_b: "

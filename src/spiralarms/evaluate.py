@@ -8,9 +8,9 @@ import keras
 import numpy as np
 import pandas as pd
 
-from . import model_card
-from .dataset import make_dataset
-from .metrics import compute_metrics
+from spiralarms import model_card
+from spiralarms.dataset import make_dataset
+from spiralarms.metrics import compute_metrics
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from . import figures
-from .dataset import FRAME
+from spiralarms import figures
+from spiralarms.dataset import FRAME
 
 log = logging.getLogger(__name__)
 

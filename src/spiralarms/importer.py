@@ -22,11 +22,11 @@ from pathlib import Path
 
 import keras
 
-from .acquire import AcquireError, fetch_gdrive, safe_extract, sha256_of
-from .predict import card_for, read_card
-from .summary import EXPERIMENT_PATTERN
-from .train import DEFAULTS, write_model_card
-from .variants import VARIANTS, get_variant
+from spiralarms.acquire import AcquireError, fetch_gdrive, safe_extract, sha256_of
+from spiralarms.predict import card_for, read_card
+from spiralarms.summary import EXPERIMENT_PATTERN
+from spiralarms.train import DEFAULTS, write_model_card
+from spiralarms.variants import VARIANTS, get_variant
 
 log = logging.getLogger(__name__)
 

@@ -49,12 +49,12 @@ import pandas as pd
 import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
-from . import model_card
-from .dataset import FRAME, preprocess
-from .experiment import CHANNELS
-from .fits import FITS_SUFFIXES, FitsOptions, SkipImage, is_fits, read_fits
-from .model_card import ModelCardError
-from .variants import VARIANTS, get_variant, long_names
+from spiralarms import model_card
+from spiralarms.dataset import FRAME, preprocess
+from spiralarms.experiment import CHANNELS
+from spiralarms.fits import FITS_SUFFIXES, FitsOptions, SkipImage, is_fits, read_fits
+from spiralarms.model_card import ModelCardError
+from spiralarms.variants import VARIANTS, get_variant, long_names
 
 log = logging.getLogger(__name__)
 
@@ -765,7 +765,7 @@ def write_predictions(table, skipped, out_path) -> list:
     if out_path.suffix.lower() == ".csv":
         table.to_csv(out_path, index=False)
     else:
-        from .chunks import arrow_table
+        from spiralarms.chunks import arrow_table
 
         table.to_parquet(out_path, index=False, schema=arrow_table(table).schema)
     written = [out_path]

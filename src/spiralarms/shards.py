@@ -23,7 +23,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from . import gz2
+from spiralarms import gz2
 
 SUBSET_ORDER = ("train", "val", "test", "overflow")
 MANIFEST = "manifest.json"

@@ -369,7 +369,7 @@ def paper_comparison(df) -> pd.DataFrame:
 def notebook_with_ordinal(reference) -> dict:
     """The reference with the ordinal view computed from its published confusion matrix (the
     notebook reported none; intervals from 1000 resamples of that matrix's galaxies)."""
-    from .metrics import ordinal_metrics
+    from spiralarms.metrics import ordinal_metrics
 
     matrix = np.asarray(reference["confusion_matrix"])
     cells = [(t, p) for t in range(len(matrix)) for p in range(len(matrix))]
@@ -461,8 +461,8 @@ def aggregate(metrics_paths, out_dir, comparisons=(), predictions_dirs=None, n_b
     """The summary stage: metrics.{csv,md,tex}, seeds.{csv,md,tex}, comparison.{csv,md} (beside
     the notebook), comparisons.{csv,md} (the config's paired comparisons, from the experiments'
     `predictions_dirs`: name -> folder) and the overview figure overview_f1.png."""
-    from .comparisons import run_comparisons, write_comparisons
-    from .overview import write_overview
+    from spiralarms.comparisons import run_comparisons, write_comparisons
+    from spiralarms.overview import write_overview
 
     out_dir = Path(out_dir)
     table = collect(metrics_paths)

@@ -18,9 +18,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from . import model_card
-from .dataset import make_dataset
-from .models import build_model
+from spiralarms import model_card
+from spiralarms.dataset import make_dataset
+from spiralarms.models import build_model
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def global_batch(settings: dict, n_gpus: int) -> int:
 
 def count_targets(files, class_map, n_classes) -> np.ndarray:
     """Training galaxies per target class, read from the shards (no image decoding)."""
-    from .shards import parse_example
+    from spiralarms.shards import parse_example
 
     counts = np.zeros(n_classes, dtype=int)
     for ex in tf.data.TFRecordDataset(list(map(str, files))).map(parse_example):
@@ -180,8 +180,8 @@ def write_model_card(model_path, model_name, variant, mode, settings, training=N
 
 def weights_record(model_name: str, weights, source: dict | None) -> dict:
     """Which weights the backbone started from: config source, file, sha256, paper's or not."""
-    from .acquire import sha256_of
-    from .weights import PAPER_WEIGHTS
+    from spiralarms.acquire import sha256_of
+    from spiralarms.weights import PAPER_WEIGHTS
 
     source = source or {}
     return {"source": source.get("spec"), "file": Path(weights).name if weights else None,

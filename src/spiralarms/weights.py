@@ -79,7 +79,7 @@ class WeightsPlan:
         seen this split's validation and test galaxies)."""
         if self.experiment is None:
             return self
-        from .experiment import Experiment
+        from spiralarms.experiment import Experiment
 
         split = Experiment.parse(name).split
         source = Experiment.parse(self.experiment).on_split(split).name
@@ -124,7 +124,7 @@ def plan(model: str, spec, sha256=None, weights_dir="results/weights",
         return WeightsPlan(model, spec, path, {path: Download(source.url, sha256, source.md5)})
     if spec.startswith(EXPERIMENT):
         name = spec.removeprefix(EXPERIMENT)
-        from .experiment import Experiment
+        from spiralarms.experiment import Experiment
 
         try:
             source = Experiment.parse(name)
@@ -171,7 +171,7 @@ def _local(model, spec, path, weights_dir, downloads) -> WeightsPlan:
 
 def fetch(source: Download, dest) -> dict:
     """Download one weights file (resumable; sha256 and, for Keras' files, md5 checked)."""
-    from .acquire import ChecksumError, download, sha256_of
+    from spiralarms.acquire import ChecksumError, download, sha256_of
 
     entry = download(source.url, dest, sha256=source.sha256)
     if source.md5:

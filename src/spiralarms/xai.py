@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from . import xai_plots
+from spiralarms import xai_plots
 
 with warnings.catch_warnings():
     # tf-keras-vis 0.8.7 imports zoom from scipy's deprecated namespace; nothing to act on.

@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from . import attribution, model_card, xai_plots
-from .dataset import preprocess
-from .models import FEATURE_LAYERS
-from .synthetic import read_masks
-from .xai import (
+from spiralarms import attribution, model_card, xai_plots
+from spiralarms.dataset import preprocess
+from spiralarms.models import FEATURE_LAYERS
+from spiralarms.synthetic import read_masks
+from spiralarms.xai import (
     choose_examples,
     explain_experiment,
     gradcam_plus_plus,

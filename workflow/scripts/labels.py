@@ -1,4 +1,5 @@
-from spiralarms import logs, selection
+from spiralarms import logs
+from spiralarms.gz2 import selection
 
 logs.to_file(snakemake.log[0])
 selection.run_labels(

@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from . import gz2
+from spiralarms import gz2
 
 ARM_DEBIASED = [f"{a}_debiased" for a in gz2.ARM_ANSWERS]
 ARM_FLAG = [f"{a}_flag" for a in gz2.ARM_ANSWERS]

@@ -26,8 +26,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sklearn.model_selection import train_test_split
 
-from . import gz2
-from .catalog import (
+from spiralarms import gz2
+from spiralarms.gz2.catalog import (
     ARM_DEBIASED,
     ARM_FLAG,
     FEATURES_WF,
@@ -40,7 +40,7 @@ from .catalog import (
     read_mapping,
     read_physical,
 )
-from .variants import Variant, get_variant
+from spiralarms.variants import Variant, get_variant
 
 logger = logging.getLogger(__name__)
 
