@@ -36,7 +36,7 @@ import tensorflow as tf
 from spiralarms.dataset import make_dataset
 from spiralarms.models import build_model
 from spiralarms.shards import read_manifest, shard_files, write_shards
-from spiralarms.synthetic import IMAGE_DIR, read_truth, synthesize
+from spiralarms.synthetic.generate import IMAGE_DIR, read_truth, synthesize
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "bench"

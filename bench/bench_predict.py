@@ -62,7 +62,7 @@ def galaxies(n_jpeg: int, n_fits: int) -> tuple[list, list]:
     from astropy.io import fits
     from PIL import Image
 
-    from spiralarms.render import render_galaxy
+    from spiralarms.synthetic.render import render_galaxy
 
     folder = OUT / "predict" / "galaxies"
     folder.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ import platform
 import tempfile
 from pathlib import Path
 
-from spiralarms.synthetic import synthesize
+from spiralarms.synthetic.generate import synthesize
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,7 +1,7 @@
 """Every remote source of the real pipeline, in its real format, for a small synthetic sample.
 
 `build_gz2_sources(folder)` renders a few galaxies with the project's synthetic generator
-(src/spiralarms/synthetic.py, the `synthesize` rule's code) and packs them the way they are
+(src/spiralarms/synthetic/generate.py, the `synthesize` rule's code) and packs them the way they are
 published:
 - `zoo2MainSpecz.csv.gz` (Zooniverse S3) and `gz2_filename_mapping.csv` (Zenodo), as rendered;
 - `galaxy-zoo-2-images.zip`: the Kaggle dataset jaimetrickz/galaxy-zoo-2-images, members
@@ -26,12 +26,12 @@ from pathlib import Path
 import py7zr
 from kaggle_server import images_zip
 
-from spiralarms import synthetic
-from spiralarms.synthetic_physical import write_physical
+from spiralarms.synthetic import generate
+from spiralarms.synthetic.physical import write_physical
 
 KAGGLE_DATASET = "jaimetrickz/galaxy-zoo-2-images"
-CATALOG_NAME = synthetic.CATALOG_FILE  # zoo2MainSpecz.csv.gz
-MAPPING_NAME = synthetic.MAPPING_FILE  # gz2_filename_mapping.csv
+CATALOG_NAME = generate.CATALOG_FILE  # zoo2MainSpecz.csv.gz
+MAPPING_NAME = generate.MAPPING_FILE  # gz2_filename_mapping.csv
 IMAGES_ZIP_NAME = "galaxy-zoo-2-images.zip"
 PHYSICAL_ARCHIVE_NAME = "stellar mass_SFR.7z"
 PHYSICAL_MEMBER = "stellar mass_SFR.csv"
@@ -89,19 +89,19 @@ def build_gz2_sources(
     folder = Path(folder)
     rendered, sources = folder / "synthetic", folder / "sources"
     sources.mkdir(parents=True, exist_ok=True)
-    summary = synthetic.synthesize(rendered, list(per_class), ellipticals, edgeon, seed=seed,
+    summary = generate.synthesize(rendered, list(per_class), ellipticals, edgeon, seed=seed,
                                    n_missing_images=missing_images, workers=workers,
                                    progress=False, size=size)
     catalog = Path(shutil.copyfile(rendered / CATALOG_NAME, sources / CATALOG_NAME))
     mapping = Path(shutil.copyfile(rendered / MAPPING_NAME, sources / MAPPING_NAME))
     zipped = sources / IMAGES_ZIP_NAME
-    zipped.write_bytes(images_zip(rendered / synthetic.IMAGE_DIR))
+    zipped.write_bytes(images_zip(rendered / generate.IMAGE_DIR))
     physical_csv = rendered / PHYSICAL_MEMBER
     write_physical(rendered, physical_csv, seed=seed)
     archive = sources / PHYSICAL_ARCHIVE_NAME
     write_7z(archive, {PHYSICAL_MEMBER: physical_csv.read_bytes()})
     return GZ2Sources(folder, catalog, mapping, zipped, archive, physical_csv,
-                      rendered / synthetic.TRUTH_FILE, summary["n_galaxies"], summary["n_images"])
+                      rendered / generate.TRUTH_FILE, summary["n_galaxies"], summary["n_images"])
 
 
 def write_7z(path: str | os.PathLike, members: dict[str, bytes]) -> Path:

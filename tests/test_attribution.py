@@ -11,9 +11,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spiralarms import attribution, synthetic, xai_stage
+from spiralarms import attribution, xai_stage
 from spiralarms.experiment import Experiment
-from spiralarms.render import MASK_ARM, MASK_GALAXY, MASK_SKY, draw_params, render_from_params
+from spiralarms.synthetic import generate
+from spiralarms.synthetic.render import (
+    MASK_ARM,
+    MASK_GALAXY,
+    MASK_SKY,
+    draw_params,
+    render_from_params,
+)
 
 FRAME = 424
 
@@ -126,23 +133,23 @@ def test_mask_png_round_trip_and_bad_masks():
     label = np.zeros((8, 12), np.uint8)
     label[2:5, 3:9] = MASK_GALAXY
     label[3, 4:6] = MASK_ARM
-    np.testing.assert_array_equal(synthetic.decode_mask(synthetic.encode_mask(label)), label)
+    np.testing.assert_array_equal(generate.decode_mask(generate.encode_mask(label)), label)
     with pytest.raises(ValueError, match="labels"):
-        synthetic.decode_mask(synthetic.encode_mask(np.full((4, 4), 3, np.uint8)))
+        generate.decode_mask(generate.encode_mask(np.full((4, 4), 3, np.uint8)))
 
 
 def small_dataset(out_dir, workers=1, seed=5):
-    return synthetic.synthesize(out_dir, [1] * 6, 1, 1, seed=seed, n_missing_images=1,
+    return generate.synthesize(out_dir, [1] * 6, 1, 1, seed=seed, n_missing_images=1,
                                 workers=workers, progress=False)
 
 
 def test_masks_are_deterministic_and_match_the_images(tmp_path):
     small_dataset(tmp_path / "a")
     small_dataset(tmp_path / "b", workers=2)
-    first = (tmp_path / "a" / synthetic.MASK_FILE).read_bytes()
-    assert first == (tmp_path / "b" / synthetic.MASK_FILE).read_bytes()
-    truth = synthetic.read_truth(tmp_path / "a")
-    masks = synthetic.read_masks(tmp_path / "a" / synthetic.MASK_FILE)
+    first = (tmp_path / "a" / generate.MASK_FILE).read_bytes()
+    assert first == (tmp_path / "b" / generate.MASK_FILE).read_bytes()
+    truth = generate.read_truth(tmp_path / "a")
+    masks = generate.read_masks(tmp_path / "a" / generate.MASK_FILE)
     with_image = truth.loc[truth["has_image"] == 1, "asset_id"].tolist()
     assert sorted(masks) == sorted(with_image)  # one per image; none for the missing one
     for asset_id, kind in zip(truth["asset_id"], truth["kind"]):
@@ -152,9 +159,9 @@ def test_masks_are_deterministic_and_match_the_images(tmp_path):
                 assert (masks[asset_id] == MASK_ARM).any() == (kind in ("1", "2", "3", "4", "5+"))
     missing = truth.loc[truth["has_image"] == 0, "asset_id"].tolist()
     with pytest.raises(KeyError, match="no mask"):
-        synthetic.read_masks(tmp_path / "a" / synthetic.MASK_FILE, missing)
+        generate.read_masks(tmp_path / "a" / generate.MASK_FILE, missing)
     small_dataset(tmp_path / "c", seed=6)
-    assert first != (tmp_path / "c" / synthetic.MASK_FILE).read_bytes()
+    assert first != (tmp_path / "c" / generate.MASK_FILE).read_bytes()
 
 
 # ---------------------------------------------------------------- the stage without masks
@@ -229,8 +236,8 @@ def test_stage_measures_a_b0_xai_model_at_64_px(tmp_path):
     from spiralarms.variants import VARIANTS
 
     data = tmp_path / "data"
-    synthetic.synthesize(data, [2, 2, 0, 0, 0, 0], 0, 0, seed=2, progress=False)
-    truth = synthetic.read_truth(data)
+    generate.synthesize(data, [2, 2, 0, 0, 0, 0], 0, 0, seed=2, progress=False)
+    truth = generate.read_truth(data)
     keras.utils.set_random_seed(0)
     model = build_model("b0", 2, 64, "xai")
     assert model.get_layer("top_conv").output.shape[1:3] == (2, 2)
@@ -249,8 +256,8 @@ def test_stage_measures_a_b0_xai_model_at_64_px(tmp_path):
     xai = {"per_class": 1, "smooth_samples": 2, "smooth_noise": 0.2, "batch_size": 4,
            "attribution_per_class": 2}
     result = xai_stage.run_xai(Experiment.parse("b0_select12_xai_s3"), model_path, predictions,
-                               data / synthetic.IMAGE_DIR, {"image_size": 32, "crop_size": 224},
-                               xai, out, masks=data / synthetic.MASK_FILE)
+                               data / generate.IMAGE_DIR, {"image_size": 32, "crop_size": 224},
+                               xai, out, masks=data / generate.MASK_FILE)
     assert result["attribution"]["status"] == "measured"
     assert result["attribution"]["image_size"] == 64  # the model card's size, not the config's
     summary = pd.read_csv(out / "attribution.csv", dtype={"class": str})

@@ -22,7 +22,7 @@ from tiny_models import save_tiny_model
 
 from spiralarms import chunks
 from spiralarms.predict import Predictor, predict_rows, write_predictions
-from spiralarms.render import render_galaxy
+from spiralarms.synthetic.render import render_galaxy
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 

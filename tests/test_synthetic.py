@@ -8,8 +8,7 @@ import pytest
 from PIL import Image
 
 from spiralarms import gz2
-from spiralarms.render import KINDS, draw_params, render_galaxy
-from spiralarms.synthetic import (
+from spiralarms.synthetic.generate import (
     CATALOG_FILE,
     IMAGE_DIR,
     MAPPING_FILE,
@@ -19,6 +18,7 @@ from spiralarms.synthetic import (
     read_truth,
     synthesize,
 )
+from spiralarms.synthetic.render import KINDS, draw_params, render_galaxy
 
 PER_CLASS = [5, 5, 5, 5, 5, 5]
 N_MISSING = 2
@@ -246,7 +246,7 @@ def test_arm_number_is_resolvable_in_the_64px_model_view():
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import cross_val_score
 
-    from spiralarms.synthetic import model_view
+    from spiralarms.synthetic.generate import model_view
 
     features, labels = [], []
     for arm_class in range(5):
@@ -261,7 +261,7 @@ def test_arm_number_is_resolvable_in_the_64px_model_view():
 
 
 def test_masks_can_be_left_out_without_changing_any_other_file(tmp_path):
-    from spiralarms.synthetic import MASK_FILE
+    from spiralarms.synthetic.generate import MASK_FILE
 
     args = {"n_per_class": [1, 1, 0, 0, 0, 0], "n_elliptical": 1, "n_edgeon": 0, "seed": 4,
             "progress": False}

@@ -1,7 +1,7 @@
 """Where attribution falls: an energy-based pointing measure against the renderer's masks.
 
 On the synthetic data the renderer knows, per galaxy, which pixels of the 424 frame are arm and
-which are galaxy (`spiralarms.render.galaxy_mask`, stored in the dataset's `masks.zip`). This
+which are galaxy (`spiralarms.synthetic.render.galaxy_mask`, stored in the dataset's `masks.zip`). This
 module brings those masks to the model's view and measures how much of an attribution map's
 energy falls inside them (docs/xai-attribution.md):
 
@@ -22,7 +22,7 @@ share; `lift` is their ratio (mean share / mean area over the galaxies of a clas
 import numpy as np
 import pandas as pd
 
-from spiralarms.render import MASK_ARM, MASK_GALAXY
+from spiralarms.synthetic.render import MASK_ARM, MASK_GALAXY
 
 REGIONS = ("arm", "galaxy", "sky")
 METHODS = ("gradcam++", "smoothgrad")

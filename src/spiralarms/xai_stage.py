@@ -13,7 +13,7 @@ import tensorflow as tf
 from spiralarms import attribution, model_card, xai_plots
 from spiralarms.dataset import preprocess
 from spiralarms.models import FEATURE_LAYERS
-from spiralarms.synthetic import read_masks
+from spiralarms.synthetic.generate import read_masks
 from spiralarms.xai import (
     choose_examples,
     explain_experiment,

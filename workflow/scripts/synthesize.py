@@ -1,12 +1,13 @@
 from pathlib import Path
 
-from spiralarms import logs, synthetic
-from spiralarms.synthetic_physical import write_physical
+from spiralarms import logs
+from spiralarms.synthetic import generate
+from spiralarms.synthetic.physical import write_physical
 
 logs.to_file(snakemake.log[0])
 s = snakemake.params.settings
 out_dir = Path(snakemake.output.catalog).parent
-synthetic.synthesize(
+generate.synthesize(
     out_dir,
     n_per_class=s["per_class"],
     n_elliptical=s["ellipticals"],
@@ -16,4 +17,4 @@ synthetic.synthesize(
     workers=snakemake.threads,
 )
 write_physical(out_dir, snakemake.output.physical, seed=s["seed"])
-synthetic.contact_sheet(out_dir, snakemake.output.sheet)
+generate.contact_sheet(out_dir, snakemake.output.sheet)

@@ -5,7 +5,7 @@
 - `gz2_filename_mapping.csv`: `objid, sample, asset_id`, in shuffled order (join by key);
 - `images_gz2/images/<asset_id>.jpg`: 424x424 RGB JPEGs (a few mapping rows have no image);
 - `masks.zip`: per image, `<asset_id>.png`, where its arms and its galaxy are in the 424 frame (a
-  2-bit palette PNG of labels 0 sky, 1 galaxy, 2 arm: `spiralarms.render.galaxy_mask`; read them
+  2-bit palette PNG of labels 0 sky, 1 galaxy, 2 arm: `spiralarms.synthetic.render.galaxy_mask`; read them
   with `read_masks`). Not a real-data file: for the XAI attribution measure only. One archive
   rather than a file per image: creating thousands of small files would cost more than drawing
   the masks;
@@ -38,7 +38,7 @@ import pandas as pd
 from PIL import Image
 
 from spiralarms import gz2
-from spiralarms.render import (
+from spiralarms.synthetic.render import (
     KIND_LABELS,
     KINDS,
     MASK_ARM,
@@ -636,7 +636,7 @@ def contact_sheet(out_dir, png_path, per_class=6):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m spiralarms.synthetic",
+        prog="python -m spiralarms.synthetic.generate",
         description="Write a synthetic Galaxy Zoo 2 dataset in the real file formats.")
     parser.add_argument("out_dir")
     parser.add_argument("--per-class", type=int, nargs="+", default=[50],

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from spiralarms.synthetic import read_truth
+from spiralarms.synthetic.generate import read_truth
 
 # Mean log10(M*/Msun) offset per truth kind; ellipticals are the most massive.
 MASS_OFFSET = {"1": -0.1, "2": 0.1, "3": -0.25, "4": 0.0, "5+": 0.05, "?": -0.05,
