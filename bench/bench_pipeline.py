@@ -33,9 +33,9 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from spiralarms.dataset import make_dataset
+from spiralarms.data.dataset import make_dataset
+from spiralarms.data.shards import read_manifest, shard_files, write_shards
 from spiralarms.models import build_model
-from spiralarms.shards import read_manifest, shard_files, write_shards
 from spiralarms.synthetic.generate import IMAGE_DIR, read_truth, synthesize
 
 REPO = Path(__file__).resolve().parents[1]

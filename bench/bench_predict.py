@@ -87,9 +87,9 @@ def galaxies(n_jpeg: int, n_fits: int) -> tuple[list, list]:
 def bench_model(model_name: str, image_size: int) -> Path:
     import keras
 
+    from spiralarms.data.variants import VARIANTS
     from spiralarms.models import build_model
     from spiralarms.train import write_model_card
-    from spiralarms.variants import VARIANTS
 
     path = OUT / "predict" / f"{model_name}_{image_size}" / "model.keras"
     if not path.exists():

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from fixtures_gz2 import galaxy_jpeg
 
-from spiralarms.shards import CHECKS, check_jpeg, write_shards
+from spiralarms.data.shards import CHECKS, check_jpeg, write_shards
 
 OUT = ROOT / "results" / "bench"
 

@@ -231,9 +231,9 @@ def test_stage_measures_a_b0_xai_model_at_64_px(tmp_path):
     """An untrained B0 in xai mode at 64 px (top_conv is 2 x 2) on a rendered dataset: the
     stage writes the figures, attribution.csv and attribution_galaxies.csv."""
     keras = pytest.importorskip("keras")
+    from spiralarms.data.variants import VARIANTS
     from spiralarms.models import build_model
     from spiralarms.train import write_model_card
-    from spiralarms.variants import VARIANTS
 
     data = tmp_path / "data"
     generate.synthesize(data, [2, 2, 0, 0, 0, 0], 0, 0, seed=2, progress=False)

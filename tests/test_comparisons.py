@@ -11,7 +11,7 @@ import yaml
 
 from spiralarms import comparisons as cmp
 from spiralarms.config_checks import ConfigError, check_comparisons
-from spiralarms.variants import VARIANTS
+from spiralarms.data.variants import VARIANTS
 
 SIX = list(VARIANTS["6class"].class_names)
 

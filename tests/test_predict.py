@@ -14,8 +14,10 @@ import yaml
 from PIL import Image
 from tiny_models import BAD, GOOD, IMAGE_SIZE, galaxy_pixels
 
-from spiralarms import chunks, dataset
+from spiralarms import chunks
 from spiralarms.cli import main
+from spiralarms.data import dataset
+from spiralarms.data.variants import VARIANTS
 from spiralarms.predict import (
     ModelCardError,
     ModelFileError,
@@ -33,7 +35,6 @@ from spiralarms.predict import (
     window,
     write_predictions,
 )
-from spiralarms.variants import VARIANTS
 
 NAMES = list(VARIANTS["6class"].class_names)
 PROBS = [f"prob_{n}" for n in NAMES]

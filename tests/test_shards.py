@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 from fixtures_gz2 import galaxies, write_catalog, write_jpegs, write_mapping
 
-from spiralarms.gz2.selection import run_labels
-from spiralarms.shards import (
+from spiralarms.data.shards import (
     MANIFEST,
     ShardError,
     check_jpeg,
@@ -19,6 +18,7 @@ from spiralarms.shards import (
     shard_files,
     write_shards,
 )
+from spiralarms.gz2.selection import run_labels
 
 tf = pytest.importorskip("tensorflow")
 
@@ -195,7 +195,7 @@ def test_check_jpeg_reports_shape_and_rejects_non_jpeg():
 
 
 def test_feature_spec_is_available_as_a_module_constant():
-    from spiralarms import shards
+    from spiralarms.data import shards
 
     assert set(shards.FEATURE_SPEC) == {"image", "arm_class", "dr7objid", "asset_id",
                                         "arm_fraction"}

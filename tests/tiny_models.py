@@ -4,9 +4,9 @@ import keras
 import numpy as np
 from PIL import Image
 
+from spiralarms.data.variants import VARIANTS
 from spiralarms.models import build_model
 from spiralarms.train import write_model_card
-from spiralarms.variants import VARIANTS
 
 IMAGE_SIZE = 32
 CARD_SETTINGS = {"image_size": IMAGE_SIZE, "crop_size": 224}

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from spiralarms.shards import shard_files, write_shards
+from spiralarms.data.shards import shard_files, write_shards
 
 
 def _pattern(arm_class: int, rng) -> np.ndarray:

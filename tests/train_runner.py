@@ -5,7 +5,7 @@ import logging
 import sys
 
 from spiralarms import train
-from spiralarms.variants import Variant
+from spiralarms.data.variants import Variant
 
 if __name__ == "__main__":
     args = json.loads(sys.argv[1])

@@ -51,7 +51,9 @@ def model_view(masks, image_size, crop_size) -> np.ndarray:
     A mask enters as a 0/255 uint8 image; preprocess's greyscale branch (b0: channel mean in
     [0, 1]) returns per model pixel the share of its footprint inside the mask.
     """
-    from spiralarms.dataset import preprocess  # TensorFlow: imported only where masks are measured
+    from spiralarms.data.dataset import (
+        preprocess,  # TensorFlow: imported only where masks are measured
+    )
 
     masks = np.asarray(masks, dtype=bool)
     if masks.ndim != 3:

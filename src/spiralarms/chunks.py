@@ -445,7 +445,7 @@ def _add_hist(total, hist):
 
 def summarise(name, plan, total, predicted, skipped, class_counts, confidence, card, tta,
               meanings) -> dict:
-    from spiralarms.variants import get_variant, long_names
+    from spiralarms.data.variants import get_variant, long_names
 
     names = list(card["class_names"]) if card else []
     labels = long_names(get_variant(card["classes"])) if card else []

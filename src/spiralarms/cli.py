@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from spiralarms.variants import VARIANTS
+from spiralarms.data.variants import VARIANTS
 
 DEFAULT_SUMMARY = Path("results/summary/metrics.csv")
 SUMMARY_COLUMNS = ["experiment", "subset", "n", "accuracy", "accuracy_ci_low",

@@ -39,9 +39,9 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binomtest, chi2
 
+from spiralarms.data.variants import VARIANTS
 from spiralarms.experiment import Experiment
 from spiralarms.metrics import per_class_f1, resample_blocks
-from spiralarms.variants import VARIANTS
 
 log = logging.getLogger(__name__)
 

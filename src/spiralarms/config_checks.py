@@ -24,8 +24,8 @@ def check_subsets(config: dict) -> None:
 def check_comparisons(config: dict) -> None:
     """Every entry of `comparisons` names two different experiments of the grid, a subset that
     evaluate.subsets evaluates, and (with `classes`) original classes that both variants keep."""
+    from spiralarms.data.variants import VARIANTS
     from spiralarms.experiment import Experiment, grid
-    from spiralarms.variants import VARIANTS
 
     original_names = list(VARIANTS["6class"].class_names)
     experiments = grid(config["experiments"])

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from spiralarms import model_card
-from spiralarms.dataset import make_dataset
+from spiralarms.data.dataset import make_dataset
 from spiralarms.metrics import compute_metrics
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ import itertools
 import re
 from dataclasses import dataclass
 
-from spiralarms.variants import VARIANTS, Variant
+from spiralarms.data.variants import VARIANTS, Variant
 
 MODELS = ("b0", "v2m")
 # Input channels: b0 takes greyscale (as Zoobot's B0 did), v2m RGB.

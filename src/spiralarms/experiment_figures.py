@@ -9,7 +9,7 @@ import pandas as pd
 from PIL import Image
 
 from spiralarms import figures
-from spiralarms.dataset import FRAME
+from spiralarms.data.dataset import FRAME
 
 log = logging.getLogger(__name__)
 

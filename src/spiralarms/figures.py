@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from spiralarms.data.variants import VARIANTS, long_names
 from spiralarms.metrics import expected_calibration_error, reliability_bins
-from spiralarms.variants import VARIANTS, long_names
 
 log = logging.getLogger(__name__)
 

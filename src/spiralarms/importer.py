@@ -23,10 +23,10 @@ from pathlib import Path
 import keras
 
 from spiralarms.acquire import AcquireError, fetch_gdrive, safe_extract, sha256_of
+from spiralarms.data.variants import VARIANTS, get_variant
 from spiralarms.predict import card_for, read_card
 from spiralarms.summary import EXPERIMENT_PATTERN
 from spiralarms.train import DEFAULTS, write_model_card
-from spiralarms.variants import VARIANTS, get_variant
 
 log = logging.getLogger(__name__)
 

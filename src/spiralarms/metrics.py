@@ -24,7 +24,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_f
 # Resamples drawn per block: bounds memory (block x n indices) while staying vectorised.
 _BOOT_BLOCK = 100
 
-# Arm number of every class name of every variant (spiralarms.variants); None: no arm count.
+# Arm number of every class name of every variant (spiralarms.data.variants); None: no arm count.
 # "5+" is its lower bound; a merged class is the midpoint of what it merges (module docstring).
 ARM_NUMBERS = {"1": 1.0, "2": 2.0, "3": 3.0, "4": 4.0, "5+": 5.0, "3-4": 3.5, "4+": 4.5,
                "?": None}

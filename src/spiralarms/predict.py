@@ -50,11 +50,11 @@ import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
 from spiralarms import model_card
-from spiralarms.dataset import FRAME, preprocess
+from spiralarms.data.dataset import FRAME, preprocess
+from spiralarms.data.variants import VARIANTS, get_variant, long_names
 from spiralarms.experiment import CHANNELS
 from spiralarms.fits import FITS_SUFFIXES, FitsOptions, SkipImage, is_fits, read_fits
 from spiralarms.model_card import ModelCardError
-from spiralarms.variants import VARIANTS, get_variant, long_names
 
 log = logging.getLogger(__name__)
 

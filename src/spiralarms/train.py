@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from spiralarms import model_card
-from spiralarms.dataset import make_dataset
+from spiralarms.data.dataset import make_dataset
 from spiralarms.models import build_model
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ def global_batch(settings: dict, n_gpus: int) -> int:
 
 def count_targets(files, class_map, n_classes) -> np.ndarray:
     """Training galaxies per target class, read from the shards (no image decoding)."""
-    from spiralarms.shards import parse_example
+    from spiralarms.data.shards import parse_example
 
     counts = np.zeros(n_classes, dtype=int)
     for ex in tf.data.TFRecordDataset(list(map(str, files))).map(parse_example):

@@ -11,7 +11,7 @@ import pandas as pd
 import tensorflow as tf
 
 from spiralarms import attribution, model_card, xai_plots
-from spiralarms.dataset import preprocess
+from spiralarms.data.dataset import preprocess
 from spiralarms.models import FEATURE_LAYERS
 from spiralarms.synthetic.generate import read_masks
 from spiralarms.xai import (

@@ -1,6 +1,7 @@
 import pandas as pd
 
-from spiralarms import evaluate, logs, shards
+from spiralarms import evaluate, logs
+from spiralarms.data import shards
 from spiralarms.experiment import Experiment
 
 logs.to_file(snakemake.log[0])

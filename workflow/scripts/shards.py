@@ -1,6 +1,7 @@
 import pandas as pd
 
-from spiralarms import logs, shards
+from spiralarms import logs
+from spiralarms.data import shards
 
 logs.to_file(snakemake.log[0])
 shards.write_shards(

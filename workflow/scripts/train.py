@@ -1,4 +1,5 @@
-from spiralarms import logs, shards, train
+from spiralarms import logs, train
+from spiralarms.data import shards
 from spiralarms.experiment import Experiment
 
 logs.to_file(snakemake.log[0])

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from sklearn.model_selection import train_test_split
 
 from spiralarms import gz2
+from spiralarms.data.variants import Variant, get_variant
 from spiralarms.gz2.catalog import (
     ARM_DEBIASED,
     ARM_FLAG,
@@ -40,7 +41,6 @@ from spiralarms.gz2.catalog import (
     read_mapping,
     read_physical,
 )
-from spiralarms.variants import Variant, get_variant
 
 logger = logging.getLogger(__name__)
 

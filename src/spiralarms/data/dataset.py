@@ -8,9 +8,9 @@ mode (the model carries it in `standard` mode).
 
 import tensorflow as tf
 
+from spiralarms.data.shards import parse_example
 from spiralarms.experiment import CHANNELS
 from spiralarms.models import augmentation_layers
-from spiralarms.shards import parse_example
 
 FRAME = 424  # GZ2 cut-outs are 424 x 424
 
