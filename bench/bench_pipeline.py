@@ -35,7 +35,7 @@ import tensorflow as tf
 
 from spiralarms.data.dataset import make_dataset
 from spiralarms.data.shards import read_manifest, shard_files, write_shards
-from spiralarms.models import build_model
+from spiralarms.models.networks import build_model
 from spiralarms.synthetic.generate import IMAGE_DIR, read_truth, synthesize
 
 REPO = Path(__file__).resolve().parents[1]

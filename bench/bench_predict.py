@@ -88,7 +88,7 @@ def bench_model(model_name: str, image_size: int) -> Path:
     import keras
 
     from spiralarms.data.variants import VARIANTS
-    from spiralarms.models import build_model
+    from spiralarms.models.networks import build_model
     from spiralarms.train import write_model_card
 
     path = OUT / "predict" / f"{model_name}_{image_size}" / "model.keras"

@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from spiralarms import xai
-from spiralarms.models import build_model
+from spiralarms.models.networks import build_model
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -232,7 +232,7 @@ def test_stage_measures_a_b0_xai_model_at_64_px(tmp_path):
     stage writes the figures, attribution.csv and attribution_galaxies.csv."""
     keras = pytest.importorskip("keras")
     from spiralarms.data.variants import VARIANTS
-    from spiralarms.models import build_model
+    from spiralarms.models.networks import build_model
     from spiralarms.train import write_model_card
 
     data = tmp_path / "data"

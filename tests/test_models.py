@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from spiralarms.models import build_model
+from spiralarms.models.networks import build_model
 
 
 def _backbone_weights(model):

@@ -172,7 +172,7 @@ def test_every_experiment_has_metrics_on_each_listed_subset_and_figures(rehearsa
 def test_b0_is_the_papers_recipe_the_zoobot_backbone_stays_frozen(rehearsal):
     import keras
 
-    from spiralarms.models import build_model
+    from spiralarms.models.networks import build_model
 
     weights = rehearsal["results"] / "weights" / f"{ZOOBOT.replace('/', '--')}.weights.h5"
     for experiment in EXPERIMENTS[:2]:

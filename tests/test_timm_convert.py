@@ -2,7 +2,7 @@
 legacy TF checkpoint.
 
 The parity tests build timm's own efficientnet_b0 (random weights, no download) and compare its
-pooled `forward_features` with our backbone built by `spiralarms.models` from the converted file.
+pooled `forward_features` with our backbone built by `spiralarms.models.networks` from the converted file.
 """
 
 import json
@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from timm_support import torch_and_timm
 
-from spiralarms import timm_convert
 from spiralarms.cli import main
-from spiralarms.models import _backbone, build_model
-from spiralarms.timm_convert import ConversionError, UnsafePickleError
+from spiralarms.models import timm_convert
+from spiralarms.models.networks import _backbone, build_model
+from spiralarms.models.timm_convert import ConversionError, UnsafePickleError
 
 TOLERANCE = 1e-4  # max |keras - timm| relative to max |timm feature|
 IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from httpserver import FileServer
 
-from spiralarms import weights
 from spiralarms.acquire import ChecksumError
-from spiralarms.models import build_model
-from spiralarms.weights import WeightsError, plan
+from spiralarms.models import weights
+from spiralarms.models.networks import build_model
+from spiralarms.models.weights import WeightsError, plan
 
 ZOOBOT = "hf_hub:mwalmsley/zoobot-encoder-efficientnet_b0"
 
@@ -145,7 +145,7 @@ def test_experiment_source_is_that_experiments_backbone_and_it_trains_from_scrat
 
 @pytest.mark.parametrize("mode", ["xai", "standard"])
 def test_heads_train_on_another_experiments_frozen_backbone_bit_identical(tmp_path, mode):
-    from spiralarms.models import save_backbone
+    from spiralarms.models.networks import save_backbone
 
     keras.utils.set_random_seed(0)
     source = build_model("b0", 6, 32, mode, bn_momentum=0.9, seed=1)

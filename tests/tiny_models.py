@@ -5,7 +5,7 @@ import numpy as np
 from PIL import Image
 
 from spiralarms.data.variants import VARIANTS
-from spiralarms.models import build_model
+from spiralarms.models.networks import build_model
 from spiralarms.train import write_model_card
 
 IMAGE_SIZE = 32

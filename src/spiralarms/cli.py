@@ -280,7 +280,7 @@ def format_counts(table) -> str:
 
 def run_import(args) -> int:
     from spiralarms.acquire import AcquireError
-    from spiralarms.importer import import_model
+    from spiralarms.models.importer import import_model
 
     card = {"classes": args.classes, "crop_size": args.crop_size, "mode": args.mode}
     try:
@@ -362,7 +362,12 @@ def _with_interval(value, low, high) -> str:
 # --- convert-weights ---------------------------------------------------------------------------
 
 def run_convert(args) -> int:
-    from spiralarms.timm_convert import card_path, convert, convert_tf_checkpoint, is_tf_checkpoint
+    from spiralarms.models.timm_convert import (
+        card_path,
+        convert,
+        convert_tf_checkpoint,
+        is_tf_checkpoint,
+    )
 
     if not (args.src.exists() or is_tf_checkpoint(args.src)):
         raise UserError(f"source {args.src} does not exist")

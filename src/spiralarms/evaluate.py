@@ -8,9 +8,9 @@ import keras
 import numpy as np
 import pandas as pd
 
-from spiralarms import model_card
 from spiralarms.data.dataset import make_dataset
 from spiralarms.metrics import compute_metrics
+from spiralarms.models import model_card
 
 log = logging.getLogger(__name__)
 

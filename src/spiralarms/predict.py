@@ -49,12 +49,12 @@ import pandas as pd
 import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
-from spiralarms import model_card
 from spiralarms.data.dataset import FRAME, preprocess
 from spiralarms.data.variants import VARIANTS, get_variant, long_names
 from spiralarms.experiment import CHANNELS
 from spiralarms.fits import FITS_SUFFIXES, FitsOptions, SkipImage, is_fits, read_fits
-from spiralarms.model_card import ModelCardError
+from spiralarms.models import model_card
+from spiralarms.models.model_card import ModelCardError
 
 log = logging.getLogger(__name__)
 

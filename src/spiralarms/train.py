@@ -18,9 +18,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from spiralarms import model_card
 from spiralarms.data.dataset import make_dataset
-from spiralarms.models import build_model
+from spiralarms.models import model_card
+from spiralarms.models.networks import build_model
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ def write_model_card(model_path, model_name, variant, mode, settings, training=N
 def weights_record(model_name: str, weights, source: dict | None) -> dict:
     """Which weights the backbone started from: config source, file, sha256, paper's or not."""
     from spiralarms.acquire import sha256_of
-    from spiralarms.weights import PAPER_WEIGHTS
+    from spiralarms.models.weights import PAPER_WEIGHTS
 
     source = source or {}
     return {"source": source.get("spec"), "file": Path(weights).name if weights else None,

@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from spiralarms import attribution, model_card, xai_plots
+from spiralarms import attribution, xai_plots
 from spiralarms.data.dataset import preprocess
-from spiralarms.models import FEATURE_LAYERS
+from spiralarms.models import model_card
+from spiralarms.models.networks import FEATURE_LAYERS
 from spiralarms.synthetic.generate import read_masks
 from spiralarms.xai import (
     choose_examples,

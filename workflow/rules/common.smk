@@ -21,7 +21,7 @@ from spiralarms.experiment import (
     grid,
     train_settings,
 )
-from spiralarms import weights as weight_sources
+from spiralarms.models import weights as weight_sources
 
 validate(config, schema="../schemas/config.schema.yaml")
 check_subsets(config)
@@ -121,7 +121,7 @@ def experiment(wildcards):
 
 
 WEIGHTS = f"{RESULTS}/weights"
-# models.<m>.weights -> the files to download, convert and load (spiralarms.weights).
+# models.<m>.weights -> the files to download, convert and load (spiralarms.models.weights).
 WEIGHT_PLANS = {
     model: weight_sources.plan(
         model, settings.get("weights"), settings.get("weights_sha256"), WEIGHTS

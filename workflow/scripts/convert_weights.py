@@ -1,4 +1,5 @@
-from spiralarms import logs, timm_convert
+from spiralarms import logs
+from spiralarms.models import timm_convert
 
 logs.to_file(snakemake.log[0])
 timm_convert.convert(

@@ -1,4 +1,5 @@
-from spiralarms import logs, weights
+from spiralarms import logs
+from spiralarms.models import weights
 
 logs.to_file(snakemake.log[0])
 weights.fetch(snakemake.params.source, snakemake.output.weights)

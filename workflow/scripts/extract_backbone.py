@@ -1,4 +1,5 @@
-from spiralarms import logs, models
+from spiralarms import logs
+from spiralarms.models import networks
 
 logs.to_file(snakemake.log[0])
-models.save_backbone(snakemake.input.model, snakemake.output.backbone)
+networks.save_backbone(snakemake.input.model, snakemake.output.backbone)

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from spiralarms.data.shards import parse_example
 from spiralarms.experiment import CHANNELS
-from spiralarms.models import augmentation_layers
+from spiralarms.models.networks import augmentation_layers
 
 FRAME = 424  # GZ2 cut-outs are 424 x 424
 

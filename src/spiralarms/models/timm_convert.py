@@ -6,7 +6,7 @@ Zoobot publishes its EfficientNetB0 encoder as the timm model
 `.weights.h5` that `keras.applications.EfficientNetB0(include_top=False, weights=None)` loads, and
 a card saying how the numbers were mapped: `<name>.json` beside `<name>.weights.h5`, and a copy
 inside the file.
-`spiralarms.models._backbone` reads that card and sets the backbone up to match
+`spiralarms.models.networks._backbone` reads that card and sets the backbone up to match
 (`prepare_backbone`). docs/zoobot-weights.md explains the choices.
 
 - Safety: the state_dict is a pickle from the internet. `read_state_dict` reads torch's zip format

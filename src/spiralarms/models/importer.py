@@ -34,7 +34,7 @@ DRIVE_LINK = re.compile(r"^https?://(drive|docs)\.google\.com/|^https?://drive\.
 CHECKPOINT_HINT = (
     "A TF checkpoint (e.g. the notebook's finetune_minimal.index + .data-00000-of-00001) or a bare "
     "weights file holds weights, not a model: convert it first by building the same network "
-    "(spiralarms.models.build_model), loading the weights into it (load_weights) and saving it "
+    "(spiralarms.models.networks.build_model), loading the weights into it (load_weights) and saving it "
     "with model.save('model.keras'). Keras 3 cannot read TF checkpoints, so that step needs the "
     "notebook's TensorFlow 2 / tf-keras environment; it is not automated here."
 )

@@ -87,7 +87,7 @@ def _backbone(model: str, inputs, weights):
                 f"weights file {path} (config models.{model}.weights) does not exist; give a Keras "
                 "weights file for the backbone, 'imagenet', or null to train from scratch"
             )
-        from spiralarms import timm_convert
+        from spiralarms.models import timm_convert
 
         # A file from `spiralarms convert-weights` (Zoobot's timm encoder) has a card beside it:
         # timm's numerics (batch-norm epsilon, symmetric padding) and its input range are set

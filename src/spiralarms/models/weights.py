@@ -5,7 +5,7 @@ compute node needs the internet. Accepted sources:
 
 - null: train from scratch;
 - a local file: a Keras `.weights.h5`/`.h5` of the backbone as is, or a PyTorch state_dict
-  (`.bin`, `.pth`, `.pt`) of timm's efficientnet_b0, converted by `spiralarms.timm_convert`;
+  (`.bin`, `.pth`, `.pt`) of timm's efficientnet_b0, converted by `spiralarms.models.timm_convert`;
 - an `https://` URL of either kind: downloaded once (resume, sha256), then as a local file;
 - `imagenet`: Keras' own ImageNet file for the backbone, fetched by that same download rule;
 - `experiment:<name>`: the backbone of another experiment's trained model (that experiment
