@@ -89,7 +89,7 @@ def bench_model(model_name: str, image_size: int) -> Path:
 
     from spiralarms.data.variants import VARIANTS
     from spiralarms.models.networks import build_model
-    from spiralarms.train import write_model_card
+    from spiralarms.training.train import write_model_card
 
     path = OUT / "predict" / f"{model_name}_{image_size}" / "model.keras"
     if not path.exists():

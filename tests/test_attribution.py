@@ -12,7 +12,6 @@ import pandas as pd
 import pytest
 
 from spiralarms import attribution, xai_stage
-from spiralarms.experiment import Experiment
 from spiralarms.synthetic import generate
 from spiralarms.synthetic.render import (
     MASK_ARM,
@@ -21,6 +20,7 @@ from spiralarms.synthetic.render import (
     draw_params,
     render_from_params,
 )
+from spiralarms.training.experiment import Experiment
 
 FRAME = 424
 
@@ -233,7 +233,7 @@ def test_stage_measures_a_b0_xai_model_at_64_px(tmp_path):
     keras = pytest.importorskip("keras")
     from spiralarms.data.variants import VARIANTS
     from spiralarms.models.networks import build_model
-    from spiralarms.train import write_model_card
+    from spiralarms.training.train import write_model_card
 
     data = tmp_path / "data"
     generate.synthesize(data, [2, 2, 0, 0, 0, 0], 0, 0, seed=2, progress=False)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from spiralarms.experiment import Experiment, experiment_note, grid, train_settings
+from spiralarms.training.experiment import Experiment, experiment_note, grid, train_settings
 
 
 def test_name_round_trips_and_bad_names_say_the_form():

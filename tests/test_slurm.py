@@ -15,7 +15,7 @@ import pytest
 import yaml
 from slurm_support import REPO, fast_options, rule_of, slurm_jobs
 
-from spiralarms.experiment import grid
+from spiralarms.training.experiment import grid
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 

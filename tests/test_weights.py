@@ -112,7 +112,7 @@ def test_keras_imagenet_style_h5_file_loads_into_our_v2m(tmp_path):
 
 
 def test_b0_from_scratch_on_real_data_is_said_in_words():
-    from spiralarms.train import DEFAULTS, training_notes
+    from spiralarms.training.train import DEFAULTS, training_notes
 
     (note,) = training_notes("b0", None, DEFAULTS, synthetic=False)
     assert "from scratch" in note and "0.0001" in note and "hf_hub:mwalmsley" in note
@@ -121,7 +121,7 @@ def test_b0_from_scratch_on_real_data_is_said_in_words():
 
 
 def test_weights_record_names_source_file_and_checksum(tmp_path):
-    from spiralarms.train import weights_record
+    from spiralarms.training.train import weights_record
 
     path = tmp_path / "zoobot.weights.h5"
     path.write_bytes(b"weights")

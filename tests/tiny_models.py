@@ -6,7 +6,7 @@ from PIL import Image
 
 from spiralarms.data.variants import VARIANTS
 from spiralarms.models.networks import build_model
-from spiralarms.train import write_model_card
+from spiralarms.training.train import write_model_card
 
 IMAGE_SIZE = 32
 CARD_SETTINGS = {"image_size": IMAGE_SIZE, "crop_size": 224}

@@ -4,8 +4,8 @@ import json
 import logging
 import sys
 
-from spiralarms import train
 from spiralarms.data.variants import Variant
+from spiralarms.training import train
 
 if __name__ == "__main__":
     args = json.loads(sys.argv[1])

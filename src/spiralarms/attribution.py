@@ -181,7 +181,7 @@ def collect(xai_dirs) -> pd.DataFrame:
     import json
     from pathlib import Path
 
-    from spiralarms.experiment import Experiment
+    from spiralarms.training.experiment import Experiment
 
     frames = []
     for folder in map(Path, xai_dirs):

@@ -40,8 +40,8 @@ import pandas as pd
 from scipy.stats import binomtest, chi2
 
 from spiralarms.data.variants import VARIANTS
-from spiralarms.experiment import Experiment
 from spiralarms.metrics import per_class_f1, resample_blocks
+from spiralarms.training.experiment import Experiment
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ def check_comparisons(config: dict) -> None:
     """Every entry of `comparisons` names two different experiments of the grid, a subset that
     evaluate.subsets evaluates, and (with `classes`) original classes that both variants keep."""
     from spiralarms.data.variants import VARIANTS
-    from spiralarms.experiment import Experiment, grid
+    from spiralarms.training.experiment import Experiment, grid
 
     original_names = list(VARIANTS["6class"].class_names)
     experiments = grid(config["experiments"])

@@ -51,10 +51,10 @@ from PIL import Image, UnidentifiedImageError
 
 from spiralarms.data.dataset import FRAME, preprocess
 from spiralarms.data.variants import VARIANTS, get_variant, long_names
-from spiralarms.experiment import CHANNELS
 from spiralarms.fits import FITS_SUFFIXES, FitsOptions, SkipImage, is_fits, read_fits
 from spiralarms.models import model_card
 from spiralarms.models.model_card import ModelCardError
+from spiralarms.training.experiment import CHANNELS
 
 log = logging.getLogger(__name__)
 

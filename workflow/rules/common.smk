@@ -11,7 +11,7 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from spiralarms.config_checks import check_comparisons, check_subsets
-from spiralarms.experiment import (
+from spiralarms.training.experiment import (
     CHANNELS,
     NAME_REGEX,
     XAI_NAME_REGEX,

@@ -2,7 +2,7 @@ import pandas as pd
 
 from spiralarms import evaluate, logs
 from spiralarms.data import shards
-from spiralarms.experiment import Experiment
+from spiralarms.training.experiment import Experiment
 
 logs.to_file(snakemake.log[0])
 labels = pd.read_parquet(snakemake.input.labels)

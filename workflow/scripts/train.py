@@ -1,6 +1,7 @@
-from spiralarms import logs, train
+from spiralarms import logs
 from spiralarms.data import shards
-from spiralarms.experiment import Experiment
+from spiralarms.training import train
+from spiralarms.training.experiment import Experiment
 
 logs.to_file(snakemake.log[0])
 experiment = Experiment.parse(snakemake.wildcards.experiment)

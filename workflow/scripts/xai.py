@@ -1,5 +1,5 @@
 from spiralarms import logs
-from spiralarms.experiment import Experiment
+from spiralarms.training.experiment import Experiment
 from spiralarms.xai_stage import run_xai
 
 logs.to_file(snakemake.log[0])

@@ -26,7 +26,7 @@ from spiralarms.acquire import AcquireError, fetch_gdrive, safe_extract, sha256_
 from spiralarms.data.variants import VARIANTS, get_variant
 from spiralarms.predict import card_for, read_card
 from spiralarms.summary import EXPERIMENT_PATTERN
-from spiralarms.train import DEFAULTS, write_model_card
+from spiralarms.training.train import DEFAULTS, write_model_card
 
 log = logging.getLogger(__name__)
 

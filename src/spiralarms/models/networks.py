@@ -15,7 +15,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from spiralarms.experiment import CHANNELS
+from spiralarms.training.experiment import CHANNELS
 
 MODES = ("standard", "xai")
 # Layers at three depths for the feature-map figures (section 7).

@@ -79,7 +79,7 @@ class WeightsPlan:
         seen this split's validation and test galaxies)."""
         if self.experiment is None:
             return self
-        from spiralarms.experiment import Experiment
+        from spiralarms.training.experiment import Experiment
 
         split = Experiment.parse(name).split
         source = Experiment.parse(self.experiment).on_split(split).name
@@ -124,7 +124,7 @@ def plan(model: str, spec, sha256=None, weights_dir="results/weights",
         return WeightsPlan(model, spec, path, {path: Download(source.url, sha256, source.md5)})
     if spec.startswith(EXPERIMENT):
         name = spec.removeprefix(EXPERIMENT)
-        from spiralarms.experiment import Experiment
+        from spiralarms.training.experiment import Experiment
 
         try:
             source = Experiment.parse(name)
