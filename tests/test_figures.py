@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spiralarms import figures
-from spiralarms.metrics import compute_metrics
+from spiralarms.evaluation import figures
+from spiralarms.evaluation.metrics import compute_metrics
 
 CLASSES = ["1", "2", "?"]
 

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spiralarms.metrics import compute_metrics, metrics_from_predictions
+from spiralarms.evaluation.metrics import compute_metrics, metrics_from_predictions
 
 
 def labels_from_confusion(cm):

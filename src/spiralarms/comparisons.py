@@ -25,7 +25,7 @@ least one matched galaxy; a comparison restricted by `classes` reports accuracy 
 as F1's precision needs the galaxies outside the restriction.
 
 The bootstrap resamples matched galaxies with replacement, the same indices for both experiments
-(spiralarms.metrics.resample_blocks), and reports the 2.5 and 97.5 percentiles of a - b. McNemar's
+(spiralarms.evaluation.metrics.resample_blocks), and reports the 2.5 and 97.5 percentiles of a - b. McNemar's
 test uses the discordant counts n_a (a right, b wrong) and n_b (a wrong, b right): an exact
 two-sided binomial test (scipy.stats.binomtest, p = 0.5) when n_a + n_b < 25, else the chi-squared
 statistic with continuity correction (|n_a - n_b| - 1)^2 / (n_a + n_b) on one degree of freedom.
@@ -40,7 +40,7 @@ import pandas as pd
 from scipy.stats import binomtest, chi2
 
 from spiralarms.data.variants import VARIANTS
-from spiralarms.metrics import per_class_f1, resample_blocks
+from spiralarms.evaluation.metrics import per_class_f1, resample_blocks
 from spiralarms.training.experiment import Experiment
 
 log = logging.getLogger(__name__)

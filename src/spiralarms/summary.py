@@ -10,7 +10,7 @@ Each subset's metrics need `class_names` (compute_metrics writes it). Without an
 the name comes from the nearest parent folder named `{model}_{classes}_{mode}_s{seed}`. Metrics
 written before the ordinal view and the per-class F1 intervals existed leave those columns empty.
 
-The ordinal columns (within_one, mae_arms, qwk with intervals, ordinal_n) are spiralarms.metrics'
+The ordinal columns (within_one, mae_arms, qwk with intervals, ordinal_n) are spiralarms.evaluation.metrics'
 `ordinal_metrics`: on galaxies with an arm count only ("can't tell" left out), "5+" = 5 arms and
 a merged class its midpoint ("3-4" = 3.5, "4+" = 4.5).
 """
@@ -31,7 +31,7 @@ EXPERIMENT_PATTERN = re.compile(
 )
 KEYS = ["model", "classes", "mode", "subset"]
 HEADLINE = ["accuracy", "macro_f1", "weighted_f1", "ece"]
-# The ordinal view of arm number (spiralarms.metrics.ordinal_metrics), each with an interval.
+# The ordinal view of arm number (spiralarms.evaluation.metrics.ordinal_metrics), each with an interval.
 ORDINAL = ["within_one", "mae_arms", "qwk"]
 ORDINAL_LABELS = {"within_one": "within 1 arm", "mae_arms": "MAE (arms)", "qwk": "QWK"}
 SUMMARISED = ["accuracy", "macro_precision", "macro_recall", "macro_f1", "weighted_f1", "ece",
@@ -369,7 +369,7 @@ def paper_comparison(df) -> pd.DataFrame:
 def notebook_with_ordinal(reference) -> dict:
     """The reference with the ordinal view computed from its published confusion matrix (the
     notebook reported none; intervals from 1000 resamples of that matrix's galaxies)."""
-    from spiralarms.metrics import ordinal_metrics
+    from spiralarms.evaluation.metrics import ordinal_metrics
 
     matrix = np.asarray(reference["confusion_matrix"])
     cells = [(t, p) for t in range(len(matrix)) for p in range(len(matrix))]
@@ -421,7 +421,7 @@ def _comparison_markdown(table, df):
     lines = ["# Our B0 6-class validation results beside the published notebook run", "",
              provenance, "", f"**Caveat:** {source['note']}", "",
              ("The notebook's within_one, mae_arms and qwk rows are computed here from its "
-              "published confusion matrix (it reported none); see spiralarms.metrics."), ""]
+              "published confusion matrix (it reported none); see spiralarms.evaluation.metrics."), ""]
     display = pd.concat([provenance_rows(table, df, source), table], ignore_index=True)
     for column in display.columns[1:]:
         display[column] = [

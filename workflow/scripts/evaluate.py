@@ -1,7 +1,8 @@
 import pandas as pd
 
-from spiralarms import evaluate, logs
+from spiralarms import logs
 from spiralarms.data import shards
+from spiralarms.evaluation import evaluate
 from spiralarms.training.experiment import Experiment
 
 logs.to_file(snakemake.log[0])

@@ -1,5 +1,5 @@
 from spiralarms import logs
-from spiralarms.experiment_figures import write_experiment_figures
+from spiralarms.evaluation.experiment_figures import write_experiment_figures
 
 logs.to_file(snakemake.log[0])
 write_experiment_figures(

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from spiralarms import figures
 from spiralarms.data.dataset import FRAME
+from spiralarms.evaluation import figures
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from spiralarms.data.variants import VARIANTS, long_names
-from spiralarms.metrics import expected_calibration_error, reliability_bins
+from spiralarms.evaluation.metrics import expected_calibration_error, reliability_bins
 
 log = logging.getLogger(__name__)
 

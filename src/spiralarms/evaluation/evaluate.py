@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from spiralarms.data.dataset import make_dataset
-from spiralarms.metrics import compute_metrics
+from spiralarms.evaluation.metrics import compute_metrics
 from spiralarms.models import model_card
 
 log = logging.getLogger(__name__)
