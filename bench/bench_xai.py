@@ -19,8 +19,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from spiralarms import xai
 from spiralarms.models.networks import build_model
+from spiralarms.xai import maps
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,11 +40,11 @@ def seconds_per_image(call, n_images):
 
 def warm_compiled_smoothgrad_s_per_image(model, images, classes, samples, batch_size):
     """Seconds per image of the compiled SmoothGrad step once traced (no cloning, no tracing)."""
-    step = xai.compile_mean_abs_gradient(xai.linear_output_copy(model))
+    step = maps.compile_mean_abs_gradient(maps.linear_output_copy(model))
     rng = np.random.RandomState(0)
     batches = [
         (
-            xai.smoothgrad_noisy_copies(images[i : i + batch_size], samples, 0.2, rng),
+            maps.smoothgrad_noisy_copies(images[i : i + batch_size], samples, 0.2, rng),
             classes[i : i + batch_size],
         )
         for i in range(0, len(images), batch_size)
@@ -74,19 +74,19 @@ def main():
 
     n = len(images)
     cam_s, _ = seconds_per_image(
-        lambda: xai.gradcam_plus_plus(model, images, classes, batch_size=args.batch_size), n
+        lambda: maps.gradcam_plus_plus(model, images, classes, batch_size=args.batch_size), n
     )
     compiled_s, _ = seconds_per_image(
-        lambda: xai.smoothgrad(model, images, classes, method="compiled", **smooth), n
+        lambda: maps.smoothgrad(model, images, classes, method="compiled", **smooth), n
     )
     warm_s = warm_compiled_smoothgrad_s_per_image(
         model, images, classes, args.samples, args.batch_size
     )
     few, few_classes = images[: args.library_images], classes[: args.library_images]
     library_s, library_maps = seconds_per_image(
-        lambda: xai.smoothgrad(model, few, few_classes, method="tf-keras-vis", **smooth), len(few)
+        lambda: maps.smoothgrad(model, few, few_classes, method="tf-keras-vis", **smooth), len(few)
     )
-    compiled_few = xai.smoothgrad(model, few, few_classes, method="compiled", **smooth)
+    compiled_few = maps.smoothgrad(model, few, few_classes, method="compiled", **smooth)
 
     result = {
         "model": f"EfficientNetB0 weights=None, {args.size}x{args.size}x1, flat head, 6 classes",

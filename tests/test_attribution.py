@@ -1,4 +1,4 @@
-"""The energy-based pointing measure (spiralarms.attribution) and the renderer's arm/galaxy masks.
+"""The energy-based pointing measure (spiralarms.xai.attribution) and the renderer's arm/galaxy masks.
 
 Hand-made maps and masks with shares computed by hand, the masks' crop and resize to the
 model's view, the masks of rendered galaxies, their determinism, and the real-data skip path.
@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spiralarms import attribution, xai_stage
 from spiralarms.synthetic import generate
 from spiralarms.synthetic.render import (
     MASK_ARM,
@@ -21,6 +20,7 @@ from spiralarms.synthetic.render import (
     render_from_params,
 )
 from spiralarms.training.experiment import Experiment
+from spiralarms.xai import attribution, stage
 
 FRAME = 424
 
@@ -186,18 +186,18 @@ def test_stage_skips_the_measure_without_masks(tmp_path, monkeypatch, caplog):
     pd.DataFrame({"asset_id": [1, 2], "true": [0, 1], "pred": [0, 0],
                   "prob_1": [0.9, 0.6], "prob_2": [0.1, 0.4]}).to_parquet(
         predictions / "val.parquet")
-    monkeypatch.setattr(xai_stage.model_card, "preprocessing", lambda path, settings: settings)
-    monkeypatch.setattr(xai_stage.keras.models, "load_model", lambda *a, **k: "model")
-    monkeypatch.setattr(xai_stage, "load_as_seen", lambda *a: np.zeros((2, 8, 8, 1)))
-    monkeypatch.setattr(xai_stage, "explain_experiment", lambda *a, **k: {
+    monkeypatch.setattr(stage.model_card, "preprocessing", lambda path, settings: settings)
+    monkeypatch.setattr(stage.keras.models, "load_model", lambda *a, **k: "model")
+    monkeypatch.setattr(stage, "load_as_seen", lambda *a: np.zeros((2, 8, 8, 1)))
+    monkeypatch.setattr(stage, "explain_experiment", lambda *a, **k: {
         "gradcam_s_per_image": 0.0, "smoothgrad_s_per_image": 0.0, "files": []})
     measured = []
-    monkeypatch.setattr(xai_stage, "measure_attribution", lambda *a, **k: measured.append(a))
+    monkeypatch.setattr(stage, "measure_attribution", lambda *a, **k: measured.append(a))
     out = tmp_path / "experiments" / "b0_select12_xai_s1" / "xai"
     out.mkdir(parents=True)
     xai = {"per_class": 1, "smooth_samples": 2, "smooth_noise": 0.2, "batch_size": 2}
-    with caplog.at_level(logging.INFO, logger="spiralarms.xai_stage"):
-        result = xai_stage.run_xai(Experiment.parse("b0_select12_xai_s1"), "model.keras",
+    with caplog.at_level(logging.INFO, logger="spiralarms.xai.stage"):
+        result = stage.run_xai(Experiment.parse("b0_select12_xai_s1"), "model.keras",
                                    predictions, "images", {"image_size": 8, "crop_size": 224},
                                    xai, out, masks=None)
     assert not measured and not (out / attribution.SUMMARY_FILE).exists()
@@ -255,7 +255,7 @@ def test_stage_measures_a_b0_xai_model_at_64_px(tmp_path):
     out = tmp_path / "xai"
     xai = {"per_class": 1, "smooth_samples": 2, "smooth_noise": 0.2, "batch_size": 4,
            "attribution_per_class": 2}
-    result = xai_stage.run_xai(Experiment.parse("b0_select12_xai_s3"), model_path, predictions,
+    result = stage.run_xai(Experiment.parse("b0_select12_xai_s3"), model_path, predictions,
                                data / generate.IMAGE_DIR, {"image_size": 32, "crop_size": 224},
                                xai, out, masks=data / generate.MASK_FILE)
     assert result["attribution"]["status"] == "measured"

@@ -11,7 +11,8 @@ import pytest
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
-from spiralarms import xai, xai_plots
+from spiralarms.xai import maps as xai_maps
+from spiralarms.xai import plots as xai_plots
 
 SIZE = 32
 N_CLASSES = 3
@@ -41,15 +42,15 @@ def grey_images():
 
 
 def test_gradcam_maps_have_image_size_and_unit_range(grey_model, grey_images):
-    cams = xai.gradcam_plus_plus(grey_model, grey_images, [0, 1, 2], batch_size=2)
+    cams = xai_maps.gradcam_plus_plus(grey_model, grey_images, [0, 1, 2], batch_size=2)
     assert cams.shape == (3, SIZE, SIZE)
     assert cams.dtype == np.float32
     assert cams.min() >= 0.0 and cams.max() <= 1.0
 
 
 def test_gradcam_batching_does_not_mix_images(grey_model, grey_images):
-    together = xai.gradcam_plus_plus(grey_model, grey_images, [2, 0, 1], batch_size=3)
-    alone = xai.gradcam_plus_plus(grey_model, grey_images, [2, 0, 1], batch_size=1)
+    together = xai_maps.gradcam_plus_plus(grey_model, grey_images, [2, 0, 1], batch_size=3)
+    alone = xai_maps.gradcam_plus_plus(grey_model, grey_images, [2, 0, 1], batch_size=1)
     np.testing.assert_allclose(together, alone, atol=1e-5)
 
 
@@ -60,24 +61,24 @@ def test_smoothgrad_compiled_path_matches_tf_keras_vis(channels):
     if channels == 3:
         images *= 255.0  # V2M-style RGB input, 0-255
     kwargs = {"samples": 3, "noise": 0.2, "batch_size": 2, "seed": 7}
-    compiled = xai.smoothgrad(model, images, [0, 2, 1], method="compiled", **kwargs)
-    library = xai.smoothgrad(model, images, [0, 2, 1], method="tf-keras-vis", **kwargs)
+    compiled = xai_maps.smoothgrad(model, images, [0, 2, 1], method="compiled", **kwargs)
+    library = xai_maps.smoothgrad(model, images, [0, 2, 1], method="tf-keras-vis", **kwargs)
     assert compiled.shape == (3, SIZE, SIZE)
     assert compiled.min() >= 0.0 and compiled.max() <= 1.0
     assert np.abs(compiled - library).max() < 1e-5
 
 
 def test_smoothgrad_noise_depends_on_seed(grey_model, grey_images):
-    first = xai.smoothgrad(grey_model, grey_images, [0, 1, 2], samples=2, seed=0)
-    again = xai.smoothgrad(grey_model, grey_images, [0, 1, 2], samples=2, seed=0)
-    other = xai.smoothgrad(grey_model, grey_images, [0, 1, 2], samples=2, seed=1)
+    first = xai_maps.smoothgrad(grey_model, grey_images, [0, 1, 2], samples=2, seed=0)
+    again = xai_maps.smoothgrad(grey_model, grey_images, [0, 1, 2], samples=2, seed=0)
+    other = xai_maps.smoothgrad(grey_model, grey_images, [0, 1, 2], samples=2, seed=1)
     np.testing.assert_array_equal(first, again)
     assert np.abs(first - other).max() > 1e-3
 
 
 def test_smoothgrad_without_noise_is_the_scaled_logit_gradient(grey_model, grey_images):
     """One noiseless sample must be |d logit_c / d x|, the score on the pre-softmax output."""
-    maps = xai.smoothgrad(grey_model, grey_images, [1, 1, 0], samples=1, noise=0.0)
+    maps = xai_maps.smoothgrad(grey_model, grey_images, [1, 1, 0], samples=1, noise=0.0)
     logit_model = keras.Model(grey_model.input, grey_model.get_layer("softmax_output").input)
     head = grey_model.get_layer("softmax_output")
     x = tf.constant(grey_images)
@@ -85,7 +86,7 @@ def test_smoothgrad_without_noise_is_the_scaled_logit_gradient(grey_model, grey_
         tape.watch(x)
         logits = tf.matmul(logit_model(x), head.kernel) + head.bias
         score = tf.gather(logits, [1, 1, 0], axis=1, batch_dims=1)
-    expected = xai.scale_to_unit(np.abs(tape.gradient(score, x).numpy()).max(axis=-1))
+    expected = xai_maps.scale_to_unit(np.abs(tape.gradient(score, x).numpy()).max(axis=-1))
     np.testing.assert_allclose(maps, expected, atol=1e-5)
 
 
@@ -93,18 +94,18 @@ def test_smoothgrad_leaves_callers_numpy_random_state_alone(grey_model, grey_ima
     np.random.seed(123)
     expected = np.random.random()
     np.random.seed(123)
-    xai.smoothgrad(grey_model, grey_images[:1], [0], samples=1, method="tf-keras-vis")
+    xai_maps.smoothgrad(grey_model, grey_images[:1], [0], samples=1, method="tf-keras-vis")
     assert np.random.random() == expected
 
 
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda m, x: xai.gradcam_plus_plus(m, x, [0, 1]), "one target class per image"),
-        (lambda m, x: xai.gradcam_plus_plus(m, x, [0, 1, 5]), "outside the model's 3 outputs"),
-        (lambda m, x: xai.gradcam_plus_plus(m, x[0], [0]), "add a batch axis"),
-        (lambda m, x: xai.gradcam_plus_plus(m, x, [0, 1, 2], layer="top_cnv"), "no layer"),
-        (lambda m, x: xai.smoothgrad(m, x, [0, 1, 2], method="fast"), "unknown SmoothGrad"),
+        (lambda m, x: xai_maps.gradcam_plus_plus(m, x, [0, 1]), "one target class per image"),
+        (lambda m, x: xai_maps.gradcam_plus_plus(m, x, [0, 1, 5]), "outside the model's 3 outputs"),
+        (lambda m, x: xai_maps.gradcam_plus_plus(m, x[0], [0]), "add a batch axis"),
+        (lambda m, x: xai_maps.gradcam_plus_plus(m, x, [0, 1, 2], layer="top_cnv"), "no layer"),
+        (lambda m, x: xai_maps.smoothgrad(m, x, [0, 1, 2], method="fast"), "unknown SmoothGrad"),
     ],
 )
 def test_bad_arguments_are_named(grey_model, grey_images, call, message):
@@ -113,9 +114,9 @@ def test_bad_arguments_are_named(grey_model, grey_images, call, message):
 
 
 def test_feature_maps_of_the_default_b0_layers(grey_model, grey_images):
-    layers = xai.default_feature_layers(grey_model)
-    assert layers == xai.FEATURE_LAYERS["b0"]
-    maps = xai.feature_maps(grey_model, grey_images[0], layers)
+    layers = xai_maps.default_feature_layers(grey_model)
+    assert layers == xai_maps.FEATURE_LAYERS["b0"]
+    maps = xai_maps.feature_maps(grey_model, grey_images[0], layers)
     # 32 px input: stride 4, 8 and 16 at blocks 2a, 3a and 5a; 6x expansion of 16, 24, 80.
     assert [m.shape for m in maps] == [(8, 8, 96), (4, 4, 144), (2, 2, 480)]
 
@@ -123,12 +124,12 @@ def test_feature_maps_of_the_default_b0_layers(grey_model, grey_images):
 def test_default_feature_layers_recognise_v2m_names():
     inputs = keras.Input((8, 8, 1))
     x = inputs
-    for name in xai.FEATURE_LAYERS["v2m"]:
+    for name in xai_maps.FEATURE_LAYERS["v2m"]:
         x = keras.layers.Conv2D(2, 1, name=name)(x)
     model = keras.Model(inputs, x)
-    assert xai.default_feature_layers(model) == xai.FEATURE_LAYERS["v2m"]
+    assert xai_maps.default_feature_layers(model) == xai_maps.FEATURE_LAYERS["v2m"]
     with pytest.raises(ValueError, match="pass the feature-map layers explicitly"):
-        xai.default_feature_layers(keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs)))
+        xai_maps.default_feature_layers(keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs)))
 
 
 def hand_made_predictions(true, pred, p_pred, as_names=False):
@@ -155,7 +156,7 @@ def test_choose_examples_takes_most_confident_per_class(as_names):
     pred = [0, 0, 0, 1, 1, 2, 1, 2, 1, 0, 2]
     p = [0.5, 0.9, 0.7, 0.6, 0.8, 0.95, 0.6, 0.9, 0.4, 0.7, 0.5]
     frame = hand_made_predictions(true, pred, p, as_names)
-    chosen = xai.choose_examples(frame, per_class=2)
+    chosen = xai_maps.choose_examples(frame, per_class=2)
     correct = chosen[chosen["kind"] == "correct"]
     wrong = chosen[chosen["kind"] == "misclassified"]
     assert correct["id"].tolist() == ["g1", "g2", "g4", "g3", "g5"]
@@ -167,9 +168,9 @@ def test_choose_examples_takes_most_confident_per_class(as_names):
 def test_choose_examples_names_bad_columns():
     frame = hand_made_predictions([0, 1], [0, 1], [0.9, 0.8])
     with pytest.raises(ValueError, match="lack column"):
-        xai.choose_examples(frame.drop(columns="pred"))
+        xai_maps.choose_examples(frame.drop(columns="pred"))
     with pytest.raises(ValueError, match=r"'true' holds \['7'\]"):
-        xai.choose_examples(frame.assign(true=["1", "7"]))
+        xai_maps.choose_examples(frame.assign(true=["1", "7"]))
 
 
 def test_channel_mosaic_scales_each_channel_and_blanks_missing_ones():
@@ -194,7 +195,7 @@ def test_explain_experiment_writes_figures(grey_model, tmp_path, with_errors):
     images = np.random.default_rng(3).random((5, SIZE, SIZE, 1)).astype(np.float32)
     pred = [0, 1, 2, 0, 2] if with_errors else [0, 1, 2, 0, 1]
     frame = hand_made_predictions([0, 1, 2, 0, 1], pred, [0.9, 0.8, 0.7, 0.6, 0.5])
-    result = xai.explain_experiment(
+    result = xai_maps.explain_experiment(
         grey_model, images, None, frame, NAMES, tmp_path, layers=None, samples=2, batch_size=4
     )
     written = {name for name in (p.name for p in tmp_path.iterdir())}

@@ -1,6 +1,6 @@
 from spiralarms import logs
 from spiralarms.training.experiment import Experiment
-from spiralarms.xai_stage import run_xai
+from spiralarms.xai.stage import run_xai
 
 logs.to_file(snakemake.log[0])
 masks = snakemake.input.get("masks") or None  # absent or [] on real data

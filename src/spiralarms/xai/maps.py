@@ -4,7 +4,7 @@ Follows the paper's notebook (tf-keras-vis 0.8.7, softmax replaced by a linear o
 output[:, class]) with two changes: SmoothGrad has a compiled batched path (same maps; on 2 CPU
 cores at 128 px about 0.2 s per image once traced, against 4-5 s for tf-keras-vis's one eager pass
 per noise sample), and a misclassified galaxy is explained for both its predicted and its true
-class (the notebook explained the true class only, bug B10). Figures are drawn by `spiralarms.xai_plots`.
+class (the notebook explained the true class only, bug B10). Figures are drawn by `spiralarms.xai.plots`.
 """
 
 import contextlib
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from spiralarms import xai_plots
+from spiralarms.xai import plots
 
 with warnings.catch_warnings():
     # tf-keras-vis 0.8.7 imports zoom from scipy's deprecated namespace; nothing to act on.
@@ -419,13 +419,13 @@ def explain_experiment(
     correct = examples[examples["kind"] == "correct"]
     wrong = examples[examples["kind"] == "misclassified"]
     if len(correct):
-        files += xai_plots.plot_correct(
+        files += plots.plot_correct(
             correct, display, maps, class_names, out_dir / "xai_correct"
         )
     else:
         notes.append("no correctly classified galaxies: xai_correct not written")
     if len(wrong):
-        files += xai_plots.plot_misclassified(
+        files += plots.plot_misclassified(
             wrong, display, maps, class_names, out_dir / "xai_misclassified"
         )
     else:
@@ -434,10 +434,10 @@ def explain_experiment(
     feature_row = choose_feature_example(examples)
     layers = tuple(layers) if layers else default_feature_layers(model)
     activations = feature_maps(model, images[feature_row], layers)
-    title = "Feature maps (each channel scaled on its own) of one galaxy, " + xai_plots.row_title(
+    title = "Feature maps (each channel scaled on its own) of one galaxy, " + plots.row_title(
         examples.loc[feature_row], class_names
     )
-    files += xai_plots.plot_feature_maps(activations, layers, out_dir / "feature_maps", title)
+    files += plots.plot_feature_maps(activations, layers, out_dir / "feature_maps", title)
     return {
         "gradcam_s_per_image": cam_s / len(targets),
         "smoothgrad_s_per_image": grad_s / len(targets),

@@ -1,5 +1,5 @@
 """The XAI stage of an `xai`-mode experiment: explain chosen validation galaxies, write figures,
-and on synthetic data measure where the attribution falls (`spiralarms.attribution`)."""
+and on synthetic data measure where the attribution falls (`spiralarms.xai.attribution`)."""
 
 import json
 import logging
@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from spiralarms import attribution, xai_plots
 from spiralarms.data.dataset import preprocess
 from spiralarms.models import model_card
 from spiralarms.models.networks import FEATURE_LAYERS
 from spiralarms.synthetic.generate import read_masks
-from spiralarms.xai import (
+from spiralarms.xai import attribution, plots
+from spiralarms.xai.maps import (
     choose_examples,
     explain_experiment,
     gradcam_plus_plus,
@@ -136,6 +136,6 @@ def _plot_first_of_each_class(galaxies, images, regions, maps, table, class_name
         arm = " ".join(f"{SHORT[m]} {shares.loc[m, 'arm_share']:.2f}" for m in maps)
         titles.append(f"true {class_names[int(galaxies.loc[i, 'true_index'])]}, arm area "
                       f"{shares['arm_area'].iloc[0]:.2f}\narm share {arm}")
-    return xai_plots.plot_attribution_masks(
+    return plots.plot_attribution_masks(
         images[rows], {k: v[rows] for k, v in regions.items()},
         {m: v[rows] for m, v in maps.items()}, titles, stem)

@@ -1,4 +1,4 @@
-"""Figures for `spiralarms.xai`: explanation overlays and feature-map grids (PNG + PDF).
+"""Figures for `spiralarms.xai.maps`: explanation overlays and feature-map grids (PNG + PDF).
 
 Uses matplotlib's object API (Figure, no pyplot), so no backend or global state is touched.
 """
