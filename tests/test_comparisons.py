@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from spiralarms import comparisons as cmp
 from spiralarms.config_checks import ConfigError, check_comparisons
 from spiralarms.data.variants import VARIANTS
+from spiralarms.report import comparisons as cmp
 
 SIX = list(VARIANTS["6class"].class_names)
 

@@ -102,7 +102,7 @@ def test_reproduces_notebook_validation_report():
     """The notebook's published B0 6-class report (original-method.md §8) follows from its matrix;
     this also checks every number in the packaged reference file."""
     reference = json.loads(
-        (files("spiralarms") / "data" / "notebook_b0_6class_val.json").read_text()
+        (files("spiralarms.report") / "notebook_b0_6class_val.json").read_text()
     )
     y_true, y_pred = labels_from_confusion(reference["confusion_matrix"])
     m = compute_metrics(y_true, y_pred, None, reference["class_names"], n_boot=0)

@@ -3,7 +3,7 @@ import json
 import pandas as pd
 import pytest
 
-from spiralarms import summary
+from spiralarms.report import summary
 
 SIX = ["1", "2", "3", "4", "5+", "?"]
 
@@ -231,7 +231,7 @@ def test_ordinal_and_per_class_interval_columns(tmp_path):
 
 
 def test_overview_figure_plots_the_metrics_beside_the_notebook(tmp_path):
-    from spiralarms import overview
+    from spiralarms.report import overview
 
     merged = ["1", "2", "3", "4+", "?"]
     paths = [write_nested(tmp_path, "b0_6class_standard_s1",

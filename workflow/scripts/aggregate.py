@@ -1,6 +1,7 @@
 from pathlib import Path
 
-from spiralarms import logs, summary
+from spiralarms import logs
+from spiralarms.report import summary
 
 logs.to_file(snakemake.log[0])
 # Each predictions folder is results/experiments/<experiment>/predictions.

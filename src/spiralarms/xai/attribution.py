@@ -211,7 +211,7 @@ def _cell(value, digits=3):
 def to_markdown(table: pd.DataFrame) -> str:
     """The summary as markdown: per experiment, method and class, energy share against area
     (the chance level) for arms, galaxy and sky."""
-    from spiralarms.summary import to_markdown as markdown_table
+    from spiralarms.report.summary import to_markdown as markdown_table
 
     intro = ("Share of each map's energy (its non-negative sum, maps scaled to [0, 1]) on the "
              "renderer's arm and galaxy masks, in the model's view (central crop, resized); "

@@ -14,7 +14,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from spiralarms.summary import load_notebook_reference
+from spiralarms.report.summary import load_notebook_reference
 
 CLASS_ORDER = ["1", "2", "3", "3-4", "4", "4+", "5+", "?"]
 SUBSET_STYLE = {"val": ("o", "tab:blue"), "test": ("s", "tab:orange"),

@@ -263,13 +263,13 @@ def write_comparisons(table, out_dir) -> list:
 
 
 def comparisons_markdown(table) -> str:
-    from spiralarms.summary import to_markdown
+    from spiralarms.report.summary import to_markdown
 
     intro = ("Difference a - b with its paired-bootstrap 95% interval; p: McNemar's test of the "
              "galaxies one experiment gets right and the other wrong (n_a: only a right, n_b: "
              "only b right). Galaxies are matched by dr7objid; `only a` / `only b` count those "
              "in one table only. A merged class is correct for the original classes it contains "
-             "(judge own); recall is per original class. See spiralarms.comparisons.")
+             "(judge own); recall is per original class. See spiralarms.report.comparisons.")
     lines = ["# Paired comparisons on the same galaxies", "", intro, ""]
     if table.empty:
         return "\n".join(lines + ["No comparisons configured (config key `comparisons`).", ""])

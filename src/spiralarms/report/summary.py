@@ -75,7 +75,7 @@ def read_metrics(path) -> list:
         subsets = {data["subset"]: data}
     else:
         raise KeyError(f"{path}: neither a 'subsets' mapping (nested form) nor a 'subset' key "
-                       f"(flat form); see spiralarms.summary for the two layouts")
+                       f"(flat form); see spiralarms.report.summary for the two layouts")
     entries = []
     for subset, metrics in subsets.items():
         metrics = dict(metrics)
@@ -338,7 +338,7 @@ def _is_numeric_column(column):
 
 def load_notebook_reference() -> dict:
     """The notebook's published B0 6-class validation run (package data, see data/README.md)."""
-    return json.loads((files("spiralarms") / "data" / REFERENCE_FILE).read_text())
+    return json.loads((files("spiralarms.report") / REFERENCE_FILE).read_text())
 
 
 def paper_comparison(df) -> pd.DataFrame:
@@ -461,8 +461,8 @@ def aggregate(metrics_paths, out_dir, comparisons=(), predictions_dirs=None, n_b
     """The summary stage: metrics.{csv,md,tex}, seeds.{csv,md,tex}, comparison.{csv,md} (beside
     the notebook), comparisons.{csv,md} (the config's paired comparisons, from the experiments'
     `predictions_dirs`: name -> folder) and the overview figure overview_f1.png."""
-    from spiralarms.comparisons import run_comparisons, write_comparisons
-    from spiralarms.overview import write_overview
+    from spiralarms.report.comparisons import run_comparisons, write_comparisons
+    from spiralarms.report.overview import write_overview
 
     out_dir = Path(out_dir)
     table = collect(metrics_paths)
