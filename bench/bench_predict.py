@@ -146,7 +146,7 @@ def time_chunked(predictor, paths, chunk_size, threads) -> dict:
     """A whole chunked run as the CLI does it (catalogue, split, chunk files, gather)."""
     import pandas as pd
 
-    from spiralarms import chunks
+    from spiralarms.predict import chunks
 
     work = OUT / "predict" / "chunked"
     shutil.rmtree(work, ignore_errors=True)
@@ -173,7 +173,7 @@ def measure(args) -> dict:
     started = time.perf_counter()
     import numpy as np
 
-    from spiralarms.predict import Predictor, configure_threads
+    from spiralarms.predict.predictor import Predictor, configure_threads
 
     jpegs, fits_files = galaxies(args.images, args.fits_images)
     bare = args.only.startswith("bare") and args.only != "bare_model_share"

@@ -7,8 +7,8 @@ import tensorflow as tf
 from astropy.io import fits
 
 from spiralarms.data.dataset import preprocess
-from spiralarms.fits import FitsOptions, SkipImage, read_fits, read_planes, stretch
-from spiralarms.predict import Predictor, predict_images
+from spiralarms.predict.fits import FitsOptions, SkipImage, read_fits, read_planes, stretch
+from spiralarms.predict.predictor import Predictor, predict_images
 
 RNG = np.random.default_rng(5)
 

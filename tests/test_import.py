@@ -13,7 +13,7 @@ from tiny_models import galaxy_pixels, save_tiny_model
 
 from spiralarms.acquire import UnsafeArchiveError, sha256_of
 from spiralarms.models.importer import ModelImportError, import_model
-from spiralarms.predict import predict_images
+from spiralarms.predict.predictor import predict_images
 
 PROBS = [f"prob_{n}" for n in ("1", "2", "3", "4+", "?")]  # merge45
 

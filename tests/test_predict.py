@@ -14,11 +14,11 @@ import yaml
 from PIL import Image
 from tiny_models import BAD, GOOD, IMAGE_SIZE, galaxy_pixels
 
-from spiralarms import chunks
 from spiralarms.cli import main
 from spiralarms.data import dataset
 from spiralarms.data.variants import VARIANTS
-from spiralarms.predict import (
+from spiralarms.predict import chunks
+from spiralarms.predict.predictor import (
     ModelCardError,
     ModelFileError,
     NoImagesError,
@@ -503,7 +503,7 @@ def test_schema_defaults_are_the_code_defaults():
     defaults = {k: v.get("default") for k, v in spec["properties"].items()
                 if k not in ("model", "images", "catalog")}
     assert {**defaults, "fits": {}} == chunks.DEFAULTS
-    from spiralarms.fits import FitsOptions
+    from spiralarms.predict.fits import FitsOptions
 
     fits_defaults = {k: v["default"] for k, v in spec["properties"]["fits"]["properties"].items()}
     assert fits_defaults == FitsOptions().as_dict()

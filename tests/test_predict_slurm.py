@@ -20,8 +20,8 @@ from PIL import Image
 from slurm_support import REPO, fast_options, rule_of, slurm_jobs
 from tiny_models import save_tiny_model
 
-from spiralarms import chunks
-from spiralarms.predict import Predictor, predict_rows, write_predictions
+from spiralarms.predict import chunks
+from spiralarms.predict.predictor import Predictor, predict_rows, write_predictions
 from spiralarms.synthetic.render import render_galaxy
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]

@@ -17,8 +17,8 @@ from astropy.io import fits
 from PIL import Image
 from tiny_models import galaxy_pixels, save_tiny_model
 
-from spiralarms import chunks
-from spiralarms.predict import Predictor, predict_rows, write_predictions
+from spiralarms.predict import chunks
+from spiralarms.predict.predictor import Predictor, predict_rows, write_predictions
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")

@@ -100,7 +100,7 @@ def _card_flags(parser):
 # --- predict -----------------------------------------------------------------------------------
 
 def _predict_parser(commands, common):
-    from spiralarms.chunks import DEFAULTS
+    from spiralarms.predict.chunks import DEFAULTS
 
     predict = commands.add_parser(
         "predict", parents=[common],
@@ -150,9 +150,9 @@ def _predict_parser(commands, common):
 
 
 def run_predict(args) -> int:
-    from spiralarms import chunks
-    from spiralarms.fits import FitsOptions
-    from spiralarms.predict import (
+    from spiralarms.predict import chunks
+    from spiralarms.predict.fits import FitsOptions
+    from spiralarms.predict.predictor import (
         ModelCardError,
         ModelFileError,
         NoImagesError,
@@ -232,7 +232,7 @@ def _fits_options(args) -> dict:
 
 
 def _run_chunked(args, predictor, source) -> int:
-    from spiralarms import chunks
+    from spiralarms.predict import chunks
 
     entry = {"catalog" if args.catalog else "images": str(source), **_input_options(args),
              "chunk_size": args.chunk_size}
@@ -260,14 +260,14 @@ def _run_chunked(args, predictor, source) -> int:
 def _reasons_line(codes) -> str:
     from collections import Counter
 
-    from spiralarms.predict import SKIP_MEANINGS
+    from spiralarms.predict.predictor import SKIP_MEANINGS
 
     return "; ".join(f"{count} {SKIP_MEANINGS.get(code, code)}"
                      for code, count in Counter(codes).most_common())
 
 
 def format_counts(table) -> str:
-    from spiralarms.predict import class_counts
+    from spiralarms.predict.predictor import class_counts
 
     counts = class_counts(table)
     lines = [f"{'class':<12} {'count':>6} {'share':>6}"]

@@ -182,7 +182,7 @@ def prediction_model(name):
 
 
 # --- predict.<name>: chunked prediction helpers (workflow/rules/predict.smk) ---
-from spiralarms.chunks import job_settings, read_plan, source_of
+from spiralarms.predict.chunks import job_settings, read_plan, source_of
 
 PREDICTIONS = f"{RESULTS}/predictions"
 PREDICTION_NAMES = "|".join(map(re.escape, config["predict"])) or "no-prediction"

@@ -4,8 +4,8 @@ from spiralarms import logs
 
 logs.to_file(snakemake.log[0])  # before TensorFlow starts: its start-up lines go to the log too
 
-from spiralarms.chunks import job_settings, predict_chunk, read_plan
-from spiralarms.predict import Predictor, configure_threads
+from spiralarms.predict.chunks import job_settings, predict_chunk, read_plan
+from spiralarms.predict.predictor import Predictor, configure_threads
 
 pipeline_threads = configure_threads(snakemake.threads)
 settings = job_settings(snakemake.config["predict"][snakemake.wildcards.name])

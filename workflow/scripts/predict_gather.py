@@ -1,7 +1,7 @@
 """predict_gather: finished chunks -> parquet dataset, skipped list, summary and figure."""
 
 from spiralarms import logs
-from spiralarms.chunks import gather, read_plan
+from spiralarms.predict.chunks import gather, read_plan
 
 logs.to_file(snakemake.log[0])
 out = snakemake.output

@@ -1,7 +1,7 @@
 """predict_split: the catalogue (or folder) -> normalised catalogue + chunk plan."""
 
 from spiralarms import logs
-from spiralarms.chunks import plan_chunks, read_input, write_split
+from spiralarms.predict.chunks import plan_chunks, read_input, write_split
 
 logs.to_file(snakemake.log[0])
 settings = snakemake.params.settings

@@ -24,7 +24,7 @@ import keras
 
 from spiralarms.acquire import AcquireError, fetch_gdrive, safe_extract, sha256_of
 from spiralarms.data.variants import VARIANTS, get_variant
-from spiralarms.predict import card_for, read_card
+from spiralarms.predict.predictor import card_for, read_card
 from spiralarms.report.summary import EXPERIMENT_PATTERN
 from spiralarms.training.train import DEFAULTS, write_model_card
 

@@ -158,7 +158,7 @@ def _check_columns(path, wanted, present):
 
 
 def _folder_rows(folder) -> pd.DataFrame:
-    from spiralarms.predict import scan_folder
+    from spiralarms.predict.predictor import scan_folder
 
     paths = scan_folder(folder)
     return pd.DataFrame({"row": np.arange(len(paths), dtype=np.int64),
@@ -337,7 +337,7 @@ def is_finished(path, entry: dict, digest: str) -> bool:
 
 def predict_chunk(predictor, catalog_path, plan: dict, chunk: str, out_path, threads=None):
     """Predict one chunk and write its file. Returns the full table of its rows."""
-    from spiralarms.predict import predict_all_rows
+    from spiralarms.predict.predictor import predict_all_rows
 
     rows = read_chunk_rows(catalog_path, plan, chunk)
     entry = chunk_entry(plan, chunk)
@@ -377,7 +377,7 @@ def gather(plan: dict, chunk_files, dataset_dir, skipped_csv, summary_json, summ
 
     import pyarrow.parquet as pq
 
-    from spiralarms.predict import SKIP_MEANINGS, SKIPPED_COLUMNS
+    from spiralarms.predict.predictor import SKIP_MEANINGS, SKIPPED_COLUMNS
 
     chunk_files = [Path(p) for p in chunk_files]
     entries = plan["chunks"]

@@ -51,9 +51,9 @@ from PIL import Image, UnidentifiedImageError
 
 from spiralarms.data.dataset import FRAME, preprocess
 from spiralarms.data.variants import VARIANTS, get_variant, long_names
-from spiralarms.fits import FITS_SUFFIXES, FitsOptions, SkipImage, is_fits, read_fits
 from spiralarms.models import model_card
 from spiralarms.models.model_card import ModelCardError
+from spiralarms.predict.fits import FITS_SUFFIXES, FitsOptions, SkipImage, is_fits, read_fits
 from spiralarms.training.experiment import CHANNELS
 
 log = logging.getLogger(__name__)
@@ -765,7 +765,7 @@ def write_predictions(table, skipped, out_path) -> list:
     if out_path.suffix.lower() == ".csv":
         table.to_csv(out_path, index=False)
     else:
-        from spiralarms.chunks import arrow_table
+        from spiralarms.predict.chunks import arrow_table
 
         table.to_parquet(out_path, index=False, schema=arrow_table(table).schema)
     written = [out_path]
