@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from spiralarms.models.networks import augmentation_layers, layer_seeds
+from spiralarms.data.augment import augmentation_layers, layer_seeds
 
 SIZE = 41
 CENTRE = (SIZE - 1) / 2

@@ -11,8 +11,8 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from spiralarms.config_checks import check_comparisons, check_subsets
+from spiralarms.data.channels import CHANNELS
 from spiralarms.training.experiment import (
-    CHANNELS,
     NAME_REGEX,
     XAI_NAME_REGEX,
     Experiment,

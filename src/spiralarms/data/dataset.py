@@ -8,9 +8,9 @@ mode (the model carries it in `standard` mode).
 
 import tensorflow as tf
 
+from spiralarms.data.augment import augmentation_layers
+from spiralarms.data.channels import CHANNELS
 from spiralarms.data.shards import parse_example
-from spiralarms.models.networks import augmentation_layers
-from spiralarms.training.experiment import CHANNELS
 
 FRAME = 424  # GZ2 cut-outs are 424 x 424
 

@@ -13,9 +13,9 @@ batch-norm layers (section 5.4). The two modes' weights are not interchangeable 
 from pathlib import Path
 
 import keras
-import numpy as np
 
-from spiralarms.training.experiment import CHANNELS
+from spiralarms.data.augment import augmentation_layers
+from spiralarms.data.channels import CHANNELS
 
 MODES = ("standard", "xai")
 # Layers at three depths for the feature-map figures (section 7).
@@ -23,45 +23,6 @@ FEATURE_LAYERS = {
     "b0": ["block2a_activation", "block3a_activation", "block5a_activation"],
     "v2m": ["block2a_expand_activation", "block3a_expand_activation", "block5a_expand_activation"],
 }
-
-
-FLIPS = {True: ("horizontal", "vertical"), "joint": ("horizontal_and_vertical",), False: ()}
-
-
-def augmentation_layers(rotation=0.5, flip=True, zoom=0.2, seed=None) -> list:
-    """Section 3: any angle with reflect fill, mirror flips, independent height/width zoom.
-
-    `flip: true` mirrors each axis independently, as Keras 2.11's RandomFlip did for the notebook.
-    Keras 3's RandomFlip("horizontal_and_vertical") draws one mask for both axes, so its flip is
-    always a 180-degree rotation and never a mirror; `flip: joint` keeps that behaviour on request.
-    Each layer gets its own seed derived from `seed`: layers sharing an integer seed draw
-    correlated numbers (the flip would follow the sign of the rotation angle).
-    """
-    if flip not in FLIPS:
-        raise ValueError(f"augment.flip={flip!r} must be true, false or 'joint'")
-    seeds = iter(layer_seeds(seed))
-    layers = []
-    if rotation:
-        layers.append(
-            keras.layers.RandomRotation(rotation, fill_mode="reflect", seed=next(seeds))
-        )
-    for axis in FLIPS[flip]:
-        layers.append(keras.layers.RandomFlip(axis, seed=next(seeds)))
-    if zoom:
-        layers.append(
-            keras.layers.RandomZoom(
-                (-zoom, zoom), (-zoom, zoom), fill_mode="reflect", seed=next(seeds)
-            )
-        )
-    return layers
-
-
-def layer_seeds(seed, count: int = 4) -> list:
-    """Independent integer seeds, one per augmentation layer, from the experiment seed."""
-    if seed is None:
-        return [None] * count
-    children = np.random.SeedSequence(int(seed)).spawn(count)
-    return [int(child.generate_state(1)[0] % 2**31) for child in children]
 
 
 def _backbone(model: str, inputs, weights):

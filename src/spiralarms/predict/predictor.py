@@ -49,12 +49,12 @@ import pandas as pd
 import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
+from spiralarms.data.channels import CHANNELS
 from spiralarms.data.dataset import FRAME, preprocess
 from spiralarms.data.variants import VARIANTS, get_variant, long_names
 from spiralarms.models import model_card
 from spiralarms.models.model_card import ModelCardError
 from spiralarms.predict.fits import FITS_SUFFIXES, FitsOptions, SkipImage, is_fits, read_fits
-from spiralarms.training.experiment import CHANNELS
 
 log = logging.getLogger(__name__)
 

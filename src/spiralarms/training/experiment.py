@@ -6,11 +6,10 @@ import itertools
 import re
 from dataclasses import dataclass
 
+from spiralarms.data.channels import CHANNELS
 from spiralarms.data.variants import VARIANTS, Variant
 
-MODELS = ("b0", "v2m")
-# Input channels: b0 takes greyscale (as Zoobot's B0 did), v2m RGB.
-CHANNELS = {"b0": 1, "v2m": 3}
+MODELS = tuple(CHANNELS)  # the networks: b0, v2m
 MODES = ("standard", "xai")
 
 
