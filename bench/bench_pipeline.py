@@ -35,13 +35,14 @@ import tensorflow as tf
 
 from spiralarms.data.dataset import make_dataset
 from spiralarms.data.shards import read_manifest, shard_files, write_shards
+from spiralarms.data.variants import VARIANTS
 from spiralarms.models.networks import build_model
 from spiralarms.synthetic.generate import IMAGE_DIR, read_truth, synthesize
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "bench"
-CLASS_MAP = (0, 1, 2, 3, 4, 5)  # the 6class variant
-N_CLASSES = 6
+VARIANT = VARIANTS["6class"]
+N_CLASSES = VARIANT.n_classes
 GOAL_RATIO = 0.95
 
 
@@ -139,7 +140,7 @@ def time_iteration(dataset, passes: int, n_images: int) -> dict:
 def in_memory_dataset(files, args, n_images: int):
     """Images decoded and preprocessed once (same code path as training), then held as tensors."""
     start = time.perf_counter()
-    batches = list(make_dataset(files, args.model, CLASS_MAP, N_CLASSES, args.image_size,
+    batches = list(make_dataset(files, args.model, VARIANT, args.image_size,
                                 batch_size=256, count=n_images).as_numpy_iterator())
     images = np.concatenate([b[0] for b in batches])
     targets = np.concatenate([b[1] for b in batches])
@@ -160,7 +161,7 @@ def machine() -> dict:
 def run_feeds(files, memory, args, n_images: int) -> dict:
     """Every feed trained `repeats` times, in rotating order so a load burst hits all alike."""
     def pipeline(cache):
-        return make_dataset(files, args.model, CLASS_MAP, N_CLASSES, args.image_size,
+        return make_dataset(files, args.model, VARIANT, args.image_size,
                             batch_size=args.batch_size, cache=cache, count=n_images)
 
     feeds = {"pipeline_no_cache": lambda: pipeline(False), "in_memory": lambda: memory}
@@ -238,7 +239,7 @@ def main(argv=None):
 
     alone = {}
     for cache in ([False, True] if args.cache else [False]):
-        dataset = make_dataset(files, args.model, CLASS_MAP, N_CLASSES, args.image_size,
+        dataset = make_dataset(files, args.model, VARIANT, args.image_size,
                                batch_size=args.batch_size, cache=cache, count=args.images)
         name = "pipeline_cache" if cache else "pipeline_no_cache"
         alone[name] = time_iteration(dataset, max(3, args.epochs), args.images)

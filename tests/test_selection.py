@@ -21,11 +21,11 @@ from fixtures_gz2 import (
 )
 from sklearn.model_selection import train_test_split
 
+from spiralarms.data.variants import DROPPED, VARIANTS
 from spiralarms.gz2.catalog import CatalogError, read_catalog, read_mapping, read_physical
 from spiralarms.gz2.selection import (
     STEPS,
     SelectionError,
-    apply_variant,
     check_reconciles,
     physical_properties,
     run_labels,
@@ -358,13 +358,16 @@ def test_repeated_spectrum_in_physical_table_is_an_error(tmp_path):
 
 def test_variants_relabel_and_drop_classes(tmp_path):
     labels, _ = run_select(tmp_path, galaxies(EVERY_CLASS))
-    merged = apply_variant(labels, "merge45")
+    arm_class = labels["arm_class"].to_numpy()
+    merged = VARIANTS["merge45"].targets(arm_class)
     assert len(merged) == len(labels)
-    assert dict(zip(merged["arm_class"], merged["target"])) == {0: 0, 1: 1, 2: 2, 3: 3, 4: 3,
-                                                                5: 4}
-    pair = apply_variant(labels, "select12")
-    assert set(pair["arm_class"]) == {0, 1} and list(pair["target"]) == list(pair["arm_class"])
-    assert pair.index.equals(pd.RangeIndex(len(pair)))
+    assert dict(zip(arm_class, merged)) == {0: 0, 1: 1, 2: 2, 3: 3, 4: 3, 5: 4}
+    pair = VARIANTS["select12"].targets(arm_class)
+    kept = pair != DROPPED
+    assert set(arm_class[kept]) == {0, 1} and list(pair[kept]) == list(arm_class[kept])
+    assert set(arm_class[~kept]) == {2, 3, 4, 5}
+    assert list(VARIANTS["select12"].counts(arm_class)) == [kept[arm_class == 0].sum(),
+                                                           kept[arm_class == 1].sum()]
 
 
 # --- the notebook's numbers on the real catalogue ---------------------------------------------

@@ -11,6 +11,7 @@ import tensorflow as tf
 from spiralarms.data.augment import augmentation_layers
 from spiralarms.data.channels import CHANNELS
 from spiralarms.data.shards import parse_example
+from spiralarms.data.variants import DROPPED
 
 FRAME = 424  # GZ2 cut-outs are 424 x 424
 
@@ -33,18 +34,17 @@ def decode(jpeg_bytes, model: str, image_size: int, crop_size: int = 224):
     return preprocess(image, model, image_size, crop_size)
 
 
-def target_table(class_map) -> tf.lookup.StaticHashTable:
-    """arm_class -> target index, -1 for classes the variant drops."""
-    keys = tf.constant(list(range(len(class_map))), tf.int64)
-    values = tf.constant([-1 if t is None else t for t in class_map], tf.int64)
-    return tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, values), -1)
+def target_table(variant) -> tf.lookup.StaticHashTable:
+    """arm_class -> target index (`Variant.lookup`), DROPPED for classes the variant drops."""
+    keys = tf.constant(list(range(len(variant.lookup))), tf.int64)
+    values = tf.constant(variant.lookup, tf.int64)
+    return tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, values), DROPPED)
 
 
 def make_dataset(
     files,
     model: str,
-    class_map,
-    n_classes: int,
+    variant,
     image_size: int,
     crop_size: int = 224,
     batch_size: int = 16,
@@ -60,7 +60,7 @@ def make_dataset(
     Order is deterministic: files interleave in a fixed cycle and parallel maps keep their order,
     so the same seed gives the same batches.
     """
-    table = target_table(class_map)
+    table = target_table(variant)
     ds = tf.data.Dataset.from_tensor_slices(list(map(str, files)))
     ds = ds.interleave(
         tf.data.TFRecordDataset, cycle_length=4, num_parallel_calls=tf.data.AUTOTUNE,
@@ -68,7 +68,7 @@ def make_dataset(
     )
     ds = ds.map(parse_example, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.map(lambda ex: {**ex, "target": table.lookup(ex["arm_class"])})
-    ds = ds.filter(lambda ex: ex["target"] >= 0)
+    ds = ds.filter(lambda ex: ex["target"] != DROPPED)
     if count is not None:  # a known length lets Keras size epochs from the first one
         ds = ds.apply(tf.data.experimental.assert_cardinality(int(count)))
 
@@ -76,7 +76,7 @@ def make_dataset(
         image = decode(ex["image"], model, image_size, crop_size)
         ids = {"dr7objid": ex["dr7objid"], "asset_id": ex["asset_id"],
                "arm_fraction": ex["arm_fraction"], "arm_class": ex["arm_class"]}
-        return image, tf.one_hot(ex["target"], n_classes), ids
+        return image, tf.one_hot(ex["target"], variant.n_classes), ids
 
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
     if cache:

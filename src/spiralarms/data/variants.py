@@ -6,6 +6,10 @@ follow the notebook's `class_map` lists; class names follow the variant everywhe
 
 from dataclasses import dataclass
 
+import numpy as np
+
+DROPPED = -1  # the target of a class the variant drops
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -17,8 +21,20 @@ class Variant:
     def n_classes(self) -> int:
         return len(self.class_names)
 
-    def target(self, arm_class: int):
-        return self.class_map[int(arm_class)]
+    @property
+    def lookup(self) -> tuple:
+        """Target index per original class, DROPPED for the classes the variant drops: the class
+        map as the input pipeline's lookup table and `targets` apply it."""
+        return tuple(DROPPED if t is None else t for t in self.class_map)
+
+    def targets(self, arm_class) -> np.ndarray:
+        """Target index of each original arm class (array-like), DROPPED where the variant drops it."""
+        return np.asarray(self.lookup, np.int64)[np.asarray(arm_class, np.int64)]
+
+    def counts(self, arm_class) -> np.ndarray:
+        """Galaxies per target class among the original arm classes `arm_class`."""
+        targets = self.targets(arm_class)
+        return np.bincount(targets[targets != DROPPED], minlength=self.n_classes)
 
 
 VARIANTS = {

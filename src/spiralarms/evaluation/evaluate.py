@@ -17,8 +17,8 @@ log = logging.getLogger(__name__)
 
 def predict(model, files, model_name, variant, settings) -> pd.DataFrame:
     """One row per galaxy: ids, true and predicted target, names and one prob_<name> per class."""
-    ds = make_dataset(files, model_name, variant.class_map, variant.n_classes,
-                      settings["image_size"], settings["crop_size"], batch_size=64, with_ids=True)
+    ds = make_dataset(files, model_name, variant, settings["image_size"], settings["crop_size"],
+                      batch_size=64, with_ids=True)
     parts = []
     for images, targets, ids in ds:
         proba = model.predict_on_batch(images)

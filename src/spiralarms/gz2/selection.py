@@ -27,7 +27,6 @@ import pyarrow.parquet as pq
 from sklearn.model_selection import train_test_split
 
 from spiralarms import gz2
-from spiralarms.data.variants import Variant, get_variant
 from spiralarms.gz2.catalog import (
     ARM_DEBIASED,
     ARM_FLAG,
@@ -393,18 +392,6 @@ def check_reconciles(report: dict) -> None:
             problems.append(f"class {j}: overflow subset != overflow_per_class")
     if problems:
         raise SelectionError("selection report does not reconcile: " + "; ".join(problems))
-
-
-def apply_variant(labels: pd.DataFrame, variant) -> pd.DataFrame:
-    """`labels` with a `target` column for a class variant; rows of dropped classes removed."""
-    if not isinstance(variant, Variant):
-        variant = get_variant(variant)
-    lookup = np.array([-1 if t is None else t for t in variant.class_map], dtype=np.int64)
-    target = lookup[labels["arm_class"].to_numpy(dtype=np.int64)]
-    keep = target >= 0
-    out = labels.loc[keep].reset_index(drop=True)
-    out["target"] = target[keep]
-    return out
 
 
 def physical_properties(labels: pd.DataFrame, physical: pd.DataFrame):

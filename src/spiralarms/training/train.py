@@ -77,16 +77,13 @@ def global_batch(settings: dict, n_gpus: int) -> int:
     return settings["batch_size"]
 
 
-def count_targets(files, class_map, n_classes) -> np.ndarray:
-    """Training galaxies per target class, read from the shards (no image decoding)."""
+def count_targets(files, variant) -> np.ndarray:
+    """Galaxies per target class in the shards `files` (read without decoding images)."""
     from spiralarms.data.shards import parse_example
 
-    counts = np.zeros(n_classes, dtype=int)
-    for ex in tf.data.TFRecordDataset(list(map(str, files))).map(parse_example):
-        target = class_map[int(ex["arm_class"])]
-        if target is not None:
-            counts[target] += 1
-    return counts
+    arm_class = [int(ex["arm_class"])
+                 for ex in tf.data.TFRecordDataset(list(map(str, files))).map(parse_example)]
+    return variant.counts(arm_class)
 
 
 def balanced_weights(counts) -> dict:
@@ -225,12 +222,11 @@ def train_experiment(
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     strategy, n_gpus = configure_devices(s["deterministic"], seed, s["precision"])
-    common = {"model": model_name, "class_map": variant.class_map,
-              "n_classes": variant.n_classes, "image_size": s["image_size"],
+    common = {"model": model_name, "variant": variant, "image_size": s["image_size"],
               "crop_size": s["crop_size"], "batch_size": global_batch(s, n_gpus),
               "cache": s["cache"], "seed": seed}
-    counts = count_targets(train_files, variant.class_map, variant.n_classes)
-    n_val = count_targets(val_files, variant.class_map, variant.n_classes).sum()
+    counts = count_targets(train_files, variant)
+    n_val = count_targets(val_files, variant).sum()
     train_ds = make_dataset(train_files, shuffle=s["shuffle"], count=counts.sum(),
                             augment=s["augment"] if mode == "xai" else None, **common)
     val_ds = make_dataset(val_files, count=n_val, **common)
