@@ -29,17 +29,37 @@ def test_b0_feeds_unit_range_without_keras_rescaling():
 
 def test_xai_graph_is_flat_and_reaches_top_conv():
     model = build_model("b0", 4, 32, "xai")
+    # Flat: the backbone's layers are the classifier's own, not one nested Model.
+    assert not any(isinstance(la, keras.Model) for la in model.layers)
     assert model.get_layer("top_conv").output.shape[-1] == 1280
-    assert model.get_layer("block5a_activation") is not None
+    # block5a is reachable from the input: a sub-model to it builds and gives stride-16 maps.
+    features = keras.Model(model.input, model.get_layer("block5a_activation").output)
+    assert features(np.zeros((1, 32, 32, 1), "float32")).shape == (1, 2, 2, 480)
+    # top_conv feeds the head: its output is what the pooling layer averages.
+    assert model.get_layer("avg_pool_head").input is model.get_layer("top_activation").output
     assert not any(isinstance(la, keras.layers.RandomRotation) for la in model.layers)
 
 
 def test_standard_mode_carries_augmentation_active_only_in_training():
     model = build_model("b0", 2, 32, "standard", augment={"rotation": 0.5, "flip": True,
                                                           "zoom": 0.2}, seed=1)
-    assert any(isinstance(la, keras.layers.RandomRotation) for la in model.layers)
-    x = np.random.rand(2, 32, 32, 1).astype("float32")
-    np.testing.assert_allclose(model(x, training=False), model(x, training=False), rtol=1e-6)
+    augmenting = [la for la in model.layers if isinstance(
+        la, (keras.layers.RandomRotation, keras.layers.RandomFlip, keras.layers.RandomZoom))]
+    assert [type(la).__name__ for la in augmenting] == [
+        "RandomRotation", "RandomFlip", "RandomFlip", "RandomZoom"]
+    # The model's own augmentation stage: its input up to the last augmentation layer.
+    stage = keras.Model(model.input, augmenting[-1].output)
+    y, x = np.mgrid[:32, :32]
+    off_centre = np.exp(-((y - 8.0) ** 2 + (x - 20.0) ** 2) / 8.0)  # no symmetry to hide behind
+    images = np.repeat(off_centre[None, ..., None], 4, axis=0).astype("float32")
+    np.testing.assert_array_equal(stage(images, training=False), images)
+    np.testing.assert_array_equal(stage.predict_on_batch(images), images)  # as evaluate calls it
+    trained = np.asarray(stage(images, training=True))
+    assert trained.shape == images.shape
+    changed = np.abs(trained - images).max(axis=(1, 2, 3))
+    assert (changed > 0.1).all(), changed  # each image of the batch is moved
+    # and the whole classifier is repeatable in inference.
+    np.testing.assert_array_equal(model(images, training=False), model(images, training=False))
 
 
 def test_weights_file_is_loaded_and_backbone_frozen(tmp_path):
