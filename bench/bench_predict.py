@@ -88,15 +88,15 @@ def bench_model(model_name: str, image_size: int) -> Path:
     import keras
 
     from spiralarms.data.variants import VARIANTS
+    from spiralarms.models import model_card
     from spiralarms.models.networks import build_model
-    from spiralarms.training.train import write_model_card
 
     path = OUT / "predict" / f"{model_name}_{image_size}" / "model.keras"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         keras.utils.set_random_seed(0)
         build_model(model_name, 6, image_size, "standard").save(path)
-        write_model_card(path, model_name, VARIANTS["6class"], "standard",
+        model_card.write(path, model_name, VARIANTS["6class"], "standard",
                          {"image_size": image_size, "crop_size": 224})
     return path
 

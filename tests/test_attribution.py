@@ -232,8 +232,8 @@ def test_stage_measures_a_b0_xai_model_at_64_px(tmp_path):
     stage writes the figures, attribution.csv and attribution_galaxies.csv."""
     keras = pytest.importorskip("keras")
     from spiralarms.data.variants import VARIANTS
+    from spiralarms.models import model_card
     from spiralarms.models.networks import build_model
-    from spiralarms.training.train import write_model_card
 
     data = tmp_path / "data"
     generate.synthesize(data, [2, 2, 0, 0, 0, 0], 0, 0, seed=2, progress=False)
@@ -244,7 +244,7 @@ def test_stage_measures_a_b0_xai_model_at_64_px(tmp_path):
     model_path = tmp_path / "b0_select12_xai_s3" / "model.keras"
     model_path.parent.mkdir()
     model.save(model_path)
-    write_model_card(model_path, "b0", VARIANTS["select12"], "xai",
+    model_card.write(model_path, "b0", VARIANTS["select12"], "xai",
                      {"image_size": 64, "crop_size": 224})
     predictions = tmp_path / "predictions"
     predictions.mkdir()

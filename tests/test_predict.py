@@ -17,9 +17,9 @@ from tiny_models import BAD, GOOD, IMAGE_SIZE, galaxy_pixels
 from spiralarms.cli import main
 from spiralarms.data import dataset
 from spiralarms.data.variants import VARIANTS
+from spiralarms.models.model_card import ModelCardError
 from spiralarms.predict import chunks
 from spiralarms.predict.predictor import (
-    ModelCardError,
     ModelFileError,
     NoImagesError,
     Predictor,

@@ -5,8 +5,8 @@ import numpy as np
 from PIL import Image
 
 from spiralarms.data.variants import VARIANTS
+from spiralarms.models import model_card
 from spiralarms.models.networks import build_model
-from spiralarms.training.train import write_model_card
 
 IMAGE_SIZE = 32
 CARD_SETTINGS = {"image_size": IMAGE_SIZE, "crop_size": 224}
@@ -21,7 +21,7 @@ def save_tiny_model(folder, variant="6class"):
     model = build_model("b0", VARIANTS[variant].n_classes, IMAGE_SIZE, "standard")
     path = folder / "model.keras"
     model.save(path)
-    write_model_card(path, "b0", VARIANTS[variant], "standard", CARD_SETTINGS)
+    model_card.write(path, "b0", VARIANTS[variant], "standard", CARD_SETTINGS)
     return path
 
 

@@ -150,10 +150,10 @@ def _predict_parser(commands, common):
 
 
 def run_predict(args) -> int:
+    from spiralarms.models.model_card import ModelCardError
     from spiralarms.predict import chunks
     from spiralarms.predict.fits import FitsOptions
     from spiralarms.predict.predictor import (
-        ModelCardError,
         ModelFileError,
         NoImagesError,
         Predictor,

@@ -24,9 +24,8 @@ import keras
 
 from spiralarms.acquire import AcquireError, fetch_gdrive, safe_extract, sha256_of
 from spiralarms.data.variants import VARIANTS, get_variant
-from spiralarms.predict.predictor import card_for, read_card
+from spiralarms.models import model_card
 from spiralarms.report.summary import EXPERIMENT_PATTERN
-from spiralarms.training.train import DEFAULTS, write_model_card
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +64,12 @@ def import_model(source, experiment_dir, card: dict | None = None, max_bytes=2e9
         local = local_source(source, staging)
         model_file = find_model_file(unpack(local, staging, max_bytes), source)
         model = load_safely(model_file, source)
-        full_card = card_for(model, model_file, _card_overrides(model_file, experiment_dir, card))
+        full_card = model_card.complete(model, model_file,
+                                        _card_overrides(model_file, experiment_dir, card))
         experiment_dir.mkdir(parents=True, exist_ok=True)
         _copy_atomic(model_file, target)
         variant = get_variant(full_card["classes"])
-        write_model_card(target, full_card["model"], variant, full_card["mode"], full_card)
+        model_card.write(target, full_card["model"], variant, full_card["mode"], full_card)
         _write_provenance(experiment_dir / "imported.json", source, local, model_file, target,
                           staging)
     finally:
@@ -151,16 +151,17 @@ def load_safely(model_file: Path, source):
 # --- the model card and provenance ---------------------------------------------------------------
 
 def _card_overrides(model_file: Path, experiment_dir: Path, card: dict | None) -> dict:
-    """Card entries for card_for, which reads a model.json beside the model file itself: without
-    one, the experiment folder's name; entries of `card` on top of either; crop 224 by default."""
-    found = model_file.with_name("model.json")
-    base = read_card(model_file) or _card_from_name(experiment_dir)
+    """Card entries for model_card.complete, which reads a model.json beside the model file itself:
+    without one, the experiment folder's name; entries of `card` on top of either; the paper's crop
+    by default."""
+    found = model_card.card_path(model_file)
+    base = model_card.read(model_file) or _card_from_name(experiment_dir)
     given = {k: v for k, v in (card or {}).items() if v is not None}
     conflicts = {k: (base[k], v) for k, v in given.items() if k in base and base[k] != v}
     if conflicts:
         log.warning("given card entries override those of %s: %s",
                     found if found.is_file() else experiment_dir.name, conflicts)
-    merged = {"crop_size": DEFAULTS["crop_size"], **base, **given}
+    merged = {"crop_size": model_card.DEFAULTS["crop_size"], **base, **given}
     if "classes" not in merged:
         raise ModelImportError(
             f"no model.json comes with the model and the folder name {experiment_dir.name!r} is "

@@ -51,9 +51,8 @@ from PIL import Image, UnidentifiedImageError
 
 from spiralarms.data.channels import CHANNELS
 from spiralarms.data.dataset import FRAME, preprocess
-from spiralarms.data.variants import VARIANTS, get_variant, long_names
+from spiralarms.data.variants import get_variant, long_names
 from spiralarms.models import model_card
-from spiralarms.models.model_card import ModelCardError
 from spiralarms.predict.fits import FITS_SUFFIXES, FitsOptions, SkipImage, is_fits, read_fits
 
 log = logging.getLogger(__name__)
@@ -61,7 +60,6 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 INPUT_SUFFIXES = IMAGE_SUFFIXES + FITS_SUFFIXES  # what a folder scan picks up
 JPEG_SUFFIXES = (".jpg", ".jpeg")
-CARD_KEYS = ("model", "mode", "classes", "class_names", "image_size", "crop_size")
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 GZ2_R90_PER_PIXEL = 0.02  # GZ2 cut-outs: 424 px at 0.02 x Petrosian R90 per pixel
 MAX_TTA = 8
@@ -92,68 +90,6 @@ class NoImagesError(ValueError):
 
 class ModelFileError(ValueError):
     """The model path is missing or is not a Keras model file."""
-
-
-# --- the model card ---------------------------------------------------------------------------
-
-def read_card(model_path) -> dict:
-    """model.json beside the model, or {} when there is none."""
-    try:
-        card = model_card.read(model_path)
-    except ModelCardError as error:
-        raise ModelCardError(f"{error} with keys {CARD_KEYS}") from error
-    return card
-
-
-def card_for(model, model_path, overrides: dict | None = None) -> dict:
-    """The complete card of a loaded `model`: model.json, then `overrides`, then the input shape.
-
-    Raises ModelCardError naming what is missing (and the CLI flags that supply it) or what
-    contradicts the network.
-    """
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    card = {**read_card(model_path), **overrides}
-    channels, size = _input_geometry(model, model_path)
-    # build_model gives b0 one greyscale channel and v2m RGB: the channel count names the model.
-    card.setdefault("model", next(name for name, c in CHANNELS.items() if c == channels))
-    card.setdefault("image_size", size)
-    missing = [k for k in ("classes", "crop_size") if card.get(k) is None]
-    if missing:
-        flags = " ".join(f"--{k.replace('_', '-')}" for k in missing)
-        raise ModelCardError(
-            f"no model card (model.json) beside {model_path} gives {missing}: pass {flags} "
-            f"(classes: one of {sorted(VARIANTS)}; crop_size: 224 in the paper)"
-        )
-    if "class_names" not in card or "classes" in overrides:
-        card["class_names"] = list(get_variant(card["classes"]).class_names)
-    card.setdefault("mode", "standard")
-    _check_card_fits(card, model, model_path, channels, size)
-    return {k: card[k] for k in CARD_KEYS}
-
-
-def _input_geometry(model, model_path):
-    shape = model.inputs[0].shape if len(model.inputs) == 1 else None
-    if shape is None or len(shape) != 4 or shape[-1] not in (1, 3):
-        raise ModelCardError(f"{model_path}: expected one image input (batch, H, W, 1 or 3), "
-                             f"got {[tuple(t.shape) for t in model.inputs]}")
-    return shape[-1], shape[1]
-
-
-def _check_card_fits(card, model, model_path, channels, size):
-    where = f"model card of {model_path}"
-    if card["model"] not in CHANNELS:
-        raise ModelCardError(f"{where}: model {card['model']!r} is not one of {sorted(CHANNELS)}")
-    if CHANNELS[card["model"]] != channels:
-        raise ModelCardError(f"{where}: model {card['model']!r} takes {CHANNELS[card['model']]} "
-                             f"channel(s) but the network's input has {channels}")
-    if size is not None and int(card["image_size"]) != size:
-        raise ModelCardError(f"{where}: image_size {card['image_size']} but the network's input "
-                             f"is {size}x{size}")
-    n_out = model.outputs[0].shape[-1]
-    if len(card["class_names"]) != n_out:
-        raise ModelCardError(f"{where}: classes {card['classes']!r} has "
-                             f"{len(card['class_names'])} classes but the network outputs {n_out}; "
-                             f"pass the variant it was trained on (--classes)")
 
 
 # --- finding and reading images ----------------------------------------------------------------
@@ -351,7 +287,7 @@ class Predictor:
             self.fits = FitsOptions.from_dict(self.fits)
         self.tta, self.batch_size = int(self.tta), int(self.batch_size)
         self.model = load_model(self.model_path)
-        self.card = card_for(self.model, self.model_path, self.card)
+        self.card = model_card.complete(self.model, self.model_path, self.card)
         self.class_names = list(self.card["class_names"])
         size = int(self.card["image_size"])
         spec = tf.TensorSpec([None, size, size, CHANNELS[self.card["model"]]], tf.float32)

@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 DEFAULTS = {
     "epochs": 50,
     "batch_size": 16,
-    "image_size": 224,
-    "crop_size": 224,
+    "image_size": model_card.DEFAULTS["image_size"],
+    "crop_size": model_card.DEFAULTS["crop_size"],
     "learning_rate": 1e-4,
     "lr_schedule": "constant",
     "patience": 30,
@@ -165,16 +165,6 @@ def learning_rate(settings: dict, n_train: int, batch_size: int):
     return keras.optimizers.schedules.CosineDecay(settings["learning_rate"], steps)
 
 
-def write_model_card(model_path, model_name, variant, mode, settings, training=None):
-    """model.json beside model.keras: what prediction needs to preprocess and name classes, and
-    what ran (weights, precision, batch) so metrics and the summary can say it."""
-    model_card.write(model_path, {
-        "model": model_name, "mode": mode, "classes": variant.name,
-        "class_names": list(variant.class_names), "image_size": settings["image_size"],
-        "crop_size": settings["crop_size"],
-        **({"training": training} if training is not None else {})})  # unknown when imported
-
-
 def weights_record(model_name: str, weights, source: dict | None) -> dict:
     """Which weights the backbone started from: config source, file, sha256, paper's or not."""
     from spiralarms.acquire import sha256_of
@@ -263,7 +253,7 @@ def train_experiment(
     training = {"weights": record, "precision": s["precision"],
                 "batch_size": common["batch_size"], "batch_scaling": s["batch_scaling"],
                 "gpus": n_gpus, "notes": notes}
-    write_model_card(model_path, model_name, variant, mode, s, training)
+    model_card.write(model_path, model_name, variant, mode, s, training)
     rows = _read_rows(work_dir / "history.csv")
     _write_rows(Path(history_path), rows)
     best = max(rows, key=lambda r: r[s["monitor"]])
