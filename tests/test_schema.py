@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 KEYWORDS = {
     "$schema", "type", "description", "default", "enum", "minimum", "maximum",
     "exclusiveMinimum", "exclusiveMaximum", "items", "minItems", "maxItems", "properties",
-    "additionalProperties", "pattern", "propertyNames", "required", "uniqueItems",
+    "additionalProperties", "pattern", "propertyNames", "required", "uniqueItems", "$ref",
 }
 
 
@@ -48,12 +48,14 @@ def test_config_readme_is_generated_from_the_schema():
 
 def merged(*names):
     """Config files merged in order, as Snakemake merges --configfile over configfile:."""
-    from snakemake.utils import update_config, validate
+    from snakemake.utils import update_config
+
+    from spiralarms.config_checks import validate_config
 
     config = {}
     for name in names:
         update_config(config, yaml.safe_load((ROOT / "config" / name).read_text()))
-    validate(config, str(SCHEMA))  # fills defaults as Snakemake does
+    validate_config(config, SCHEMA)  # fills defaults as the workflow does
     return config
 
 

@@ -1,8 +1,99 @@
-"""Checks across config keys that the JSON schema cannot express; each message names the keys."""
+"""The config checked against its JSON schema, and across keys where a schema cannot express the
+rule; each message names the key."""
+
+import copy
+import difflib
+from pathlib import Path
+
+import yaml
+
+MAX_ERRORS = 10
 
 
 class ConfigError(ValueError):
-    """A configuration whose keys contradict each other."""
+    """A configuration with an unknown key, a wrong value or keys that contradict each other."""
+
+
+def validate_config(config: dict, schema_path) -> None:
+    """Check `config` against the schema, then fill in the defaults (in place).
+
+    Unlike snakemake.utils.validate, a failure is a few lines naming each bad key, the allowed
+    keys or values and the closest match, not the schema; and a `$ref` (models.<m>.train and
+    experiments.per_experiment.<name>.train point at train) borrows train's checks but not its
+    defaults, so unset override keys keep following train.*.
+    """
+    from jsonschema import Draft202012Validator
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    errors = sorted(Draft202012Validator(schema).iter_errors(config),
+                    key=lambda e: [str(part) for part in e.absolute_path])
+    if errors:
+        lines = [describe(error) for error in errors[:MAX_ERRORS]]
+        if len(errors) > MAX_ERRORS:
+            lines.append(f"... and {len(errors) - MAX_ERRORS} more")
+        raise ConfigError("invalid config (config/README.md lists every key):\n  "
+                          + "\n  ".join(lines))
+    fill_defaults(config, schema)
+
+
+def describe(error) -> str:
+    """One line for a jsonschema ValidationError: the key path, what is wrong, what would do."""
+    where = key_path(error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = list(error.schema.get("properties", {}))
+        unknown = [k for k in error.instance if k not in allowed]
+        return "; ".join(f"{_join(where, key)}: unknown key{_close(key, allowed)}; "
+                         f"{where or 'the config'} takes {', '.join(allowed)}" for key in unknown)
+    if "propertyNames" in error.absolute_schema_path:  # a free-named entry with a bad name
+        names = error.schema.get("enum")
+        hint = _close(error.instance, names) if names else ""
+        return f"{where}: {error.instance!r} is not allowed as a name here{hint} ({error.message})"
+    if error.validator == "enum":
+        hint = _close(str(error.instance), [str(v) for v in error.validator_value])
+        return f"{where}: {error.instance!r} is not one of {error.validator_value}{hint}"
+    return f"{where or 'the config'}: {error.message}"
+
+
+def key_path(parts) -> str:
+    """('experiments', 'seeds', 0) -> 'experiments.seeds[0]'."""
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
+    return text
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else str(key)
+
+
+def _close(word, choices) -> str:
+    found = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {found[0]!r}?)" if found else ""
+
+
+def fill_defaults(instance, schema: dict) -> None:
+    """Set every missing key that has a default, depth first, as the schema nests them.
+
+    A node with `$ref` is not followed: overrides take train's checks, never its defaults.
+    """
+    if "$ref" in schema:
+        return
+    if isinstance(instance, list) and isinstance(schema.get("items"), dict):
+        for item in instance:
+            fill_defaults(item, schema["items"])
+    if not isinstance(instance, dict):
+        return
+    properties = schema.get("properties", {})
+    for key, spec in properties.items():
+        if key not in instance and "default" in spec:
+            instance[key] = copy.deepcopy(spec["default"])
+        if key in instance:
+            fill_defaults(instance[key], spec)
+    entries = schema.get("additionalProperties")
+    if isinstance(entries, dict):
+        for key, value in instance.items():
+            if key not in properties:
+                fill_defaults(value, entries)
 
 
 def check_subsets(config: dict) -> None:

@@ -3,14 +3,12 @@ import re
 import sys
 from pathlib import Path
 
-from snakemake.utils import validate
-
 # The package lives in src/ (installed by `make`; found here without an install too). Jobs
 # import it through workflow/scripts/spiralarms, a link to src/spiralarms: Snakemake puts a
 # script's own folder on its sys.path, also under --sdm conda and on SLURM nodes.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from spiralarms.config_checks import check_comparisons, check_subsets
+from spiralarms.config_checks import check_comparisons, check_subsets, validate_config
 from spiralarms.data.channels import CHANNELS
 from spiralarms.training.experiment import (
     NAME_REGEX,
@@ -23,7 +21,7 @@ from spiralarms.training.experiment import (
 )
 from spiralarms.models import weights as weight_sources
 
-validate(config, schema="../schemas/config.schema.yaml")
+validate_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
 check_subsets(config)
 check_comparisons(config)
 

@@ -1,0 +1,67 @@
+"""Bad input as a new user gives it: each message names the file, key or row and what to do."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def dry_run(tmp_path, config_text, *targets):
+    """`snakemake -n` of the real config with `config_text` merged over it."""
+    extra = tmp_path / "extra.yaml"
+    extra.write_text(config_text)
+    result = subprocess.run([str(BIN / "snakemake"), *targets, "-n", "--configfile",
+                             "config/config.yaml", str(extra)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300, check=False)
+    return result.returncode, result.stdout + result.stderr
+
+
+# --- config ------------------------------------------------------------------------------------
+
+BAD_CONFIGS = [
+    ("models:\n  b0:\n    train:\n      augment: {rotaton: 0.3}\n",
+     ("models.b0.train.augment.rotaton: unknown key (did you mean 'rotation'?); models.b0.train."
+      "augment takes rotation, flip, zoom")),
+    ("models:\n  v2m:\n    train:\n      epochs: ten\n",
+     "models.v2m.train.epochs: 'ten' is not of type 'integer'"),
+    (("experiments:\n  per_experiment:\n    b0_6class_xai_s42:\n      train:\n"
+      "        augment: {rotation: 7}\n"),
+     ("experiments.per_experiment.b0_6class_xai_s42.train.augment.rotation: 7 is greater than the "
+      "maximum of 0.5")),
+    ("experiments:\n  seeds: [-1]\n", "experiments.seeds[0]: -1 is less than the minimum of 0"),
+    ("trian:\n  epochs: 3\n", "trian: unknown key (did you mean 'train'?); the config takes data,"),
+    ("selection:\n  cap_order: randm\n",
+     "selection.cap_order: 'randm' is not one of ['legacy', 'random'] (did you mean 'random'?)"),
+]
+
+
+@pytest.mark.parametrize(("config_text", "expected"), BAD_CONFIGS)
+def test_bad_config_names_the_key_and_a_close_match_without_the_schema(tmp_path, config_text,
+                                                                      expected):
+    code, output = dry_run(tmp_path, config_text)
+    assert code != 0
+    assert expected in output, output
+    assert "Failed validating" not in output and len(output.splitlines()) < 15, output
+
+
+def test_overrides_keep_following_train_for_keys_they_do_not_set():
+    import yaml
+    from snakemake.utils import update_config
+
+    from spiralarms.config_checks import validate_config
+    from spiralarms.training.experiment import train_settings
+
+    config = {}
+    for name in ("config.yaml", "demo.yaml"):
+        update_config(config, yaml.safe_load((ROOT / "config" / name).read_text()))
+    config["train"] = {"epochs": 7, "patience": 3}
+    config["models"]["v2m"]["train"] = {"augment": {"zoom": 0.1}}
+    validate_config(config, ROOT / "workflow/schemas/config.schema.yaml")
+    assert config["models"]["v2m"]["train"] == {"augment": {"zoom": 0.1}}  # no defaults added
+    settings = train_settings(config, "v2m")
+    assert (settings["epochs"], settings["patience"]) == (7, 3)
+    assert settings["augment"] == {"rotation": 0.5, "flip": True, "zoom": 0.1}
