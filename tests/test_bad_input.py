@@ -65,3 +65,41 @@ def test_overrides_keep_following_train_for_keys_they_do_not_set():
     settings = train_settings(config, "v2m")
     assert (settings["epochs"], settings["patience"]) == (7, 3)
     assert settings["augment"] == {"rotation": 0.5, "flip": True, "zoom": 0.1}
+
+
+# --- catalogue ---------------------------------------------------------------------------------
+
+def test_truncated_catalogue_names_the_file_and_the_fix(tmp_path):
+    from fixtures_gz2 import galaxies, write_catalog
+
+    from spiralarms.gz2.catalog import CatalogError, read_catalog
+
+    whole = write_catalog(galaxies([0, 1, 2, 3, 4, 5] * 300), tmp_path / "whole.csv.gz")
+    cut = tmp_path / "zoo2MainSpecz.csv.gz"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 2 // 3])  # header intact
+    with pytest.raises(CatalogError) as error:
+        read_catalog(cut)
+    message = str(error.value)
+    assert str(cut) in message and "download it again" in message, message
+
+
+def test_text_in_a_cut_column_names_the_file_column_and_rows(tmp_path):
+    import gzip
+
+    from fixtures_gz2 import FEATURES_WF, galaxies, write_catalog
+
+    from spiralarms.gz2.catalog import CatalogError, read_catalog
+
+    path = write_catalog(galaxies([0, 1, 2, 3, 4, 5]), tmp_path / "zoo2MainSpecz.csv.gz")
+    lines = gzip.decompress(path.read_bytes()).decode().splitlines()
+    column = lines[0].split(",").index(FEATURES_WF)
+    for row in (2, 5):  # data rows 2 and 5 get a decimal comma, quoted as a spreadsheet writes it
+        cells = lines[row].split(",")
+        cells[column] = '"0,61"'
+        lines[row] = ",".join(cells)
+    path.write_bytes(gzip.compress("\n".join(lines).encode() + b"\n"))
+    with pytest.raises(CatalogError) as error:
+        read_catalog(path)
+    message = str(error.value)
+    for part in (str(path), repr(FEATURES_WF), "data row 2: '0,61'", "data row 5", "0.61"):
+        assert part in message, message

@@ -7,6 +7,7 @@ int64: specobjid, dr8objid and dr7objid exceed 2**53, so a float64 round trip (t
 
 import gzip
 import re
+import zlib
 from pathlib import Path
 
 import pandas as pd
@@ -29,6 +30,7 @@ SELECTION_COLUMNS = [
 ID_COLUMNS = ("specobjid", "dr8objid", "dr7objid", "objid", "asset_id", "specObjID")
 MAPPING_COLUMNS = ["objid", "asset_id"]
 PHYSICAL_COLUMNS = ["specObjID", "LGM_TOT_P50", "sfr_tot_p50"]
+NUMERIC_COLUMNS = {c for c in SELECTION_COLUMNS + PHYSICAL_COLUMNS if c not in ID_COLUMNS}
 
 
 class CatalogError(ValueError):
@@ -56,9 +58,18 @@ def read_header(path) -> list:
     with path.open("rb") as raw:
         gzipped = raw.read(2) == b"\x1f\x8b"
     opener = gzip.open if gzipped else open
-    with opener(path, "rt", encoding="utf-8-sig", newline="") as f:
-        first = f.readline()
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as f:
+            first = f.readline()
+    except (EOFError, OSError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
+        raise CatalogError(_unreadable(path, err)) from None
     return [name.strip().strip('"') for name in first.rstrip("\r\n").split(",")]
+
+
+def _unreadable(path: Path, err) -> str:
+    return (f"{path}: the file ends early or is corrupt ({type(err).__name__}: {err}), most "
+            f"likely an interrupted download or copy; delete it and download it again (`gzip -t "
+            f"{path}` checks a .gz file)")
 
 
 def _read_table(path, columns, what) -> pd.DataFrame:
@@ -80,9 +91,29 @@ def _read_table(path, columns, what) -> pd.DataFrame:
     except pa.ArrowInvalid as err:  # e.g. an id written as 1.8e+18, or a stray text value
         raise CatalogError(f"{path}: cannot parse {what}{_column_named(err, header)}: {err}") \
             from None
+    except OSError as err:  # pyarrow's "Truncated compressed stream"
+        raise CatalogError(_unreadable(path, err)) from None
     for name in types:
         _require_no_blank_ids(table, name, path)
+    for name in columns:
+        if name in NUMERIC_COLUMNS:
+            _require_numbers(table, name, path, what)
     return table.to_pandas()
+
+
+def _require_numbers(table: pa.Table, name: str, path: Path, what: str):
+    """A numeric column that pyarrow read as text holds a value that is not a number."""
+    column = table.column(name)
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return
+    values = column.to_pandas()
+    bad = (pd.to_numeric(values, errors="coerce").isna() & values.notna()).to_numpy()
+    rows = bad.nonzero()[0]
+    shown = ", ".join(f"data row {r + 1}: {values.iat[r]!r}" for r in rows[:5])
+    raise CatalogError(
+        f"{path}: column {name!r} of {what} must hold numbers, but {len(rows)} row(s) hold text "
+        f"({shown}{', ...' if len(rows) > 5 else ''}); write decimals with a point (0.61, not "
+        f"0,61) and leave a missing value empty.")
 
 
 def _column_named(err, header) -> str:
