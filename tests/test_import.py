@@ -12,8 +12,8 @@ from PIL import Image
 from tiny_models import galaxy_pixels, save_tiny_model
 
 from spiralarms.acquire import UnsafeArchiveError, sha256_of
-from spiralarms.models.importer import ModelImportError, import_model
 from spiralarms.predict.predictor import predict_images
+from spiralarms.training.importer import ModelImportError, import_model
 
 PROBS = [f"prob_{n}" for n in ("1", "2", "3", "4+", "?")]  # merge45
 
@@ -158,7 +158,7 @@ def test_google_drive_source_goes_through_fetch_gdrive(trained, tmp_path, monkey
         dest.mkdir(parents=True)
         return _zip(dest / "shared.zip", {"model.keras": model})
 
-    monkeypatch.setattr("spiralarms.models.importer.fetch_gdrive", fake_fetch)
+    monkeypatch.setattr("spiralarms.training.importer.fetch_gdrive", fake_fetch)
     link = "https://drive.google.com/file/d/1AbCdEfGhIjKlMnOp/view?usp=sharing"
     target = import_model(link, tmp_path / "b0_merge45_standard_s9")
     assert calls and calls[0][0] == link

@@ -44,25 +44,26 @@ def three_runs(tmp_path):
         write_nested(tmp_path, "b0_6class_standard_s42", subset_metrics(0.80, 0.70, f1_first=0.4),
                      test=subset_metrics(0.75, 0.60)),
         write_nested(tmp_path, "b0_6class_standard_s43", subset_metrics(0.90, 0.74, f1_first=0.6)),
-        write_nested(tmp_path, "v2m_merge34_heldout_test_s42",
+        write_nested(tmp_path, "v2m_merge34_xai_s42",
                      subset_metrics(0.85, 0.72, class_names=["1", "2", "3-4", "5+", "?"])),
     ]
 
 
-def test_parse_experiment_name():
-    assert summary.parse_experiment("b0_6class_standard_s42") == {
+def test_experiment_columns_of_a_name():
+    assert summary.experiment_columns("b0_6class_standard_s42") == {
         "model": "b0", "classes": "6class", "mode": "standard", "seed": 42, "split": "base"}
-    assert summary.parse_experiment("b0_6class_xai_s42_split7")["split"] == "split7"
-    assert summary.parse_experiment("v2m_merge45_heldout_test_s7")["mode"] == "heldout_test"
-    with pytest.raises(ValueError, match="b0_6class_standard_s42"):
-        summary.parse_experiment("b0-6class-42")
+    assert summary.experiment_columns("b0_6class_xai_s42_split7")["split"] == "split7"
+    with pytest.raises(ValueError, match="not of the form"):
+        summary.experiment_columns("b0-6class-42")
+    with pytest.raises(ValueError, match="not of the form"):  # the one parser: modes are known
+        summary.experiment_columns("v2m_merge45_heldout_test_s7")
 
 
 def test_collect_nested_form_one_row_per_experiment_and_subset(three_runs):
     table = summary.collect(three_runs)
     assert list(zip(table["experiment"], table["subset"])) == [
         ("b0_6class_standard_s42", "test"), ("b0_6class_standard_s42", "val"),
-        ("b0_6class_standard_s43", "val"), ("v2m_merge34_heldout_test_s42", "val")]
+        ("b0_6class_standard_s43", "val"), ("v2m_merge34_xai_s42", "val")]
     val42 = table.iloc[1]
     assert (val42["model"], val42["classes"], val42["mode"], val42["seed"]) == (
         "b0", "6class", "standard", 42)
@@ -124,7 +125,7 @@ def test_write_tables_csv_markdown_and_booktabs(tmp_path, three_runs):
     assert "0.850 ± 0.071" in seeds_md
     tex = (tmp_path / "tables" / "seeds.tex").read_text()
     assert tex.startswith("\\begin{tabular}") and "\\toprule" in tex and "\\bottomrule" in tex
-    assert "heldout\\_test" in tex and "0.850 $\\pm$ 0.071" in tex
+    assert "n\\_seeds" in tex and "0.850 $\\pm$ 0.071" in tex
 
 
 def test_notebook_reference_file():
@@ -160,7 +161,7 @@ def test_write_comparison(tmp_path, three_runs):
 def test_bad_experiment_name_in_file_is_reported_with_the_file(tmp_path):
     path = tmp_path / "metrics.json"
     path.write_text(json.dumps({"experiment": "run1", "subsets": {"val": subset_metrics(.8, .7)}}))
-    with pytest.raises(ValueError, match=r"metrics\.json: experiment name 'run1'"):
+    with pytest.raises(ValueError, match=r"metrics\.json: experiment 'run1' is not of the form"):
         summary.collect([path])
 
 

@@ -280,7 +280,7 @@ def format_counts(table) -> str:
 
 def run_import(args) -> int:
     from spiralarms.acquire import AcquireError
-    from spiralarms.models.importer import import_model
+    from spiralarms.training.importer import import_model
 
     card = {"classes": args.classes, "crop_size": args.crop_size, "mode": args.mode}
     try:

@@ -15,20 +15,19 @@ The ordinal columns (within_one, mae_arms, qwk with intervals, ordinal_n) are sp
 a merged class its midpoint ("3-4" = 3.5, "4+" = 4.5).
 """
 
+import contextlib
 import json
 import logging
-import re
 from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from spiralarms.training.experiment import Experiment
+
 log = logging.getLogger(__name__)
 
-EXPERIMENT_PATTERN = re.compile(
-    r"^(?P<model>[^_]+)_(?P<classes>[^_]+)_(?P<mode>.+?)_s(?P<seed>\d+)(?:_split(?P<split>\d+))?$"
-)
 KEYS = ["model", "classes", "mode", "subset"]
 HEADLINE = ["accuracy", "macro_f1", "weighted_f1", "ece"]
 # The ordinal view of arm number (spiralarms.evaluation.metrics.ordinal_metrics), each with an interval.
@@ -44,17 +43,13 @@ PROVENANCE = ["weights", "paper_weights"]
 
 # --- reading metrics.json ---------------------------------------------------------------------
 
-def parse_experiment(name) -> dict:
-    """Split 'b0_6class_standard_s42' into model, classes, mode, seed and split ('base' for the
-    split of selection.seed, 'split7' for `_split7`); mode may contain '_'."""
-    match = EXPERIMENT_PATTERN.match(str(name))
-    if not match:
-        raise ValueError(f"experiment name {name!r} is not '{{model}}_{{classes}}_{{mode}}_s{{seed}}'"
-                         f" (e.g. 'b0_6class_standard_s42')")
-    parts = match.groupdict()
-    parts["seed"] = int(parts["seed"])
-    parts["split"] = "base" if parts["split"] is None else f"split{parts['split']}"
-    return parts
+def experiment_columns(name) -> dict:
+    """The identifying columns of experiment `name` (read by Experiment.parse): model, classes,
+    mode, seed and split ('base' for the split of selection.seed, 'split7' for `_split7`)."""
+    experiment = Experiment.parse(str(name))
+    return {"model": experiment.model, "classes": experiment.classes, "mode": experiment.mode,
+            "seed": experiment.seed,
+            "split": "base" if experiment.split is None else f"split{experiment.split}"}
 
 
 def read_metrics(path) -> list:
@@ -66,7 +61,7 @@ def read_metrics(path) -> list:
         raise ValueError(f"cannot read metrics file {path}: {error}") from error
     experiment = data.get("experiment") or _experiment_from_path(path)
     try:
-        parse_experiment(experiment)
+        experiment_columns(experiment)
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
     if "subsets" in data:
@@ -91,15 +86,15 @@ def read_metrics(path) -> list:
 
 def _experiment_from_path(path):
     for folder in path.resolve().parents:
-        if EXPERIMENT_PATTERN.match(folder.name):
-            return folder.name
+        with contextlib.suppress(ValueError):
+            return Experiment.parse(folder.name).name
     raise ValueError(f"{path}: no 'experiment' key and no parent folder named "
                      f"'{{model}}_{{classes}}_{{mode}}_s{{seed}}'")
 
 
 def metrics_row(experiment, subset, metrics) -> dict:
     """One flat table row: identifiers, then `metric_columns`."""
-    row = {"experiment": experiment, **parse_experiment(experiment), "subset": subset}
+    row = {"experiment": experiment, **experiment_columns(experiment), "subset": subset}
     return {**row, **metric_columns(metrics)}
 
 

@@ -1,4 +1,5 @@
-"""Import a trained model from elsewhere into an experiment folder, ready for `predict`.
+"""Import a trained model from elsewhere into an experiment folder, ready for `predict`: the
+`import_model` rule, which stands in for `train` (ruleorder import_model > train).
 
 Sources: a `.keras` file, a zip/tar(.gz) archive holding exactly one, a folder holding exactly one,
 or a Google Drive file (`gdrive:<id>` or a drive.google.com link). The model must load in Keras'
@@ -25,7 +26,7 @@ import keras
 from spiralarms.acquire import AcquireError, fetch_gdrive, safe_extract, sha256_of
 from spiralarms.data.variants import VARIANTS, get_variant
 from spiralarms.models import model_card
-from spiralarms.report.summary import EXPERIMENT_PATTERN
+from spiralarms.training.experiment import Experiment
 
 log = logging.getLogger(__name__)
 
@@ -172,10 +173,11 @@ def _card_overrides(model_file: Path, experiment_dir: Path, card: dict | None) -
 
 
 def _card_from_name(experiment_dir: Path) -> dict:
-    match = EXPERIMENT_PATTERN.match(experiment_dir.name)
-    if not match:
+    try:
+        experiment = Experiment.parse(experiment_dir.name)
+    except ValueError:
         return {}  # then the caller must give the classes
-    return {"model": match["model"], "classes": match["classes"], "mode": match["mode"]}
+    return {"model": experiment.model, "classes": experiment.classes, "mode": experiment.mode}
 
 
 def _copy_atomic(source: Path, target: Path) -> None:
