@@ -103,3 +103,49 @@ def test_text_in_a_cut_column_names_the_file_column_and_rows(tmp_path):
     message = str(error.value)
     for part in (str(path), repr(FEATURES_WF), "data row 2: '0,61'", "data row 5", "0.61"):
         assert part in message, message
+
+
+# --- what the labels and shards stages kept and dropped ----------------------------------------
+
+def test_labels_say_what_was_selected_and_list_blank_fractions_by_id(tmp_path, caplog):
+    import logging
+
+    import numpy as np
+    from fixtures_gz2 import (
+        DR7OBJID_BASE,
+        SPIRAL_WF,
+        galaxies,
+        write_catalog,
+        write_jpegs,
+        write_mapping,
+    )
+
+    from spiralarms.gz2.selection import run_labels
+
+    rows = galaxies([0, 1, 2, 3, 4, 5] * 3 + [1, 1, 1])
+    rows.loc[18, SPIRAL_WF] = np.nan  # a blank vote fraction
+    rows.loc[19, SPIRAL_WF] = 0.1     # fails the spiral cut
+    catalog = write_catalog(rows, tmp_path / "zoo2MainSpecz.csv.gz")
+    mapping = write_mapping(rows, tmp_path / "gz2_filename_mapping.csv")
+    images = write_jpegs(tmp_path / "images", rows["asset_id"].iloc[:20])  # the last one missing
+    with caplog.at_level(logging.INFO, logger="spiralarms.gz2.selection"):
+        _, report = run_labels(catalog, mapping, images, None, tmp_path / "labels.parquet",
+                               tmp_path / "selection_report.json")
+    assert report["missing_fraction_examples"] == [{"dr7objid": DR7OBJID_BASE + 18,
+                                                    "blank": [SPIRAL_WF]}]
+    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("labels:"))
+    assert "selected 18 of 21 catalogue rows (1 3, 2 3, 3 3, 4 3, 5+ 3, ? 3)" in line, line
+    assert f"1 image_missing (dr7objid {DR7OBJID_BASE + 20})" in line, line
+    assert f"1 missing_fractions (dr7objid {DR7OBJID_BASE + 18})" in line, line
+    assert "1 spiral_cut (selection.spiral_min = 0.619)" in line, line
+
+
+def test_a_stage_summary_goes_to_the_log_file_and_the_terminal(tmp_path):
+    log = tmp_path / "stage.log"
+    code = (f"import logging; from spiralarms import logs; logs.to_file({str(log)!r}); "
+            "logging.getLogger('x').info('detail only'); "
+            "logging.getLogger('x').info('summary line', extra=logs.TERMINAL)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, check=True)
+    assert result.stderr.strip() == "summary line"
+    assert "detail only" in log.read_text() and "summary line" in log.read_text()

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sklearn.model_selection import train_test_split
 
-from spiralarms import gz2
+from spiralarms import gz2, logs
 from spiralarms.gz2.catalog import (
     ARM_DEBIASED,
     ARM_FLAG,
@@ -348,6 +348,8 @@ def _per_class(arm_class) -> list:
 def _report(catalog, mapping, reason, duplicates, asset_id, labels, settings, images_checked):
     counts = np.bincount(reason, minlength=len(STEPS) + 1)
     missing = np.flatnonzero(reason == STEPS.index("image_missing"))[:MISSING_IMAGE_EXAMPLES]
+    blank = np.flatnonzero(reason == STEPS.index("missing_fractions"))[:MISSING_IMAGE_EXAMPLES]
+    values = [c for c in SELECTION_COLUMNS if c not in ("specobjid", "dr7objid")]
     per_subset = {s: _per_class(labels.loc[labels["subset"] == s, "arm_class"]) for s in SUBSETS}
     selected = _per_class(labels["arm_class"])
     overflow = per_subset["overflow"]
@@ -367,8 +369,42 @@ def _report(catalog, mapping, reason, duplicates, asset_id, labels, settings, im
             {"dr7objid": int(catalog["dr7objid"].iat[i]), "asset_id": int(asset_id[i])}
             for i in missing
         ],
+        "missing_fraction_examples": [
+            {"dr7objid": int(catalog["dr7objid"].iat[i]),
+             "blank": [c for c in values if c in catalog and pd.isna(catalog[c].iat[i])]}
+            for i in blank
+        ],
         "settings": {k: settings[k] for k in DEFAULT_SETTINGS},
     }
+
+
+def describe(report: dict) -> str:
+    """The selection in one line: how many were kept, and why the others were not (by id for
+    the reasons a user fixes per galaxy, by the setting for the cuts)."""
+    examples = {
+        "duplicate_id": report["duplicate_ids"]["catalog_dr7objid"]
+        + report["duplicate_ids"]["mapping_objid"],
+        "image_missing": [e["dr7objid"] for e in report["missing_image_examples"]],
+        "missing_fractions": [e["dr7objid"] for e in report["missing_fraction_examples"]],
+    }
+    reasons = []
+    for step, count in report["excluded"].items():
+        if not count:
+            continue
+        if examples.get(step):
+            shown = examples[step][:5]
+            more = ", ..." if count > len(shown) else ""
+            detail = f" (dr7objid {', '.join(map(str, shown))}{more})"
+        elif step in STEP_SETTING:
+            setting = STEP_SETTING[step]
+            detail = f" (selection.{setting} = {report['settings'][setting]})"
+        else:
+            detail = ""
+        reasons.append(f"{count} {step}{detail}")
+    per_class = ", ".join(f"{name} {n}" for name, n in
+                          zip(report["class_names"], report["selected_per_class"]))
+    return (f"selected {report['selected']} of {report['rows_read']} catalogue rows "
+            f"({per_class}); excluded: {'; '.join(reasons) or 'none'}")
 
 
 def check_reconciles(report: dict) -> None:
@@ -449,4 +485,5 @@ def run_labels(catalog_path, mapping_path, images_dir, settings, parquet_path, r
         labels, report["physical"] = physical_properties(labels, read_physical(physical_path))
         report["inputs"]["physical"] = str(physical_path)
     write_labels(labels, report, parquet_path, report_path)
+    logger.info("labels: %s", describe(report), extra=logs.TERMINAL)
     return labels, report
