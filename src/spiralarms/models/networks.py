@@ -18,10 +18,10 @@ from spiralarms.data.augment import augmentation_layers
 from spiralarms.data.channels import CHANNELS
 
 MODES = ("standard", "xai")
-# Layers at three depths for the feature-map figures (section 7).
+# The notebook's feature-map layers (section 7): lower, middle and upper depth of each backbone.
 FEATURE_LAYERS = {
-    "b0": ["block2a_activation", "block3a_activation", "block5a_activation"],
-    "v2m": ["block2a_expand_activation", "block3a_expand_activation", "block5a_expand_activation"],
+    "b0": ("block2a_activation", "block3a_activation", "block5a_activation"),
+    "v2m": ("block2a_expand_activation", "block3a_expand_activation", "block5a_expand_activation"),
 }
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from spiralarms.models.networks import FEATURE_LAYERS
 from spiralarms.xai import plots
 
 with warnings.catch_warnings():
@@ -27,11 +28,6 @@ with warnings.catch_warnings():
     from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
     from tf_keras_vis.utils.scores import CategoricalScore
 
-# The notebook's feature-map layers: lower, middle and upper depth of each backbone.
-FEATURE_LAYERS = {
-    "b0": ("block2a_activation", "block3a_activation", "block5a_activation"),
-    "v2m": ("block2a_expand_activation", "block3a_expand_activation", "block5a_expand_activation"),
-}
 SMOOTHGRAD_METHODS = ("compiled", "tf-keras-vis")
 PROB_PREFIX = "prob_"
 
