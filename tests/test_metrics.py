@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spiralarms.evaluation.metrics import compute_metrics, metrics_from_predictions
+from spiralarms.evaluation.metrics import compute_metrics
 
 
 def labels_from_confusion(cm):
@@ -130,19 +130,14 @@ def predictions_table():
     })
 
 
-def test_metrics_from_predictions_reads_probability_columns():
-    m = metrics_from_predictions(predictions_table(), ["1", "2"], n_boot=0)
+def test_calibration_from_probabilities():
+    table = predictions_table()
+    m = compute_metrics(table["true"].to_numpy(), table["pred"].to_numpy(),
+                        table[["prob_1", "prob_2"]].to_numpy(), ["1", "2"], n_boot=0)
     assert m["accuracy"] == 0.75
     assert sum(b["count"] for b in m["reliability"]) == 4
     # confidences 0.8, 0.7, 0.6, 0.9 with the 0.6 one wrong
     assert m["ece"] == pytest.approx((0.2 + 0.3 + 0.6 + 0.1) / 4)
-
-
-def test_metrics_from_predictions_names_missing_columns():
-    with pytest.raises(KeyError, match=r"prob_2"):
-        metrics_from_predictions(predictions_table().drop(columns="prob_2"), ["1", "2"])
-    with pytest.raises(KeyError, match=r"'pred'"):
-        metrics_from_predictions(predictions_table().drop(columns="pred"), ["1", "2"])
 
 
 def test_rejects_indices_outside_the_variant():

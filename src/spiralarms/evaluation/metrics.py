@@ -73,26 +73,6 @@ def compute_metrics(y_true, y_pred, proba, class_names, n_boot=1000, seed=0, n_b
     return result
 
 
-def metrics_from_predictions(df, class_names, **kwargs) -> dict:
-    """`compute_metrics` on a predictions table (columns `true`, `pred`, `prob_<class name>`).
-
-    Without any `prob_*` column the calibration entries are None; a partial set is an error.
-    """
-    missing = [c for c in ("true", "pred") if c not in df.columns]
-    if missing:
-        raise KeyError(f"predictions table lacks column(s) {missing}; it needs 'true' and 'pred' "
-                       f"(integer target indices), got columns {list(df.columns)}")
-    prob_columns = [f"prob_{name}" for name in class_names]
-    present = [c for c in prob_columns if c in df.columns]
-    if present and len(present) < len(prob_columns):
-        absent = sorted(set(prob_columns) - set(present))
-        raise KeyError(f"predictions table has some probability columns but lacks {absent}; "
-                       f"write one prob_<class name> column per class of {list(class_names)}")
-    proba = df[prob_columns].to_numpy(dtype=float) if present else None
-    return compute_metrics(df["true"].to_numpy(), df["pred"].to_numpy(), proba, class_names,
-                           **kwargs)
-
-
 def resample_blocks(n, n_boot, seed):
     """Bootstrap indices: (block, n) arrays of draws from range(n) with replacement, n_boot rows
     in all, from numpy's default_rng(seed). Every bootstrap here draws through this, so equal
