@@ -149,3 +149,33 @@ def test_a_stage_summary_goes_to_the_log_file_and_the_terminal(tmp_path):
                             timeout=60, check=True)
     assert result.stderr.strip() == "summary line"
     assert "detail only" in log.read_text() and "summary line" in log.read_text()
+
+
+def test_shards_say_empty_file_and_what_was_written(tmp_path, caplog):
+    import logging
+
+    import pandas as pd
+    from fixtures_gz2 import write_jpegs
+
+    from spiralarms.data.shards import write_shards
+
+    n = 6
+    labels = pd.DataFrame({
+        "dr7objid": [587_722_981_741_363_294 + i for i in range(n)],
+        "specobjid": [1_802_675_000_000_000_000 + i for i in range(n)],
+        "asset_id": list(range(500, 500 + n)), "arm_class": [i % 6 for i in range(n)],
+        "arm_fraction": [0.6] * n, "subset": ["train"] * 4 + ["val"] * 2,
+        "image": [f"{500 + i}.jpg" for i in range(n)],
+    })
+    images = write_jpegs(tmp_path / "images", labels["asset_id"], size=16)
+    (images / "501.jpg").write_bytes(b"")  # a download that left an empty file
+    (images / "504.jpg").unlink()
+    with caplog.at_level(logging.INFO, logger="spiralarms.data.shards"):
+        manifest = write_shards(labels, images, tmp_path / "shards", shard_size=4)
+    reasons = {e["asset_id"]: e["reason"] for e in manifest["excluded"]}
+    assert reasons == {501: "empty file (0 bytes)", 504: "image file missing"}
+    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("shards:"))
+    assert line.startswith("shards: wrote 4 of 6 labelled galaxies (train 3 in 1 shard(s), "
+                           "val 1 in 1 shard(s)); excluded: 1 empty file (dr7objid "
+                           "587722981741363295); 1 image file missing (dr7objid "
+                           "587722981741363298)"), line

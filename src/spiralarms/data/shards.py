@@ -14,6 +14,7 @@ import csv
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 from collections import deque, namedtuple
@@ -23,8 +24,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from spiralarms import gz2
+from spiralarms import gz2, logs
 
+logger = logging.getLogger(__name__)
 SUBSET_ORDER = ("train", "val", "test", "overflow")
 MANIFEST = "manifest.json"
 EXCLUDED = "excluded.csv"
@@ -127,6 +129,8 @@ _OTHER_SOF = {0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 def _jpeg_structure(data: bytes):
     """(reason, shape) from walking the header segments up to the first scan."""
+    if not data:
+        return "empty file (0 bytes)", None
     if not data.startswith(b"\xff\xd8"):
         return "not a JPEG (no start-of-image marker)", None
     pos, shape = 2, None
@@ -201,7 +205,23 @@ def write_shards(labels, images_dir, out_dir, shard_size: int = 256, workers: in
     manifest = _manifest(labels, shards, excluded, shapes, shard_size, check)
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     _write_excluded_csv(out_dir / EXCLUDED, excluded)
+    logger.info("shards: %s", describe(manifest), extra=logs.TERMINAL)
     return manifest
+
+
+def describe(manifest: dict) -> str:
+    """The shards in one line: galaxies written per subset, and those left out by reason."""
+    done = manifest["reconciliation"]
+    subsets = ", ".join(f"{name} {s['count']} in {len(s['files'])} shard(s)"
+                        for name, s in manifest["subsets"].items())
+    by_reason = {}
+    for entry in manifest["excluded"]:  # "does not decode: <detail>" -> "does not decode"
+        by_reason.setdefault(re.split(r":| \(", entry["reason"])[0], []).append(entry["dr7objid"])
+    reasons = "; ".join(
+        f"{len(ids)} {reason} (dr7objid {', '.join(map(str, ids[:5]))}{', ...' if len(ids) > 5 else ''})"
+        for reason, ids in by_reason.items())
+    return (f"wrote {done['written']} of {done['labels_rows']} labelled galaxies ({subsets}); "
+            f"excluded: {reasons or 'none'} (all in {EXCLUDED})")
 
 
 _Row = namedtuple("_Row", ["dr7objid", "asset_id", "subset", "image", "arm_class",
