@@ -194,8 +194,8 @@ def test_check_jpeg_reports_shape_and_rejects_non_jpeg():
     assert check_jpeg(b"\x89PNG\r\n\x1a\n")[0].startswith("not a JPEG")
 
 
-def test_feature_spec_is_available_as_a_module_constant():
+def test_feature_spec_names_the_record_fields():
     from spiralarms.data import shards
 
-    assert set(shards.FEATURE_SPEC) == {"image", "arm_class", "dr7objid", "asset_id",
-                                        "arm_fraction"}
+    assert set(shards.feature_spec()) == {"image", "arm_class", "dr7objid", "asset_id",
+                                          "arm_fraction"}

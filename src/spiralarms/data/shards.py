@@ -59,13 +59,6 @@ def feature_spec() -> dict:
     }
 
 
-def __getattr__(name):
-    # FEATURE_SPEC needs TensorFlow: built on first use rather than at import.
-    if name == "FEATURE_SPEC":
-        return feature_spec()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def parse_example(serialized):
     """Dict of image (JPEG bytes), arm_class, dr7objid, asset_id, arm_fraction.
 
