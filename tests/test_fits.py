@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 from astropy.io import fits
 
-from spiralarms.data.dataset import preprocess
+from spiralarms.data.images import preprocess
 from spiralarms.predict.fits import FitsOptions, SkipImage, read_fits, read_planes, stretch
 from spiralarms.predict.predictor import Predictor, predict_images
 

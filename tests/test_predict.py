@@ -15,7 +15,7 @@ from PIL import Image
 from tiny_models import BAD, GOOD, IMAGE_SIZE, galaxy_pixels
 
 from spiralarms.cli import main
-from spiralarms.data import dataset
+from spiralarms.data.images import decode, preprocess, read_rgb, to_rgb
 from spiralarms.data.variants import VARIANTS
 from spiralarms.models.model_card import ModelCardError
 from spiralarms.predict import chunks
@@ -29,8 +29,6 @@ from spiralarms.predict.predictor import (
     model_input,
     predict_images,
     predict_rows,
-    read_rgb,
-    to_rgb,
     tta_views,
     window,
     write_predictions,
@@ -91,7 +89,7 @@ def test_probabilities_and_names_are_consistent(predicted):
 def test_preprocessing_is_the_training_pipeline(images, model):
     jpeg = (images / "galaxy.jpg").read_bytes()
     card = {"model": model, "image_size": 48, "crop_size": 224}
-    training = dataset.decode(jpeg, model, 48, 224).numpy()
+    training = decode(jpeg, model, 48, 224).numpy()
     same_pixels = tf.io.decode_jpeg(jpeg, channels=3).numpy()
     np.testing.assert_array_equal(model_input(same_pixels, card), training)
     # and predict's reader hands preprocess those very pixels, not PIL's (differently rounded) ones
@@ -106,7 +104,7 @@ def test_prediction_sees_what_training_sees(model_path, images, tmp_path):
     shutil.copy(images / "galaxy.jpg", tmp_path / "same.jpg")
     table, _ = predict_images(model_path, [tmp_path])
     model = keras.models.load_model(model_path, safe_mode=True)
-    expected = model.predict_on_batch(dataset.decode(jpeg, "b0", IMAGE_SIZE, 224)[None])
+    expected = model.predict_on_batch(decode(jpeg, "b0", IMAGE_SIZE, 224)[None])
     for row in table[PROBS].to_numpy():
         np.testing.assert_array_equal(row[None], expected)
 
@@ -129,7 +127,7 @@ def test_windowed_jpeg_decode_equals_the_full_decode(predictor, tmp_path):
         side = min(height, width)
         square = full[(height - side) // 2:(height - side) // 2 + side,
                       (width - side) // 2:(width - side) // 2 + side]
-        expected.append(dataset.preprocess(square, "b0", IMAGE_SIZE, 224).numpy())
+        expected.append(preprocess(square, "b0", IMAGE_SIZE, 224).numpy())
     got = {}
     for batch in predictor.dataset(paths, np.full(len(paths), np.nan)):
         got.update(zip(batch["index"].numpy(), batch["image"].numpy()))
@@ -156,7 +154,7 @@ def test_non_square_images_are_centre_cropped_not_stretched(predictor, tmp_path)
     square = wide[:, 50:250]
     framed, width, height, _ = predictor.load(tmp_path / "wide.png")
     assert (width, height) == (300, 200)
-    expected = dataset.preprocess(square, "b0", IMAGE_SIZE, 224).numpy()
+    expected = preprocess(square, "b0", IMAGE_SIZE, 224).numpy()
     np.testing.assert_array_equal(predictor.model_input(framed), expected)
     batch = next(iter(predictor.dataset([tmp_path / "wide.png"], [np.nan])))
     np.testing.assert_array_equal(batch["image"].numpy()[0], expected)
@@ -172,9 +170,9 @@ def test_framing_by_galaxy_size_rescales_to_the_gz2_frame(predictor, tmp_path):
     batches = predictor.dataset([tmp_path / n for n in ("gz2.png", "half.png", "tight.png")],
                                 [50.0, 25.0, 25.0])
     images = next(iter(batches))["image"].numpy()
-    np.testing.assert_array_equal(images[0], dataset.preprocess(big, "b0", IMAGE_SIZE, 224))
+    np.testing.assert_array_equal(images[0], preprocess(big, "b0", IMAGE_SIZE, 224))
     np.testing.assert_array_equal(images[1],
-                                  dataset.preprocess(small[50:162, 50:162], "b0", IMAGE_SIZE, 0))
+                                  preprocess(small[50:162, 50:162], "b0", IMAGE_SIZE, 0))
     assert np.abs(images[0] - images[1]).mean() < 0.02  # same galaxy, same framing
     framed, *_ = predictor.load(tmp_path / "tight.png", 25.0)
     assert framed.shape == (112, 112, 3)

@@ -1,37 +1,16 @@
 """Input pipeline from TFRecord shards: interleave, decode, crop, resize, colour, batch, prefetch.
 
-Preprocessing follows original-method.md section 2: central crop of `crop_size` px out of the 424
-frame (224 in the paper, no resize), optionally resized to `image_size`; B0 gets the channel mean
-scaled to [0, 1], V2M gets RGB floats 0-255. Training-time augmentation runs here only in `xai`
-mode (the model carries it in `standard` mode).
+Decoding and preprocessing are `spiralarms.data.images.decode` (central crop, resize, colour: see
+there and docs/method.md). Training-time augmentation runs here only in `xai` mode (the model
+carries it in `standard` mode).
 """
 
 import tensorflow as tf
 
 from spiralarms.data.augment import augmentation_layers
-from spiralarms.data.channels import CHANNELS
+from spiralarms.data.images import decode
 from spiralarms.data.shards import parse_example
 from spiralarms.data.variants import DROPPED
-
-FRAME = 424  # GZ2 cut-outs are 424 x 424
-
-
-def preprocess(image, model: str, image_size: int, crop_size: int = 224):
-    """uint8 HxWx3 (any size) -> float32 image_size^2 x channels, as the model expects it."""
-    image = tf.image.convert_image_dtype(image, tf.float32)  # [0, 1]
-    if crop_size:
-        image = tf.image.central_crop(image, min(1.0, crop_size / FRAME))
-    # Identity when the crop already has the model's size (the paper's 224 crop feeds 224 as is);
-    # images of other sizes (prediction on new galaxies) land on the same grid.
-    image = tf.image.resize(image, (image_size, image_size), antialias=True)
-    if CHANNELS[model] == 1:
-        return tf.reduce_mean(image, axis=-1, keepdims=True)  # Zoobot's greyscale: channel mean
-    return image * 255.0  # keras' EfficientNetV2 rescales 0-255 internally
-
-
-def decode(jpeg_bytes, model: str, image_size: int, crop_size: int = 224):
-    image = tf.io.decode_jpeg(jpeg_bytes, channels=3)
-    return preprocess(image, model, image_size, crop_size)
 
 
 def target_table(variant) -> tf.lookup.StaticHashTable:

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
-from spiralarms.data.dataset import FRAME
+from spiralarms.data.images import asset_path, read_crop
 from spiralarms.evaluation import figures
 
 log = logging.getLogger(__name__)
@@ -16,17 +15,7 @@ log = logging.getLogger(__name__)
 
 def jpeg_loader(images_dir, crop_size: int = 224):
     """asset_id -> the central crop of its JPEG (the region the model saw), as uint8 RGB."""
-    images_dir = Path(images_dir)
-
-    def load(asset_id):
-        with Image.open(images_dir / f"{int(asset_id)}.jpg") as image:
-            image = image.convert("RGB")
-            side = round(image.width * min(1.0, crop_size / FRAME))
-            left = (image.width - side) // 2
-            top = (image.height - side) // 2
-            return np.asarray(image.crop((left, top, left + side, top + side)))
-
-    return load
+    return lambda asset_id: read_crop(asset_path(images_dir, asset_id), crop_size)
 
 
 def write_experiment_figures(metrics_path, predictions_dir, history_path, images_dir, out_dir,

@@ -1,8 +1,11 @@
-"""Galaxy Zoo 2 catalogue vocabulary: column names of `zoo2MainSpecz.csv.gz` and the arm-number answers.
+"""Galaxy Zoo 2 vocabulary: column names of `zoo2MainSpecz.csv.gz`, the arm-number answers and
+the cut-out frame.
 
 The real release has 233 columns: 11 identifiers/summary columns, then six columns for each of the
 37 answers (Willett et al. 2013, Hart et al. 2016).
 """
+
+FRAME = 424  # GZ2 cut-outs are 424 x 424 px (0.02 Petrosian R90 per pixel)
 
 ID_COLUMNS = [
     "specobjid", "dr8objid", "dr7objid", "ra", "dec", "rastring", "decstring",

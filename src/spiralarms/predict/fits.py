@@ -22,7 +22,7 @@ What happens to a FITS file, in order (every choice is a key of `FitsOptions`, s
    picture as DS9 shows it (and as a JPEG cut-out of the same sky is stored).
 
 The result (float32 height x width x 3, equal channels for one band) then gets exactly the
-training preprocessing (`dataset.preprocess`), framing included (see `predict`).
+training preprocessing (`images.preprocess`), framing included (see `predict`).
 Galaxy Zoo's own loader (galaxy-datasets) reads HDU 0 as float32 with no stretch and leaves the
 arcsinh stretch and the scaling to [0, 1] to the user: this module is that step.
 """

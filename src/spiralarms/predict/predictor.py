@@ -1,7 +1,7 @@
 """Arm-number predictions for new galaxy images (JPEG, PNG, FITS) with a trained model.
 
 **Preprocessing.** Every image reaches the network as a training image did: the model card's
-model type, image size and crop go to `dataset.preprocess`. The card (`model.json` beside
+model type, image size and crop go to `images.preprocess`. The card (`model.json` beside
 `model.keras`, written by training and by `import-model`) is the authority: an imported model is
 fed with the preprocessing it was trained with, whatever the config says. Without a card the
 caller gives the classes and the crop size; model type and image size come from the network.
@@ -34,7 +34,6 @@ deviation over the k views (`std_<class>`) and the predictive entropy of the mea
 (`entropy`; 0 = certain, ln(n_classes) = uniform), which is also given for k = 1.
 """
 
-import io
 import logging
 import math
 import os
@@ -50,8 +49,9 @@ import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
 from spiralarms.data.channels import CHANNELS
-from spiralarms.data.dataset import FRAME, preprocess
+from spiralarms.data.images import crop_fraction, preprocess, read_pil, read_rgb
 from spiralarms.data.variants import get_variant, long_names
+from spiralarms.gz2 import FRAME
 from spiralarms.models import model_card
 from spiralarms.predict.fits import FITS_SUFFIXES, FitsOptions, SkipImage, is_fits, read_fits
 
@@ -60,7 +60,6 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 INPUT_SUFFIXES = IMAGE_SUFFIXES + FITS_SUFFIXES  # what a folder scan picks up
 JPEG_SUFFIXES = (".jpg", ".jpeg")
-SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 GZ2_R90_PER_PIXEL = 0.02  # GZ2 cut-outs: 424 px at 0.02 x Petrosian R90 per pixel
 MAX_TTA = 8
 KIND_JPEG, KIND_PIL, KIND_FITS = 0, 1, 2
@@ -122,53 +121,8 @@ def as_list(inputs) -> list:
     return [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
 
 
-def read_rgb(path) -> tuple[np.ndarray, str]:
-    """uint8 HxWx3 pixels of any PIL image, and its original mode. Raises on unreadable files.
-
-    JPEGs are decoded by tf.io.decode_jpeg like the training shards: its default (fast integer)
-    DCT differs from PIL's by up to about 6 grey levels, so PIL only checks them.
-    """
-    data = Path(path).read_bytes()
-    with Image.open(io.BytesIO(data)) as image:
-        image.load()  # decode now: truncated files fail here, not later
-        if image.format == "JPEG" and image.mode in ("RGB", "L"):
-            return tf.io.decode_jpeg(data, channels=3).numpy(), image.mode
-        return to_rgb(image), image.mode
-
-
-def read_pil(path) -> tuple[np.ndarray, str]:
-    """uint8 HxWx3 and mode with PIL alone (no TensorFlow: safe inside the tf.data pipeline)."""
-    with Image.open(path) as image:
-        image.load()
-        return to_rgb(image), image.mode
-
-
-def to_rgb(image: Image.Image) -> np.ndarray:
-    """uint8 RGB. Transparency is composited on black (the sky of the training cut-outs);
-    16-bit and 32-bit greyscale is scaled, since PIL's own conversion clips at 255."""
-    if image.mode in SIXTEEN_BIT_MODES or image.mode in ("I", "F"):
-        grey = _scale_to_uint8(np.asarray(image, dtype=np.float64), image.mode)
-        return np.repeat(grey[..., None], 3, axis=-1)
-    has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
-    if has_alpha:
-        rgba = image.convert("RGBA")
-        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
-        return np.asarray(Image.alpha_composite(black, rgba).convert("RGB"))
-    return np.asarray(image.convert("RGB"))
-
-
-def _scale_to_uint8(values: np.ndarray, mode: str) -> np.ndarray:
-    if mode in SIXTEEN_BIT_MODES:
-        return np.round(values / 257.0).astype(np.uint8)
-    low, high = np.nanmin(values), np.nanmax(values)
-    if low >= 0 and high <= 255:  # already 8-bit values stored wide
-        return np.round(values).astype(np.uint8)
-    scaled = (values - low) / (high - low) if high > low else np.zeros_like(values)
-    return np.round(np.nan_to_num(scaled) * 255).astype(np.uint8)
-
-
 def model_input(rgb: np.ndarray, card: dict) -> np.ndarray:
-    """The training preprocessing (dataset.preprocess) applied to one uint8 RGB GZ2 frame."""
+    """The training preprocessing (images.preprocess) applied to one uint8 RGB GZ2 frame."""
     return preprocess(rgb, card["model"], int(card["image_size"]), card["crop_size"]).numpy()
 
 
@@ -180,11 +134,6 @@ def kind_of(path) -> int:
 
 
 # --- framing -----------------------------------------------------------------------------------
-
-def crop_fraction(crop_size) -> float:
-    """The fraction of a GZ2 frame the model sees (dataset.preprocess: min(1, crop / 424))."""
-    return min(1.0, crop_size / FRAME) if crop_size else 1.0
-
 
 def window(height: int, width: int, crop_size, size_px=None) -> tuple[int, int, int]:
     """(top, left, side) of the square the model sees, in pixels of the image; it may reach out
@@ -378,7 +327,7 @@ class Predictor:
                     image, mode = read_fits(path.decode(), fits_options)
                 else:
                     image, mode = read_pil(path.decode())
-                    # what tf.image.convert_image_dtype does to uint8 (in dataset.preprocess)
+                    # what tf.image.convert_image_dtype does to uint8 (in images.preprocess)
                     image = image.astype(np.float32) * np.float32(1.0 / 255.0)
             except Exception:  # noqa: BLE001 - any failure: retried outside the pipeline
                 return np.zeros((0, 0, 3), np.float32), np.bytes_(b"")

@@ -14,7 +14,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 from scipy.special import expit
 
-FRAME = 424  # GZ2 cut-out size; every length below is in pixels of this frame
+from spiralarms.gz2 import FRAME  # the GZ2 cut-out size; every length below is in its pixels
 
 # render kinds: arm classes 0..5 (gz2.ARM_CLASS_NAMES order) plus the two non-targets
 ARM_KINDS = (0, 1, 2, 3, 4, 5)

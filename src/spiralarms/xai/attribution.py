@@ -5,7 +5,7 @@ which are galaxy (`spiralarms.synthetic.render.galaxy_mask`, stored in the datas
 module brings those masks to the model's view and measures how much of an attribution map's
 energy falls inside them (docs/xai-attribution.md):
 
-- geometry: each binary mask goes through `dataset.preprocess` itself, the function that turns
+- geometry: each binary mask goes through `images.preprocess` itself, the function that turns
   the JPEG into the model's input (central crop of `crop_size` of the 424 frame, antialiased
   resize to `image_size`), so a model pixel holds the fraction of its footprint that is arm
   (galaxy): a soft mask in [0, 1] on the attribution map's grid;
@@ -46,22 +46,20 @@ def binary_masks(labels) -> dict:
 
 def model_view(masks, image_size, crop_size) -> np.ndarray:
     """(N, H, W) bool masks in the 424 frame -> (N, image_size, image_size) float32 in [0, 1]:
-    the masks cropped and resized by `dataset.preprocess`, exactly as the images are.
+    the masks cropped and resized by `images.preprocess`, exactly as the images are.
 
     A mask enters as a 0/255 uint8 image; preprocess's greyscale branch (b0: channel mean in
     [0, 1]) returns per model pixel the share of its footprint inside the mask.
     """
-    from spiralarms.data.dataset import (
-        preprocess,  # TensorFlow: imported only where masks are measured
-    )
+    from spiralarms.data import images  # TensorFlow: imported only where masks are measured
 
     masks = np.asarray(masks, dtype=bool)
     if masks.ndim != 3:
         raise ValueError(f"masks must be (N, H, W), got shape {masks.shape}")
     views = []
     for start in range(0, len(masks), 64):  # bounded memory: 64 frames of float32 at a time
-        images = (masks[start:start + 64].astype(np.uint8) * np.uint8(255))[..., None]
-        views.append(preprocess(images, "b0", image_size, crop_size).numpy()[..., 0])
+        frames = (masks[start:start + 64].astype(np.uint8) * np.uint8(255))[..., None]
+        views.append(images.model_view(frames, "b0", image_size, crop_size))
     if not views:
         return np.zeros((0, image_size, image_size), np.float32)
     return np.clip(np.concatenate(views), 0.0, 1.0).astype(np.float32)

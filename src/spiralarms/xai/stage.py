@@ -8,9 +8,8 @@ from pathlib import Path
 import keras
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 
-from spiralarms.data.dataset import preprocess
+from spiralarms.data.images import load_as_seen
 from spiralarms.models import model_card
 from spiralarms.models.networks import FEATURE_LAYERS
 from spiralarms.synthetic.generate import read_masks
@@ -24,17 +23,6 @@ from spiralarms.xai.maps import (
 )
 
 log = logging.getLogger(__name__)
-
-
-def load_as_seen(images_dir, asset_ids, model_name, settings) -> np.ndarray:
-    """The JPEGs preprocessed exactly as in training (crop, resize, colour, scale)."""
-    images = []
-    for asset_id in asset_ids:
-        data = tf.io.read_file(str(Path(images_dir) / f"{int(asset_id)}.jpg"))
-        image = tf.io.decode_jpeg(data, channels=3)
-        images.append(preprocess(image, model_name, settings["image_size"],
-                                 settings["crop_size"]).numpy())
-    return np.stack(images)
 
 
 def run_xai(experiment, model_path, predictions_dir, images_dir, settings, xai, out_dir,
@@ -51,7 +39,8 @@ def run_xai(experiment, model_path, predictions_dir, images_dir, settings, xai, 
     chosen = choose_examples(predictions, per_class=xai["per_class"],
                              class_names=list(experiment.variant.class_names))
     chosen = predictions.loc[predictions["asset_id"].isin(chosen["asset_id"])].reset_index(drop=True)
-    images = load_as_seen(images_dir, chosen["asset_id"], experiment.model, settings)
+    images = load_as_seen(images_dir, chosen["asset_id"], experiment.model,
+                          settings["image_size"], settings["crop_size"])
     model = keras.models.load_model(model_path, safe_mode=True)
     result = explain_experiment(
         model, images, None, chosen, list(experiment.variant.class_names), out_dir,
@@ -84,7 +73,8 @@ def measure_attribution(experiment, model, predictions, images_dir, masks, setti
     class_names = list(experiment.variant.class_names)
     galaxies = attribution.choose_galaxies(
         label_predictions(predictions, class_names), xai.get("attribution_per_class", 10))
-    images = load_as_seen(images_dir, galaxies["asset_id"], experiment.model, settings)
+    images = load_as_seen(images_dir, galaxies["asset_id"], experiment.model,
+                          settings["image_size"], settings["crop_size"])
     labels = read_masks(masks, galaxies["asset_id"])
     regions = attribution.model_view_regions(
         np.stack([labels[int(a)] for a in galaxies["asset_id"]]), settings["image_size"],
