@@ -76,17 +76,6 @@ def test_collect_nested_form_one_row_per_experiment_and_subset(three_runs):
     assert json.loads(val42["confusion_matrix"])[0][0] == 10
 
 
-def test_collect_flat_form_takes_experiment_from_folder(tmp_path):
-    folder = tmp_path / "b0_merge45_standard_s1" / "val"
-    folder.mkdir(parents=True)
-    flat = subset_metrics(0.9, 0.8, class_names=["1", "2", "3", "4+", "?"]) | {"subset": "val"}
-    (folder / "metrics.json").write_text(json.dumps(flat))
-    row = summary.collect([folder / "metrics.json"]).iloc[0]
-    assert (row["experiment"], row["classes"], row["seed"], row["subset"]) == (
-        "b0_merge45_standard_s1", "merge45", 1, "val")
-    assert row["f1_4+"] == 0.65
-
-
 def test_collect_names_the_file_and_key_of_bad_input(tmp_path, three_runs):
     broken = tmp_path / "b0_6class_standard_s50.json"
     metrics = subset_metrics(0.8, 0.7)
@@ -97,6 +86,10 @@ def test_collect_names_the_file_and_key_of_bad_input(tmp_path, three_runs):
         summary.collect([broken])
     with pytest.raises(ValueError, match="appears in both"):
         summary.collect([three_runs[0], three_runs[0]])
+    flat = tmp_path / "flat.json"  # compute_metrics output alone, without evaluate's envelope
+    flat.write_text(json.dumps(subset_metrics(0.8, 0.7) | {"subset": "val"}))
+    with pytest.raises(KeyError, match=r"flat\.json lacks \['experiment', 'subsets'\]"):
+        summary.collect([flat])
 
 
 def test_seed_summary_mean_and_std_over_seeds(three_runs):

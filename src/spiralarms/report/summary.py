@@ -2,20 +2,17 @@
 (bug B15: one run per configuration says little), and our B0 6-class validation numbers beside the
 notebook's published run.
 
-Input: `metrics.json` files, one per experiment, in either form
-  nested: {"experiment": "b0_6class_standard_s42",
-           "subsets": {"val": {<compute_metrics output>}, "test": {...}}}
-  flat:   {<compute_metrics output>, "subset": "val", "experiment": ... (optional)}
-Each subset's metrics need `class_names` (compute_metrics writes it). Without an "experiment" key
-the name comes from the nearest parent folder named `{model}_{classes}_{mode}_s{seed}`. Metrics
-written before the ordinal view and the per-class F1 intervals existed leave those columns empty.
+Input: `metrics.json` files, one per experiment, as `evaluate` writes them:
+  {"experiment": "b0_6class_standard_s42", "training": {...},
+   "subsets": {"val": {<compute_metrics output>}, "test": {...}}}
+Each subset's metrics need `class_names` (compute_metrics writes it). Metrics written before the
+ordinal view and the per-class F1 intervals existed leave those columns empty.
 
 The ordinal columns (within_one, mae_arms, qwk with intervals, ordinal_n) are spiralarms.evaluation.metrics'
 `ordinal_metrics`: on galaxies with an arm count only ("can't tell" left out), "5+" = 5 arms and
 a merged class its midpoint ("3-4" = 3.5, "4+" = 4.5).
 """
 
-import contextlib
 import json
 import logging
 from importlib.resources import files
@@ -59,20 +56,17 @@ def read_metrics(path) -> list:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise ValueError(f"cannot read metrics file {path}: {error}") from error
-    experiment = data.get("experiment") or _experiment_from_path(path)
+    missing = [k for k in ("experiment", "subsets") if k not in data]
+    if missing:
+        raise KeyError(f"{path} lacks {missing}: summary reads metrics.json as evaluate writes "
+                       f"it (see spiralarms.report.summary)")
+    experiment = data["experiment"]
     try:
         experiment_columns(experiment)
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
-    if "subsets" in data:
-        subsets = data["subsets"]
-    elif "subset" in data:
-        subsets = {data["subset"]: data}
-    else:
-        raise KeyError(f"{path}: neither a 'subsets' mapping (nested form) nor a 'subset' key "
-                       f"(flat form); see spiralarms.report.summary for the two layouts")
     entries = []
-    for subset, metrics in subsets.items():
+    for subset, metrics in data["subsets"].items():
         metrics = dict(metrics)
         metrics.setdefault("class_names", data.get("class_names"))
         metrics.setdefault("training", data.get("training") or {})
@@ -82,14 +76,6 @@ def read_metrics(path) -> list:
                            f"output (which includes class_names)")
         entries.append((experiment, subset, metrics))
     return entries
-
-
-def _experiment_from_path(path):
-    for folder in path.resolve().parents:
-        with contextlib.suppress(ValueError):
-            return Experiment.parse(folder.name).name
-    raise ValueError(f"{path}: no 'experiment' key and no parent folder named "
-                     f"'{{model}}_{{classes}}_{{mode}}_s{{seed}}'")
 
 
 def metrics_row(experiment, subset, metrics) -> dict:
