@@ -59,7 +59,7 @@ def test_ids_are_unique_int64_beyond_float_precision_and_round_trip(dataset):
 def test_mapping_has_real_columns_and_must_be_joined_by_key(dataset):
     out, _ = dataset
     catalogue, mapping = _catalogue(out), pd.read_csv(out / MAPPING_FILE)
-    assert list(mapping.columns) == gz2.MAPPING_COLUMNS
+    assert list(mapping.columns) == gz2.MAPPING_FILE_COLUMNS
     assert mapping["asset_id"].is_unique
     assert sorted(mapping["objid"]) == sorted(catalogue["dr7objid"])
     assert list(mapping["objid"]) != list(catalogue["dr7objid"])  # positional join would be wrong

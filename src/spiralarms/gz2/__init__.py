@@ -7,7 +7,8 @@ The real release has 233 columns: 11 identifiers/summary columns, then six colum
 
 FRAME = 424  # GZ2 cut-outs are 424 x 424 px (0.02 Petrosian R90 per pixel)
 
-ID_COLUMNS = [
+# The 11 columns before the answers: identifiers, position, sample, GZ2 class and vote totals.
+LEADING_COLUMNS = [
     "specobjid", "dr8objid", "dr7objid", "ra", "dec", "rastring", "decstring",
     "sample", "gz2class", "total_classifications", "total_votes",
 ]
@@ -31,7 +32,7 @@ ANSWER_SUFFIXES = ["count", "weight", "fraction", "weighted_fraction", "debiased
 
 ANSWERS = [f"{task}_{answer}" for task, answers in TASKS.items() for answer in answers]
 
-CATALOG_COLUMNS = ID_COLUMNS + [f"{a}_{s}" for a in ANSWERS for s in ANSWER_SUFFIXES]
+CATALOG_COLUMNS = LEADING_COLUMNS + [f"{a}_{s}" for a in ANSWERS for s in ANSWER_SUFFIXES]
 
 # Arm-number answers in class-index order: 0 -> 1 arm, ..., 4 -> more than 4, 5 -> can't tell.
 ARM_ANSWERS = [f"t11_arms_number_{a}" for a in TASKS["t11_arms_number"]]
@@ -42,6 +43,8 @@ FEATURES = "t01_smooth_or_features_a02_features_or_disk"
 NOT_EDGEON = "t02_edgeon_a05_no"
 SPIRAL = "t04_spiral_a08_spiral"
 
-MAPPING_COLUMNS = ["objid", "sample", "asset_id"]
+# Every column of gz2_filename_mapping.csv, in the file's order (the reader takes two of them:
+# catalog.MAPPING_COLUMNS).
+MAPPING_FILE_COLUMNS = ["objid", "sample", "asset_id"]
 
 assert len(CATALOG_COLUMNS) == 233

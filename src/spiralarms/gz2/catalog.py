@@ -27,7 +27,9 @@ SELECTION_COLUMNS = [
     "specobjid", "dr7objid", "total_votes", FEATURES_WF, NOT_EDGEON_WF, SPIRAL_WF,
     *ARM_DEBIASED, *ARM_FLAG,
 ]
-ID_COLUMNS = ("specobjid", "dr8objid", "dr7objid", "objid", "asset_id", "specObjID")
+# Object ids of any of the three tables, read as int64 wherever a table has them.
+INT64_COLUMNS = ("specobjid", "dr8objid", "dr7objid", "objid", "asset_id", "specObjID")
+# What the pipeline reads of the image-id map (its file has gz2.MAPPING_FILE_COLUMNS).
 MAPPING_COLUMNS = ["objid", "asset_id"]
 PHYSICAL_COLUMNS = ["specObjID", "LGM_TOT_P50", "sfr_tot_p50"]
 NUMERIC_COLUMNS = {c for c in SELECTION_COLUMNS + PHYSICAL_COLUMNS if c not in ID_COLUMNS}
@@ -83,7 +85,7 @@ def _read_table(path, columns, what) -> pd.DataFrame:
             f"{path}: missing column(s) {missing} in {what}; the header has {len(header)} columns "
             f"starting {header[:4]}. Check that the file is the right table and not truncated."
         )
-    types = {c: pa.int64() for c in columns if c in ID_COLUMNS}
+    types = {c: pa.int64() for c in columns if c in INT64_COLUMNS}
     try:
         table = pacsv.read_csv(
             path, convert_options=pacsv.ConvertOptions(include_columns=columns, column_types=types)
