@@ -1,5 +1,6 @@
 """Quality gates that CI runs through `make test`: ruff, snakefmt --check, snakemake --lint."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -54,3 +55,24 @@ def test_split_seeds_give_each_split_its_own_labels_shards_and_experiments(tmp_p
     # the head on split 7 uses the backbone trained on split 7, not the base split's
     assert "results/experiments/b0_6class_xai_s42_split7/backbone.weights.h5" in planned
     assert "split42" not in planned  # selection.seed's split keeps its plain names
+
+
+def test_network_jobs_declare_a_gpu_and_keep_tensorflow_to_their_threads():
+    planned = _run("snakemake", "-n", "--forceall", "--configfile", "config/demo.yaml").stdout
+    blocks = planned.split("\nrule ")
+    for rule in ("train", "evaluate", "xai"):
+        block = next(b for b in blocks if b.startswith(f"{rule}:"))
+        assert "gpu=1" in block.split("resources:")[1].splitlines()[0], block
+    scripts = ROOT / "workflow" / "scripts"
+    for script in ("train.py", "evaluate.py", "xai.py"):
+        assert "runtime.configure(snakemake.threads)" in (scripts / script).read_text(), script
+    assert "configure_threads(snakemake.threads)" in (scripts / "predict_chunk.py").read_text()
+
+
+def test_runtime_configure_limits_tensorflow_threads():
+    code = ("from spiralarms import runtime; import tensorflow as tf; runtime.configure(3); "
+            "print(tf.config.threading.get_intra_op_parallelism_threads(), "
+            "tf.config.threading.get_inter_op_parallelism_threads())")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.stdout.split() == ["3", "2"], result.stderr

@@ -14,6 +14,8 @@ rule evaluate:
     conda:
         "../../envs/spiralarms.yaml"
     threads: 2
+    resources:
+        gpu=1,
     params:
         settings=experiment_train_settings,
         subsets=config["evaluate"]["subsets"],

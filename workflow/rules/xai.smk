@@ -20,6 +20,8 @@ rule xai:
     conda:
         "../../envs/spiralarms.yaml"
     threads: 2
+    resources:
+        gpu=1,
     params:
         settings=experiment_train_settings,
         xai=config["xai"],

@@ -1,11 +1,12 @@
 import pandas as pd
 
-from spiralarms import logs
+from spiralarms import logs, runtime
 from spiralarms.data import shards
 from spiralarms.evaluation import evaluate
 from spiralarms.training.experiment import Experiment
 
 logs.to_file(snakemake.log[0])
+runtime.configure(snakemake.threads)
 labels = pd.read_parquet(snakemake.input.labels)
 physical = [c for c in ("log_mass", "sfr") if c in labels]
 evaluate.evaluate_experiment(

@@ -1,11 +1,11 @@
-from spiralarms import logs
+from spiralarms import logs, runtime
 from spiralarms.data import shards
 from spiralarms.training import train
 from spiralarms.training.experiment import Experiment
 
 logs.to_file(snakemake.log[0])
+runtime.configure(snakemake.threads)
 experiment = Experiment.parse(snakemake.wildcards.experiment)
-train.limit_threads(snakemake.threads)
 train.train_experiment(
     experiment.model,
     experiment.variant,

@@ -1,8 +1,9 @@
-from spiralarms import logs
+from spiralarms import logs, runtime
 from spiralarms.training.experiment import Experiment
 from spiralarms.xai.stage import run_xai
 
 logs.to_file(snakemake.log[0])
+runtime.configure(snakemake.threads)
 masks = snakemake.input.get("masks") or None  # absent or [] on real data
 run_xai(
     Experiment.parse(snakemake.wildcards.experiment),

@@ -48,6 +48,7 @@ import pandas as pd
 import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
+from spiralarms import runtime
 from spiralarms.data.channels import CHANNELS
 from spiralarms.data.images import crop_fraction, preprocess, read_pil, read_rgb
 from spiralarms.data.variants import get_variant, long_names
@@ -512,11 +513,7 @@ def configure_threads(threads: int | None = None, split: bool = True) -> int:
     else:
         pipeline = max(1, threads // 2)
         model = max(1, threads - pipeline)
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(model)
-        tf.config.threading.set_inter_op_parallelism_threads(2)
-    except RuntimeError:
-        log.info("TensorFlow already started: its thread count is left as it is")
+    runtime.configure(model, inter_op=2)  # and GPU memory growth
     return pipeline
 
 

@@ -5,7 +5,6 @@ best weights restored at the end, TerminateOnNaN. Everything that must survive a
 in `work_dir`, outside Snakemake's declared outputs (Snakemake deletes a failed job's outputs).
 """
 
-import contextlib
 import csv
 import json
 import logging
@@ -18,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from spiralarms import runtime
 from spiralarms.data.dataset import make_dataset
 from spiralarms.models import model_card
 from spiralarms.models.networks import build_model
@@ -47,12 +47,6 @@ DEFAULTS = {
 PRECISIONS = ("float32", "mixed_float16")
 
 
-def limit_threads(threads: int):
-    """Keep TensorFlow within the cores the scheduler gave this job."""
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, threads)))
-
-
 def configure_devices(deterministic: bool, seed: int, precision: str = "float32"):
     """Seed everything; the dtype policy; MirroredStrategy over the visible GPUs."""
     keras.utils.set_random_seed(seed)
@@ -61,13 +55,10 @@ def configure_devices(deterministic: bool, seed: int, precision: str = "float32"
     if precision not in PRECISIONS:
         raise ValueError(f"train.precision={precision!r} must be one of {PRECISIONS}")
     keras.mixed_precision.set_global_policy(precision)
-    gpus = tf.config.list_physical_devices("GPU")
-    for gpu in gpus:  # take memory as needed, so evaluate/xai jobs can share a card with training
-        with contextlib.suppress(RuntimeError):  # already initialised (a second run in-process)
-            tf.config.experimental.set_memory_growth(gpu, True)
-    if len(gpus) > 1:
-        return tf.distribute.MirroredStrategy(), len(gpus)
-    return tf.distribute.get_strategy(), len(gpus)
+    n_gpus = runtime.configure()  # memory growth, also when called outside a workflow job
+    if n_gpus > 1:
+        return tf.distribute.MirroredStrategy(), n_gpus
+    return tf.distribute.get_strategy(), n_gpus
 
 
 def global_batch(settings: dict, n_gpus: int) -> int:
