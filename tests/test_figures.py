@@ -56,7 +56,7 @@ def test_confusion_rejects_labels_of_another_variant(tmp_path):
 
 
 def test_history_with_and_without_validation_columns(tmp_path, caplog):
-    history = pd.DataFrame({"epoch": [0, 1, 2], "loss": [1.0, 0.6, 0.5],
+    history = pd.DataFrame({"epoch": [1, 2, 3], "loss": [1.0, 0.6, 0.5],
                             "accuracy": [0.5, 0.7, 0.8], "val_loss": [0.9, 0.7, 0.8],
                             "val_accuracy": [0.6, 0.75, 0.7]})
     figures.plot_history(history, tmp_path / "history")
@@ -68,14 +68,13 @@ def test_history_with_and_without_validation_columns(tmp_path, caplog):
     assert "no best epoch marked" in caplog.text
 
 
-@pytest.mark.parametrize("form", ["metrics", "bins", "tuple"])
+@pytest.mark.parametrize("form", ["metrics", "bins"])
 def test_reliability_diagram_accepts_each_input_form(tmp_path, form):
     table = predictions()
     proba = table[[f"prob_{c}" for c in CLASSES]].to_numpy()
     metrics = compute_metrics(table["true"].to_numpy(), table["pred"].to_numpy(), proba, CLASSES,
                               n_boot=0)
-    source = {"metrics": metrics, "bins": metrics["reliability"],
-              "tuple": (table["true"].to_numpy(), proba)}[form]
+    source = {"metrics": metrics, "bins": metrics["reliability"]}[form]
     figures.plot_reliability(source, tmp_path / "reliability")
     assert_written(tmp_path / "reliability")
 

@@ -15,7 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from spiralarms.data.variants import VARIANTS, long_names
-from spiralarms.evaluation.metrics import expected_calibration_error, reliability_bins
+from spiralarms.evaluation.metrics import expected_calibration_error
 
 log = logging.getLogger(__name__)
 
@@ -95,14 +95,13 @@ def _annotate_cells(ax, values, normalize):
 # --- training history -------------------------------------------------------------------------
 
 def plot_history(history_df, stem, monitor="val_accuracy") -> list:
-    """Loss and accuracy per epoch from Keras' `history.csv`; the best `monitor` epoch is marked.
-
-    Keras' CSVLogger counts epochs from 0; they are shown from 1, as Keras prints them (the
-    notebook's "best epoch 21"). Missing validation columns are skipped.
+    """Loss and accuracy per epoch from training's `history.csv`; the best `monitor` epoch is
+    marked. Its epochs count from 1, as Keras prints them (the notebook's "best epoch 21").
+    Missing validation columns are skipped.
     """
     history = pd.DataFrame(history_df)
     if "epoch" in history:
-        epochs = history["epoch"].to_numpy() + (1 if history["epoch"].min() == 0 else 0)
+        epochs = history["epoch"].to_numpy()
     else:
         epochs = np.arange(1, len(history) + 1)
     if not {"loss", "accuracy"} & set(history.columns):
@@ -136,14 +135,13 @@ def _best_epoch(history, epochs, monitor):
 
 # --- calibration ------------------------------------------------------------------------------
 
-def plot_reliability(metrics_reliability_or_yproba, stem) -> list:
+def plot_reliability(metrics_or_reliability, stem) -> list:
     """Reliability diagram: accuracy against mean confidence per bin, the diagonal for perfect
     calibration, ECE in the title, and bin counts as a histogram beneath.
 
-    Accepts a `compute_metrics` result (its 'reliability' entry), the reliability bin list itself,
-    or a tuple (y_true, proba) whose predictions are the argmax of proba.
+    Accepts a `compute_metrics` result (its 'reliability' entry) or the reliability bin list itself.
     """
-    bins = _as_reliability_bins(metrics_reliability_or_yproba)
+    bins = _as_reliability_bins(metrics_or_reliability)
     ece = expected_calibration_error(bins)
     lower = np.array([b["lower"] for b in bins])
     width = bins[0]["upper"] - bins[0]["lower"]
@@ -172,13 +170,10 @@ def _as_reliability_bins(source):
         if source.get("reliability") is None:
             raise ValueError("metrics have no reliability bins (computed without probabilities)")
         return source["reliability"]
-    if isinstance(source, tuple) and len(source) == 2:
-        y_true, proba = np.asarray(source[0]), np.asarray(source[1], dtype=float)
-        return reliability_bins(y_true, proba.argmax(axis=1), proba)
     if isinstance(source, list) and source and "count" in source[0]:
         return source
-    raise TypeError("plot_reliability needs compute_metrics output, its 'reliability' list, "
-                    f"or a (y_true, proba) tuple; got {type(source).__name__}")
+    raise TypeError("plot_reliability needs compute_metrics output or its 'reliability' list; "
+                    f"got {type(source).__name__}")
 
 
 # --- misclassified galaxies -------------------------------------------------------------------
