@@ -147,6 +147,56 @@ def _write_rows(path: Path, rows: list):
     os.replace(tmp, path)
 
 
+FINGERPRINT = "fingerprint.json"
+# Settings that do not change what is trained: a resume may use other values.
+NOT_FINGERPRINTED = ("threads",)
+
+
+def run_fingerprint(model_name, variant, mode, seed, settings, files, weights) -> dict:
+    """What a resume backup was made from: the experiment, its settings and its inputs (shard
+    and weights files by name and size, which a new selection or new weights change)."""
+    def file(path):
+        return {"path": str(path), "bytes": Path(path).stat().st_size}
+
+    return {
+        "model": model_name, "variant": variant.name, "class_map": list(variant.class_map),
+        "mode": mode, "seed": seed,
+        "settings": {k: v for k, v in settings.items() if k not in NOT_FINGERPRINTED},
+        "inputs": [file(f) for f in files], "weights": file(weights) if weights else None,
+    }
+
+
+def prepare_work_dir(work_dir: Path, fingerprint: dict) -> bool:
+    """Keep the resume state in `work_dir` only if it was made for `fingerprint`; otherwise warn
+    what changed and clear it, so training starts over. Returns whether a state is kept."""
+    stored = work_dir / FINGERPRINT
+    state = work_dir.is_dir() and any(p.name != FINGERPRINT for p in work_dir.iterdir())
+    old = json.loads(stored.read_text()) if state and stored.is_file() else None
+    if state and old != fingerprint:
+        changed = _changes(old, fingerprint) if old else ["no fingerprint stored"]
+        log.warning("%s holds the resume state of a run made with other settings or inputs "
+                    "(%s): starting over instead of resuming", work_dir, "; ".join(changed[:8]))
+        shutil.rmtree(work_dir)
+        state = False
+    work_dir.mkdir(parents=True, exist_ok=True)
+    stored.write_text(json.dumps(fingerprint, indent=2) + "\n")
+    return state
+
+
+def _changes(old: dict, new: dict, prefix: str = "") -> list:
+    """'settings.epochs: 50 -> 20' for every value that differs, nested dicts key by key."""
+    out = []
+    for key in dict.fromkeys([*old, *new]):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _changes(a, b, f"{prefix}{key}.")
+        elif isinstance(a, list) or isinstance(b, list):
+            out.append(f"{prefix}{key} differ")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return out
+
+
 def learning_rate(settings: dict, n_train: int, batch_size: int):
     """Adam's rate: the paper's constant, or cosine decay to zero over all epochs (from scratch,
     the late small steps buy several points of accuracy for no extra epochs)."""
@@ -201,7 +251,8 @@ def train_experiment(
     """Train one experiment; returns a summary. Rerunning after a kill resumes from the backup."""
     s = {**DEFAULTS, **settings}
     work_dir = Path(work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
+    prepare_work_dir(work_dir, run_fingerprint(model_name, variant, mode, seed, s,
+                                               [*train_files, *val_files], weights))
     strategy, n_gpus = configure_devices(s["deterministic"], seed, s["precision"])
     common = {"model": model_name, "variant": variant, "image_size": s["image_size"],
               "crop_size": s["crop_size"], "batch_size": global_batch(s, n_gpus),
