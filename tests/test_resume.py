@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from spiralarms.data.variants import Variant
 from spiralarms.training.train import DEFAULTS, FINGERPRINT, prepare_work_dir, run_fingerprint
