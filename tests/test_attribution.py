@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from spiralarms.synthetic import generate
+from spiralarms.synthetic.masks import decode_mask, encode_mask, read_masks
 from spiralarms.synthetic.render import (
     MASK_ARM,
     MASK_GALAXY,
@@ -133,9 +134,9 @@ def test_mask_png_round_trip_and_bad_masks():
     label = np.zeros((8, 12), np.uint8)
     label[2:5, 3:9] = MASK_GALAXY
     label[3, 4:6] = MASK_ARM
-    np.testing.assert_array_equal(generate.decode_mask(generate.encode_mask(label)), label)
+    np.testing.assert_array_equal(decode_mask(encode_mask(label)), label)
     with pytest.raises(ValueError, match="labels"):
-        generate.decode_mask(generate.encode_mask(np.full((4, 4), 3, np.uint8)))
+        decode_mask(encode_mask(np.full((4, 4), 3, np.uint8)))
 
 
 def small_dataset(out_dir, workers=1, seed=5):
@@ -149,7 +150,7 @@ def test_masks_are_deterministic_and_match_the_images(tmp_path):
     first = (tmp_path / "a" / generate.MASK_FILE).read_bytes()
     assert first == (tmp_path / "b" / generate.MASK_FILE).read_bytes()
     truth = generate.read_truth(tmp_path / "a")
-    masks = generate.read_masks(tmp_path / "a" / generate.MASK_FILE)
+    masks = read_masks(tmp_path / "a" / generate.MASK_FILE)
     with_image = truth.loc[truth["has_image"] == 1, "asset_id"].tolist()
     assert sorted(masks) == sorted(with_image)  # one per image; none for the missing one
     for asset_id, kind in zip(truth["asset_id"], truth["kind"]):
@@ -159,7 +160,7 @@ def test_masks_are_deterministic_and_match_the_images(tmp_path):
                 assert (masks[asset_id] == MASK_ARM).any() == (kind in ("1", "2", "3", "4", "5+"))
     missing = truth.loc[truth["has_image"] == 0, "asset_id"].tolist()
     with pytest.raises(KeyError, match="no mask"):
-        generate.read_masks(tmp_path / "a" / generate.MASK_FILE, missing)
+        read_masks(tmp_path / "a" / generate.MASK_FILE, missing)
     small_dataset(tmp_path / "c", seed=6)
     assert first != (tmp_path / "c" / generate.MASK_FILE).read_bytes()
 

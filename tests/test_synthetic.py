@@ -13,12 +13,12 @@ from spiralarms.synthetic.generate import (
     IMAGE_DIR,
     MAPPING_FILE,
     TRUTH_FILE,
-    catalogue_votes,
-    contact_sheet,
     read_truth,
     synthesize,
 )
 from spiralarms.synthetic.render import KINDS, draw_params, render_galaxy
+from spiralarms.synthetic.sheets import contact_sheet
+from spiralarms.synthetic.votes import catalogue_votes
 
 PER_CLASS = [5, 5, 5, 5, 5, 5]
 N_MISSING = 2
@@ -219,7 +219,13 @@ def test_synthesize_accepts_counts_keyed_by_class_name(tmp_path):
 
 def test_contact_sheet_writes_frames_and_model_view(dataset, tmp_path):
     out, _ = dataset
-    paths = contact_sheet(out, tmp_path / "sheet.png", per_class=2)
+    from spiralarms.data.images import read_model_view, read_rgb
+
+    paths = [contact_sheet(out, tmp_path / "sheet.png", lambda p: read_rgb(p)[0], "frames",
+                           per_class=2),
+             contact_sheet(out, tmp_path / "sheet_model_view.png",
+                           lambda p: read_model_view(p, "b0", 64, 224), "model view",
+                           per_class=2)]
     assert [p.name for p in paths] == ["sheet.png", "sheet_model_view.png"]
     for path in paths:
         with Image.open(path) as image:
@@ -246,7 +252,7 @@ def test_arm_number_is_resolvable_in_the_64px_model_view():
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import cross_val_score
 
-    from spiralarms.synthetic.generate import model_view
+    from spiralarms.data.images import model_view
 
     features, labels = [], []
     for arm_class in range(5):

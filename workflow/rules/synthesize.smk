@@ -23,5 +23,11 @@ rule synthesize:
     threads: config["synthetic"].get("workers", 2)
     params:
         settings=config["synthetic"],
+        # the model-view sheet shows the first network at the training sizes
+        model_view={
+            "model": (config["experiments"]["models"] or ["b0"])[0],
+            "image_size": config["train"]["image_size"],
+            "crop_size": config["train"]["crop_size"],
+        },
     script:
         "../scripts/synthesize.py"

@@ -100,6 +100,11 @@ def read_crop(path, crop_size) -> np.ndarray:
     return np.asarray(central_crop(read_rgb(path)[0], crop_size))
 
 
+def read_model_view(path, model: str, image_size: int, crop_size) -> np.ndarray:
+    """`model_view` of an image file, for display."""
+    return model_view(read_rgb(path)[0], model, image_size, crop_size)
+
+
 def to_rgb(image: Image.Image) -> np.ndarray:
     """uint8 RGB. Transparency is composited on black (the sky of the training cut-outs);
     16-bit and 32-bit greyscale is scaled, since PIL's own conversion clips at 255."""

@@ -12,7 +12,7 @@ import pandas as pd
 from spiralarms.data.images import load_as_seen
 from spiralarms.models import model_card
 from spiralarms.models.networks import FEATURE_LAYERS
-from spiralarms.synthetic.generate import read_masks
+from spiralarms.synthetic.masks import read_masks
 from spiralarms.xai import attribution, plots
 from spiralarms.xai.maps import (
     choose_examples,
