@@ -76,3 +76,27 @@ def test_runtime_configure_limits_tensorflow_threads():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=120, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert result.stdout.split() == ["3", "2"], result.stderr
+
+
+def test_jobs_import_the_package_of_the_checkout_they_run_in(tmp_path):
+    """A `spiralarms` found first elsewhere (an editable install from another checkout in a
+    shared environment, here a decoy on PYTHONPATH) must not be what a job imports."""
+    import yaml
+    from httpserver import FileServer
+
+    decoy = tmp_path / "other_checkout" / "spiralarms"
+    decoy.mkdir(parents=True)
+    (decoy / "__init__.py").write_text("raise ImportError('the decoy spiralarms was imported')\n")
+    with FileServer({"catalogue.csv": b"a,b\n1,2\n"}) as server:
+        config = tmp_path / "remote.yaml"
+        config.write_text(yaml.safe_dump({"data": {"catalog": server.url("catalogue.csv")}}))
+        env = {**os.environ, "PYTHONPATH": str(decoy.parent)}
+        result = subprocess.run(
+            [str(BIN / "snakemake"), "results/data/download/catalogue.csv", "-s",
+             str(ROOT / "Snakefile"), "--cores", "1", "--configfile",
+             str(ROOT / "config/config.yaml"), str(config)],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "results/data/download/catalogue.csv").read_bytes() == b"a,b\n1,2\n"
+    log = (tmp_path / "results/logs/download/catalogue.csv.log").read_text()
+    assert "decoy" not in log

@@ -3,10 +3,16 @@ import re
 import sys
 from pathlib import Path
 
-# The package lives in src/ (installed by `make`; found here without an install too). Jobs
-# import it through workflow/scripts/spiralarms, a link to src/spiralarms: Snakemake puts a
-# script's own folder on its sys.path, also under --sdm conda and on SLURM nodes.
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+# Snakemake and every job import this checkout's src/spiralarms, even where the environment
+# holds an install from another checkout (a shared environment on a cluster): Snakemake appends
+# the script folder to a job's sys.path, after any install, while PYTHONPATH comes before it.
+# Jobs inherit the variable, and a SLURM job parses this file again on its node.
+SRC = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, SRC)
+if os.environ.get("PYTHONPATH", "").split(os.pathsep)[0] != SRC:
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [SRC, os.environ.get("PYTHONPATH")])
+    )
 
 from spiralarms.config_checks import check_comparisons, check_subsets, validate_config
 from spiralarms.data.channels import CHANNELS
