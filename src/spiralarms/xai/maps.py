@@ -370,7 +370,6 @@ def _timed(fn, *args, **kwargs):
 def explain_experiment(
     model,
     images,
-    display,
     predictions,
     class_names,
     out_dir,
@@ -384,16 +383,15 @@ def explain_experiment(
 ) -> dict:
     """Write xai_correct, xai_misclassified and feature_maps figures (PNG + PDF) to `out_dir`.
 
-    `images` (N, H, W, C) are what the model saw; `display` (same N, or None for `images`) is
-    drawn under the overlays. Row i of `predictions` describes image i. Returns seconds per map
-    for GradCAM++ and SmoothGrad, the files written and notes (e.g. no misclassifications).
+    `images` (N, H, W, C) are what the model saw, drawn under the overlays. Row i of
+    `predictions` describes image i. Returns seconds per map for GradCAM++ and SmoothGrad, the
+    files written and notes (e.g. no misclassifications).
     """
     images = _check_images(images)
-    display = images if display is None else np.asarray(display)
-    if len(predictions) != len(images) or len(display) != len(images):
+    if len(predictions) != len(images):
         raise ValueError(
-            f"got {len(images)} images, {len(display)} display images and {len(predictions)} "
-            "prediction rows; row i of predictions must describe image i"
+            f"got {len(images)} images and {len(predictions)} prediction rows; row i of "
+            "predictions must describe image i"
         )
     if not len(images):
         raise ValueError("no galaxies to explain: images and predictions are empty")
@@ -416,13 +414,13 @@ def explain_experiment(
     wrong = examples[examples["kind"] == "misclassified"]
     if len(correct):
         files += plots.plot_correct(
-            correct, display, maps, class_names, out_dir / "xai_correct"
+            correct, images, maps, class_names, out_dir / "xai_correct"
         )
     else:
         notes.append("no correctly classified galaxies: xai_correct not written")
     if len(wrong):
         files += plots.plot_misclassified(
-            wrong, display, maps, class_names, out_dir / "xai_misclassified"
+            wrong, images, maps, class_names, out_dir / "xai_misclassified"
         )
     else:
         notes.append("no misclassified galaxies: xai_misclassified not written")

@@ -43,7 +43,7 @@ def run_xai(experiment, model_path, predictions_dir, images_dir, settings, xai, 
                           settings["image_size"], settings["crop_size"])
     model = keras.models.load_model(model_path, safe_mode=True)
     result = explain_experiment(
-        model, images, None, chosen, list(experiment.variant.class_names), out_dir,
+        model, images, chosen, list(experiment.variant.class_names), out_dir,
         layers=FEATURE_LAYERS[experiment.model], samples=xai["smooth_samples"],
         noise=xai["smooth_noise"], batch_size=xai["batch_size"], seed=experiment.seed,
         per_class=xai["per_class"],
