@@ -48,6 +48,12 @@ def test_bad_config_names_the_key_and_a_close_match_without_the_schema(tmp_path,
     assert "Failed validating" not in output and len(output.splitlines()) < 15, output
 
 
+def test_a_url_that_names_no_file_is_refused_naming_it(tmp_path):
+    code, output = dry_run(tmp_path, "data:\n  catalog: https://example.org/files/\n")
+    assert code != 0
+    assert "https://example.org/files/: the URL names no file to save" in output, output
+
+
 def test_overrides_keep_following_train_for_keys_they_do_not_set():
     import yaml
     from snakemake.utils import update_config

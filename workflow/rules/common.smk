@@ -14,6 +14,7 @@ if os.environ.get("PYTHONPATH", "").split(os.pathsep)[0] != SRC:
         filter(None, [SRC, os.environ.get("PYTHONPATH")])
     )
 
+from spiralarms.acquire.sources import download_name, is_remote
 from spiralarms.config_checks import check_comparisons, check_subsets, validate_config
 from spiralarms.data.channels import CHANNELS
 from spiralarms.training.experiment import (
@@ -43,25 +44,9 @@ wildcard_constraints:
     split=r"\d+",
 
 
-def is_remote(source):
-    return source.startswith(("http://", "https://"))
-
-
-def download_name(url):
-    """File name a URL is downloaded to: the last path part, %-decoded, anything but letters,
-    digits, '.', '_' and '-' made '_' (stellar%20mass_SFR.7z -> stellar_mass_SFR.7z); the same
-    rule as spiralarms.acquire.download_name."""
-    from urllib.parse import unquote, urlsplit
-
-    last = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", last)
-    if not name.strip("._-"):
-        raise ValueError(f"{url}: the URL names no file to download")
-    return name
-
-
 def data_path(key):
-    """Local path of data.<key>: downloaded sources land in data.download_dir."""
+    """Local path of data.<key>: downloaded sources land in data.download_dir under the name
+    spiralarms.acquire.resolve gives them."""
     source = config["data"][key]
     if is_remote(source):
         return f"{DOWNLOAD}/{download_name(source)}"

@@ -27,7 +27,7 @@ def resolve(spec: str | os.PathLike, cache_dir: str | os.PathLike, sha256: str |
     - `gdrive:<file id>`: fetched into `<cache_dir>/gdrive/<file id>/`, returns the file.
     """
     text, cache_dir = str(spec), Path(cache_dir)
-    if text.startswith(("http://", "https://")):
+    if is_remote(text):
         return _resolve_url(text, cache_dir, sha256)
     if text.startswith(KAGGLE_PREFIX):
         return fetch_kaggle(text, cache_dir / "images")
@@ -39,11 +39,15 @@ def resolve(spec: str | os.PathLike, cache_dir: str | os.PathLike, sha256: str |
     return _resolve_local(Path(text).expanduser(), sha256)
 
 
+def is_remote(spec) -> bool:
+    """An http(s) URL, downloaded into the cache folder (the workflow's download rule)."""
+    return str(spec).startswith(("http://", "https://"))
+
+
 def download_name(url: str) -> str:
     """The file name a download of `url` is saved under: the last part of the URL's path,
     %-decoded, with every character but letters, digits, '.', '_' and '-' replaced by '_'
-    (`.../stellar%20mass_SFR.7z` -> `stellar_mass_SFR.7z`). The workflow's `download_name` in
-    workflow/rules/common.smk applies the same rule."""
+    (`.../stellar%20mass_SFR.7z` -> `stellar_mass_SFR.7z`); also the workflow's name for it."""
     last = unquote(urlsplit(url).path.rsplit("/", 1)[-1])  # an encoded '/' stays in the name
     name = UNSAFE_NAME_CHARS.sub("_", last)
     if not name.strip("._-"):
