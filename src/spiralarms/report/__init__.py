@@ -1,0 +1,2 @@
+"""Stage `aggregate`: the summary tables over experiments, seeds and splits, the comparison with the
+notebook, paired comparisons and the overview figure."""
