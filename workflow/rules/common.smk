@@ -6,13 +6,18 @@ from pathlib import Path
 # Snakemake and every job import this checkout's src/spiralarms, even where the environment
 # holds an install from another checkout (a shared environment on a cluster): Snakemake appends
 # the script folder to a job's sys.path, after any install, while PYTHONPATH comes before it.
-# Jobs inherit the variable, and a SLURM job parses this file again on its node.
+# Local jobs inherit the variable; `envvars` passes it on to cluster jobs.
 SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
 if os.environ.get("PYTHONPATH", "").split(os.pathsep)[0] != SRC:
     os.environ["PYTHONPATH"] = os.pathsep.join(
         filter(None, [SRC, os.environ.get("PYTHONPATH")])
     )
+
+
+envvars:
+    "PYTHONPATH",
+
 
 from spiralarms.acquire.sources import download_name, is_remote
 from spiralarms.config_checks import check_comparisons, check_subsets, validate_config
