@@ -100,3 +100,28 @@ def test_jobs_import_the_package_of_the_checkout_they_run_in(tmp_path):
     assert (tmp_path / "results/data/download/catalogue.csv").read_bytes() == b"a,b\n1,2\n"
     log = (tmp_path / "results/logs/download/catalogue.csv.log").read_text()
     assert "decoy" not in log
+
+
+def _declared_outputs(rule, *args):
+    """File names the dry run lists as outputs of the first job of `rule`."""
+    planned = _run("snakemake", *args, "-n", "--forceall", "--configfile", "config/demo.yaml")
+    block = next(b for b in planned.stdout.split("\nrule ") if b.startswith(f"{rule}:"))
+    line = next(x for x in block.splitlines() if x.strip().startswith("output:"))
+    return sorted(Path(p.strip()).name for p in line.split(":", 1)[1].split(","))
+
+
+def test_aggregate_declares_every_file_it_writes(tmp_path):
+    from test_comparisons import known_pair, write_predictions
+    from test_summary import subset_metrics, with_ordinal, write_nested
+
+    from spiralarms.report import summary
+
+    experiments = ["b0_6class_standard_s1", "b0_6class_xai_s1"]
+    paths = [write_nested(tmp_path / "experiments", e, with_ordinal(subset_metrics(.8, .7)))
+             for e in experiments]
+    dirs = {e: write_predictions(tmp_path / "preds", e, frame)
+            for e, frame in zip(experiments, known_pair())}
+    written = summary.aggregate(paths, tmp_path / "summary", predictions_dirs=dirs, n_boot=10,
+                                comparisons=[{"a": experiments[0], "b": experiments[1]}])
+    assert sorted(p.name for p in written) == _declared_outputs("aggregate",
+                                                                "results/summary/metrics.csv")

@@ -10,7 +10,7 @@ localrules:
 
 rule download:
     output:
-        f"{DOWNLOAD}/{{file}}",
+        downloaded=f"{DOWNLOAD}/{{file}}",
     log:
         f"{RESULTS}/logs/download/{{file}}.log",
     wildcard_constraints:
