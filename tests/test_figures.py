@@ -1,8 +1,12 @@
+"""Evaluation figures: what each one draws (cells, row normalisation, curves, bins), read back
+from the matplotlib figure that was saved, and that the PNG and PDF are written."""
+
 import logging
 
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.figure import Figure
 
 from spiralarms.evaluation import figures
 from spiralarms.evaluation.metrics import compute_metrics
@@ -14,6 +18,27 @@ def assert_written(stem):
     for suffix in (".png", ".pdf"):
         path = stem.with_name(stem.name + suffix)
         assert path.is_file() and path.stat().st_size > 1000, path
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures saved during a test, in order (each once, however many files it wrote)."""
+    figures_saved = []
+    savefig = Figure.savefig
+
+    def recording(fig, *args, **kwargs):
+        if not any(f is fig for f in figures_saved):
+            figures_saved.append(fig)
+        return savefig(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", recording)
+    return figures_saved
+
+
+def cell_texts(ax) -> dict:
+    """{(row, col): text} of the annotations placed on integer cell centres."""
+    return {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text()
+            for t in ax.texts}
 
 
 def predictions():
@@ -41,13 +66,39 @@ def test_axis_labels_follow_the_variant():
     assert figures.axis_labels(["a", "b"]) == ["a", "b"]
 
 
-@pytest.mark.parametrize("normalize", [False, True])
-def test_confusion_figure_written_even_with_an_empty_row(tmp_path, normalize):
+def test_confusion_figure_shows_the_counts_in_each_cell(tmp_path, drawn):
     cm = [[5, 1, 0], [0, 0, 0], [2, 0, 7]]
-    paths = figures.plot_confusion(cm, figures.axis_labels(CLASSES), tmp_path / "cm",
-                                   normalize=normalize)
+    paths = figures.plot_confusion(cm, figures.axis_labels(CLASSES), tmp_path / "cm")
     assert [p.name for p in paths] == ["cm.png", "cm.pdf"]
     assert_written(tmp_path / "cm")
+    (fig,) = drawn
+    ax = fig.axes[0]
+    np.testing.assert_array_equal(ax.images[0].get_array(), cm)  # rows true, columns predicted
+    assert ax.images[0].norm.vmax == 7
+    assert cell_texts(ax) == {(r, c): str(v) for r, row in enumerate(cm) for c, v in enumerate(row)}
+    assert [t.get_text() for t in ax.get_xticklabels()] == CLASSES
+    assert [t.get_text() for t in ax.get_yticklabels()] == CLASSES
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("predicted class", "true class")
+
+
+def test_normalised_confusion_divides_each_row_by_its_support(tmp_path, drawn):
+    cm = [[5, 1, 0], [0, 0, 0], [2, 0, 7]]
+    figures.plot_confusion(cm, figures.axis_labels(CLASSES), tmp_path / "cm", normalize=True)
+    assert_written(tmp_path / "cm")
+    (fig,) = drawn
+    ax = fig.axes[0]
+    shown = np.asarray(ax.images[0].get_array())
+    expected = [[5 / 6, 1 / 6, 0], [0, 0, 0], [2 / 9, 0, 7 / 9]]  # the empty row is drawn blank
+    np.testing.assert_allclose(shown, expected)
+    np.testing.assert_allclose(shown[[0, 2]].sum(axis=1), 1.0)
+    assert ax.images[0].norm.vmax == 1
+    assert cell_texts(ax) == {(0, 0): "0.83", (0, 1): "0.17", (0, 2): "0.00",
+                              (1, 0): "–", (1, 1): "–", (1, 2): "–",
+                              (2, 0): "0.22", (2, 1): "0.00", (2, 2): "0.78"}
+    # the support each row was divided by stays visible
+    rows = [t.get_text() for t in ax.get_yticklabels()]
+    assert [r.splitlines()[-1] for r in rows] == ["(n=6)", "(n=0)", "(n=9)"]
+    assert "row-normalised" in ax.get_title()
 
 
 def test_confusion_rejects_labels_of_another_variant(tmp_path):
@@ -55,21 +106,35 @@ def test_confusion_rejects_labels_of_another_variant(tmp_path):
         figures.plot_confusion(np.eye(3), ["1", "2"], tmp_path / "cm")
 
 
-def test_history_with_and_without_validation_columns(tmp_path, caplog):
+def test_history_curves_show_each_epoch_and_mark_the_best(tmp_path, drawn, caplog):
     history = pd.DataFrame({"epoch": [1, 2, 3], "loss": [1.0, 0.6, 0.5],
                             "accuracy": [0.5, 0.7, 0.8], "val_loss": [0.9, 0.7, 0.8],
                             "val_accuracy": [0.6, 0.75, 0.7]})
     figures.plot_history(history, tmp_path / "history")
     assert_written(tmp_path / "history")
     assert figures._best_epoch(history, np.array([1, 2, 3]), "val_accuracy") == 2
+    (fig,) = drawn
+    loss_ax, accuracy_ax = fig.axes
+    for ax, quantity in ((loss_ax, "loss"), (accuracy_ax, "accuracy")):
+        curves = {line.get_label(): line for line in ax.get_lines()}
+        assert set(curves) == {quantity, f"val {quantity}", "best val accuracy (epoch 2)"}
+        for column in (quantity, f"val_{quantity}"):
+            line = curves[column.replace("_", " ")]
+            np.testing.assert_array_equal(line.get_xdata(), [1, 2, 3])
+            np.testing.assert_array_equal(line.get_ydata(), history[column])
+        np.testing.assert_array_equal(curves["best val accuracy (epoch 2)"].get_xdata(), [2, 2])
+        assert ax.get_ylabel() == quantity
+
     with caplog.at_level(logging.INFO):
         figures.plot_history(history[["epoch", "loss", "accuracy"]], tmp_path / "train_only")
     assert_written(tmp_path / "train_only")
     assert "no best epoch marked" in caplog.text
+    assert [[line.get_label() for line in ax.get_lines()] for ax in drawn[1].axes] == [
+        ["loss"], ["accuracy"]]
 
 
 @pytest.mark.parametrize("form", ["metrics", "bins"])
-def test_reliability_diagram_accepts_each_input_form(tmp_path, form):
+def test_reliability_diagram_draws_each_bin(tmp_path, drawn, form):
     table = predictions()
     proba = table[[f"prob_{c}" for c in CLASSES]].to_numpy()
     metrics = compute_metrics(table["true"].to_numpy(), table["pred"].to_numpy(), proba, CLASSES,
@@ -77,6 +142,18 @@ def test_reliability_diagram_accepts_each_input_form(tmp_path, form):
     source = {"metrics": metrics, "bins": metrics["reliability"]}[form]
     figures.plot_reliability(source, tmp_path / "reliability")
     assert_written(tmp_path / "reliability")
+    (fig,) = drawn
+    top, bottom = fig.axes
+    # By hand: eight galaxies at confidence 0.8, five of them right; galaxy 103 at 0.9, wrong.
+    bars = {round(b.get_x(), 6): b.get_height() for b in top.patches}
+    assert bars == {0.8: pytest.approx(5 / 8), 0.9: 0.0}
+    assert all(b.get_width() == pytest.approx(0.1) for b in top.patches)
+    (points,) = [line for line in top.get_lines() if line.get_label().startswith("(mean")]
+    np.testing.assert_allclose(points.get_xdata(), [0.8, 0.9])
+    np.testing.assert_allclose(points.get_ydata(), [5 / 8, 0.0])
+    assert [b.get_height() for b in bottom.patches] == [0] * 8 + [8, 1]
+    ece = (8 * abs(5 / 8 - 0.8) + 1 * abs(0.0 - 0.9)) / 9
+    assert top.get_title() == f"Reliability (ECE = {ece:.3f}, N = 9)"
 
 
 def test_misclassification_sheets_one_per_offdiagonal_cell(tmp_path):
