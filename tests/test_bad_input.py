@@ -54,6 +54,18 @@ def test_a_url_that_names_no_file_is_refused_naming_it(tmp_path):
     assert "https://example.org/files/: the URL names no file to save" in output, output
 
 
+@pytest.mark.parametrize("target", ["results/predictions/survy.parquet",
+                                    "results/predictions/survy/chunks/0.parquet"])
+def test_a_prediction_name_not_in_the_config_says_so(tmp_path, target):
+    images = tmp_path / "images"
+    images.mkdir()
+    code, output = dry_run(tmp_path, f"predict:\n  survey:\n    model: b0_6class_xai_s42\n"
+                                     f"    images: {images}\n", target)
+    assert code != 0
+    assert f"No rule to produce {target}" in output, output
+    assert "KeyError" not in output and "InputFunctionException" not in output, output
+
+
 def test_overrides_keep_following_train_for_keys_they_do_not_set():
     import yaml
     from snakemake.utils import update_config
