@@ -1,4 +1,11 @@
 SUMMARY = f"{RESULTS}/summary"
+
+
+# A few tables and one figure from the experiments' metrics: not worth a cluster job.
+localrules:
+    aggregate,
+
+
 # Experiments named in config `comparisons` (checked against the grid in common.smk).
 COMPARED = list(dict.fromkeys(c[k] for c in config["comparisons"] for k in ("a", "b")))
 
