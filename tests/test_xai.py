@@ -11,6 +11,7 @@ import pytest
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
+from spiralarms.plotting import display_image
 from spiralarms.xai import maps as xai_maps
 from spiralarms.xai import plots as xai_plots
 
@@ -186,8 +187,8 @@ def test_channel_mosaic_scales_each_channel_and_blanks_missing_ones():
 def test_display_image_takes_both_input_scales():
     grey = np.full((4, 4, 1), 0.5, np.float32)
     rgb = np.full((4, 4, 3), 127.5, np.float32)
-    assert xai_plots.display_image(grey).shape == (4, 4)
-    np.testing.assert_allclose(xai_plots.display_image(rgb), 0.5)
+    assert display_image(grey).shape == (4, 4)
+    np.testing.assert_allclose(display_image(rgb), 0.5)
 
 
 @pytest.mark.parametrize("with_errors", [True, False])

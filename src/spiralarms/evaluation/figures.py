@@ -3,7 +3,7 @@ misclassified galaxies and stellar-mass histograms per class.
 
 Figures are built on `matplotlib.figure.Figure` directly (no pyplot), so nothing depends on the
 display backend or leaks open figures in long Snakemake jobs. Every figure is written twice by
-`save`: `<stem>.png` for reports and `<stem>.pdf` for the paper.
+`plotting.save`: `<stem>.png` for reports and `<stem>.pdf` for the paper.
 """
 
 import logging
@@ -16,22 +16,12 @@ from matplotlib.figure import Figure
 
 from spiralarms.data.variants import VARIANTS, long_names
 from spiralarms.evaluation.metrics import expected_calibration_error
+from spiralarms.plotting import display_image, save
 
 log = logging.getLogger(__name__)
 
-PNG_DPI = 150
 # The notebook's per-class colours (cells 100/101), extended for safety.
 CLASS_COLOURS = ["darkorange", "red", "magenta", "green", "blue", "blueviolet", "teal", "brown"]
-
-
-def save(fig, stem) -> list:
-    """Write `<stem>.png` and `<stem>.pdf` (parent folders created); return both paths."""
-    stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".pdf")]
-    fig.savefig(paths[0], dpi=PNG_DPI, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight")
-    return paths
 
 
 def axis_labels(class_names) -> list:
@@ -246,23 +236,11 @@ def _contact_sheet(rows, probability, load_image, titles=None):
     titles = titles or [""] * len(rows)
     for ax, asset_id, rho, p, title in zip(axes, rows["asset_id"], rows["arm_fraction"],
                                            probability, titles):
-        ax.imshow(_display_image(load_image(asset_id), asset_id), cmap="gray", vmin=0, vmax=1)
+        ax.imshow(display_image(load_image(asset_id), f"load_image({asset_id!r})"), cmap="gray",
+                  vmin=0, vmax=1)
         ax.set_title(f"{title}\n" * bool(title) + f"ρ={rho:.2f}  p={p:.2f}\n{asset_id}",
                      fontsize=8)
     return fig
-
-
-def _display_image(image, asset_id):
-    image = np.asarray(image)
-    if image.ndim == 3 and image.shape[-1] == 1:
-        image = image[..., 0]
-    if image.ndim not in (2, 3):
-        raise ValueError(f"load_image({asset_id!r}) returned shape {image.shape}; expected HxW or "
-                         f"HxWxC")
-    image = image.astype(float)
-    if image.max() > 1.0:  # uint8 or float 0-255 (the notebook's un-normalised V2M input)
-        image = image / 255.0
-    return np.clip(image, 0, 1)
 
 
 def _file_label(name):

@@ -3,32 +3,20 @@
 Uses matplotlib's object API (Figure, no pyplot), so no backend or global state is touched.
 """
 
-from pathlib import Path
-
 import numpy as np
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
+from spiralarms.plotting import display_image, save
+
 OVERLAY_CMAP = "jet"
 OVERLAY_ALPHA = 0.5
 PANEL_INCHES = 2.0
+PAD_INCHES = 0.05  # margin of the saved figures: the panels sit close to the edge
 # The notebook's channel grids (rows, columns) for the lower, middle and upper layer.
 FEATURE_GRIDS = ((4, 8), (8, 16), (12, 24))
 DEPTH_NAMES = ("lower", "middle", "upper")
-
-
-def display_image(image) -> np.ndarray:
-    """An image as imshow takes it: (H, W) grey or (H, W, 3) RGB in [0, 1].
-
-    The model sees greyscale in [0, 1] (B0) or RGB in 0-255 (V2M); anything above 1 is 0-255.
-    """
-    image = np.asarray(image, dtype=np.float32)
-    if image.ndim == 3 and image.shape[-1] == 1:
-        image = image[..., 0]
-    if image.max() > 1.0:
-        image = image / 255.0
-    return np.clip(image, 0.0, 1.0)
 
 
 def _show_input(ax, image):
@@ -53,14 +41,6 @@ def _show_overlay(ax, image, attribution):
             color="white",
             fontsize=9,
         )
-
-
-def _save(fig, stem) -> list:
-    stem = Path(stem)
-    files = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
-    fig.savefig(files[0], dpi=150, bbox_inches="tight", pad_inches=0.05)
-    fig.savefig(files[1], bbox_inches="tight", pad_inches=0.05)
-    return files
 
 
 def row_title(row, class_names) -> str:
@@ -95,7 +75,7 @@ def _overlay_grid(rows, display, column_titles, stem, title, title_lines=1) -> l
         aspect=30,
     )
     colorbar.set_label("attribution (normalised per map)", fontsize=9)
-    return _save(fig, stem)
+    return save(fig, stem, pad_inches=PAD_INCHES)
 
 
 def plot_correct(examples, display, maps, class_names, stem) -> list:
@@ -175,7 +155,7 @@ def plot_feature_maps(activations, layers, stem, title=None, grids=FEATURE_GRIDS
         ax.set_axis_off()
     if title:
         fig.suptitle(title, fontsize=12)
-    return _save(fig, stem)
+    return save(fig, stem, pad_inches=PAD_INCHES)
 
 
 MASK_CONTOURS = (("galaxy", "cyan"), ("arm", "white"))
@@ -208,4 +188,4 @@ def plot_attribution_masks(display, regions, maps, row_titles, stem) -> list:
                 axes[r, c].set_title(method, fontsize=9)
     fig.suptitle("Attribution against the renderer's masks (cyan: galaxy, white: arms)",
                  fontsize=11)
-    return _save(fig, stem)
+    return save(fig, stem, pad_inches=PAD_INCHES)

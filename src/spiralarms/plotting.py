@@ -1,0 +1,34 @@
+"""Figure helpers shared by the evaluation and XAI figures (matplotlib only, no pyplot state)."""
+
+from pathlib import Path
+
+import numpy as np
+
+PNG_DPI = 150
+
+
+def save(fig, stem, pad_inches=None) -> list:
+    """Write `<stem>.png` (PNG_DPI) and `<stem>.pdf`, tight, parent folders created; return both
+    paths. `pad_inches`: the margin around the tight box (None: matplotlib's default)."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".pdf")]
+    fig.savefig(paths[0], dpi=PNG_DPI, bbox_inches="tight", pad_inches=pad_inches)
+    fig.savefig(paths[1], bbox_inches="tight", pad_inches=pad_inches)
+    return paths
+
+
+def display_image(image, name="image") -> np.ndarray:
+    """An image as imshow takes it: (H, W) grey or (H, W, 3) RGB in [0, 1].
+
+    Model inputs are greyscale in [0, 1] (B0) or RGB in 0-255 (V2M), files uint8: anything above
+    1 is taken as 0-255. `name` says in the error which image had another shape.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    if image.ndim not in (2, 3):
+        raise ValueError(f"{name} has shape {image.shape}; expected HxW or HxWxC")
+    if image.max() > 1.0:
+        image = image / 255.0
+    return np.clip(image, 0.0, 1.0)
