@@ -32,7 +32,7 @@ INT64_COLUMNS = ("specobjid", "dr8objid", "dr7objid", "objid", "asset_id", "spec
 # What the pipeline reads of the image-id map (its file has gz2.MAPPING_FILE_COLUMNS).
 MAPPING_COLUMNS = ["objid", "asset_id"]
 PHYSICAL_COLUMNS = ["specObjID", "LGM_TOT_P50", "sfr_tot_p50"]
-NUMERIC_COLUMNS = {c for c in SELECTION_COLUMNS + PHYSICAL_COLUMNS if c not in ID_COLUMNS}
+NUMERIC_COLUMNS = {c for c in SELECTION_COLUMNS + PHYSICAL_COLUMNS if c not in INT64_COLUMNS}
 
 
 class CatalogError(ValueError):
