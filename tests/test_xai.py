@@ -196,8 +196,9 @@ def test_explain_experiment_writes_figures(grey_model, tmp_path, with_errors):
     images = np.random.default_rng(3).random((5, SIZE, SIZE, 1)).astype(np.float32)
     pred = [0, 1, 2, 0, 2] if with_errors else [0, 1, 2, 0, 1]
     frame = hand_made_predictions([0, 1, 2, 0, 1], pred, [0.9, 0.8, 0.7, 0.6, 0.5])
+    examples = xai_maps.choose_examples(frame, per_class=2)
     result = xai_maps.explain_experiment(
-        grey_model, images, frame, NAMES, tmp_path, layers=None, samples=2, batch_size=4
+        grey_model, images, examples, NAMES, tmp_path, layers=None, samples=2, batch_size=4
     )
     written = {name for name in (p.name for p in tmp_path.iterdir())}
     expected = {"xai_correct.png", "xai_correct.pdf", "feature_maps.png", "feature_maps.pdf"}

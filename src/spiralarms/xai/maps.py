@@ -370,7 +370,7 @@ def _timed(fn, *args, **kwargs):
 def explain_experiment(
     model,
     images,
-    predictions,
+    examples,
     class_names,
     out_dir,
     layers=None,
@@ -379,25 +379,23 @@ def explain_experiment(
     batch_size=8,
     cam_layer="top_conv",
     seed=0,
-    per_class=2,
 ) -> dict:
     """Write xai_correct, xai_misclassified and feature_maps figures (PNG + PDF) to `out_dir`.
 
-    `images` (N, H, W, C) are what the model saw, drawn under the overlays. Row i of
-    `predictions` describes image i. Returns seconds per map for GradCAM++ and SmoothGrad, the
-    files written and notes (e.g. no misclassifications).
+    `examples`: the galaxies to explain, as `choose_examples` gives them; a row labelled i
+    describes image i of `images` (N, H, W, C), what the model saw, drawn under the overlays.
+    Returns seconds per map for GradCAM++ and SmoothGrad, the files written and notes (e.g. no
+    misclassifications).
     """
     images = _check_images(images)
-    if len(predictions) != len(images):
+    if not len(examples):
+        raise ValueError("no galaxies to explain: no examples were chosen")
+    outside = [label for label in examples.index if not 0 <= label < len(images)]
+    if outside:
         raise ValueError(
-            f"got {len(images)} images and {len(predictions)} prediction rows; row i of "
-            "predictions must describe image i"
+            f"examples labelled {outside[:5]} have no image among the {len(images)} given; the "
+            "row labelled i describes image i"
         )
-    if not len(images):
-        raise ValueError("no galaxies to explain: images and predictions are empty")
-    examples = choose_examples(
-        predictions.reset_index(drop=True), per_class=per_class, class_names=class_names
-    )
     targets = _explanation_targets(examples)
     rows = np.array([label for label, _ in targets])
     classes = np.array([cls for _, cls in targets])

@@ -36,17 +36,17 @@ def run_xai(experiment, model_path, predictions_dir, images_dir, settings, xai, 
     predictions_dir = Path(predictions_dir)
     subset = "val" if (predictions_dir / "val.parquet").exists() else "test"
     predictions = pd.read_parquet(predictions_dir / f"{subset}.parquet")
-    chosen = choose_examples(predictions, per_class=xai["per_class"],
-                             class_names=list(experiment.variant.class_names))
-    chosen = predictions.loc[predictions["asset_id"].isin(chosen["asset_id"])].reset_index(drop=True)
-    images = load_as_seen(images_dir, chosen["asset_id"], experiment.model,
+    # row i of the examples is image i: only the chosen galaxies are read
+    examples = choose_examples(predictions, per_class=xai["per_class"],
+                               class_names=list(experiment.variant.class_names))
+    examples = examples.reset_index(drop=True)
+    images = load_as_seen(images_dir, examples["asset_id"], experiment.model,
                           settings["image_size"], settings["crop_size"])
     model = keras.models.load_model(model_path, safe_mode=True)
     result = explain_experiment(
-        model, images, chosen, list(experiment.variant.class_names), out_dir,
+        model, images, examples, list(experiment.variant.class_names), out_dir,
         layers=FEATURE_LAYERS[experiment.model], samples=xai["smooth_samples"],
         noise=xai["smooth_noise"], batch_size=xai["batch_size"], seed=experiment.seed,
-        per_class=xai["per_class"],
     )
     result = {"subset": subset, **{k: v for k, v in result.items() if k != "files"},
               "files": [str(f) for f in result.get("files", [])]}
