@@ -51,7 +51,7 @@ def test_split_seeds_give_each_split_its_own_labels_shards_and_experiments(tmp_p
     planned = _run("snakemake", "-n", "--configfile", "config/demo.yaml", str(extra),
                    "--cores", "2").stdout
     assert "results/splits/split7/shards" in planned
-    assert "results/experiments/b0_merge45_xai_s42_split7/metrics.json" in planned
+    assert "results/experiments/b0_merge45_standard_s42_split7/metrics.json" in planned
     # the head on split 7 uses the backbone trained on split 7, not the base split's
     assert "results/experiments/b0_6class_xai_s42_split7/backbone.weights.h5" in planned
     assert "split42" not in planned  # selection.seed's split keeps its plain names
