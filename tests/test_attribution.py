@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from spiralarms.report.attribution import write_summary
 from spiralarms.synthetic import generate
 from spiralarms.synthetic.masks import decode_mask, encode_mask, read_masks
 from spiralarms.synthetic.render import (
@@ -206,7 +207,7 @@ def test_stage_skips_the_measure_without_masks(tmp_path, monkeypatch, caplog):
     assert json.loads((out / "xai.json").read_text())["attribution"]["status"] == (
         "no masks (real data)")
     assert "attribution measure skipped: no masks (real data)" in caplog.text
-    summary = attribution.write_summary([out], tmp_path / "s.csv", tmp_path / "s.md")
+    summary = write_summary([out], tmp_path / "s.csv", tmp_path / "s.md")
     assert summary["status"].tolist() == ["no masks (real data)"]
     assert "b0_select12_xai_s1: no masks (real data)" in (tmp_path / "s.md").read_text()
 
@@ -215,7 +216,7 @@ def test_summary_over_measured_and_unmeasured_experiments(tmp_path):
     row = ["gradcam++", "2", 4, 3, 0, 0.3, 0.1, 3.0, 0.8, 0.4, 2.0, 0.2, 0.6, 1 / 3]
     measured = fake_xai_folder(tmp_path, "b0_6class_xai_s42", rows=[row])
     real = fake_xai_folder(tmp_path, "v2m_6class_xai_s42", attribution.NO_MASKS)
-    table = attribution.write_summary([measured, real], tmp_path / "a.csv", tmp_path / "a.md")
+    table = write_summary([measured, real], tmp_path / "a.csv", tmp_path / "a.md")
     assert table["status"].tolist() == ["measured", attribution.NO_MASKS]
     assert table.loc[0, "class"] == "2" and table.loc[0, "arm_share"] == 0.3
     text = (tmp_path / "a.md").read_text()

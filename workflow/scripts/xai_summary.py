@@ -1,5 +1,5 @@
 from spiralarms import logs
-from spiralarms.xai.attribution import write_summary
+from spiralarms.report.attribution import write_summary
 
 logs.to_file(snakemake.log[0])
 table = write_summary(snakemake.input.xai, snakemake.output.csv, snakemake.output.markdown)

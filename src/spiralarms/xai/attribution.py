@@ -17,6 +17,8 @@ energy falls inside them (docs/xai-attribution.md):
 
 A map beats the chance level in a region when its energy share there exceeds the region's area
 share; `lift` is their ratio (mean share / mean area over the galaxies of a class).
+
+The table over experiments (the `xai_summary` rule) is `spiralarms.report.attribution`.
 """
 
 import numpy as np
@@ -167,86 +169,4 @@ def choose_galaxies(labelled: pd.DataFrame, per_class: int) -> pd.DataFrame:
             .groupby("true_index", sort=True).head(per_class).reset_index(drop=True))
 
 
-# ---------------------------------------------------------------- across experiments
-
-SUMMARY_FILE = "attribution.csv"
-
-
-def collect(xai_dirs) -> pd.DataFrame:
-    """One table over experiments: each xai folder's attribution.csv with the experiment's
-    name, network and class variant in front; a folder without one (real data, no masks) gives
-    one row whose status says so."""
-    import json
-    from pathlib import Path
-
-    from spiralarms.training.experiment import Experiment
-
-    frames = []
-    for folder in map(Path, xai_dirs):
-        experiment = Experiment.parse(folder.parent.name)
-        front = {"experiment": experiment.name, "model": experiment.model,
-                 "classes": experiment.classes, "seed": experiment.seed}
-        if (folder / SUMMARY_FILE).exists():
-            table = pd.read_csv(folder / SUMMARY_FILE, dtype={"class": str})
-            status = "measured"
-        else:
-            status = NO_MASKS
-            meta = folder / "xai.json"
-            if meta.exists():
-                status = json.loads(meta.read_text()).get("attribution", {}).get("status", status)
-            table = pd.DataFrame([{}], columns=SUMMARY_COLUMNS)
-        frames.append(table.assign(**front, status=status))
-    columns = ["experiment", "model", "classes", "seed", "status", *SUMMARY_COLUMNS]
-    if not frames:
-        return pd.DataFrame(columns=columns)
-    return pd.concat(frames, ignore_index=True)[columns]
-
-
-def _cell(value, digits=3):
-    return "n/a" if pd.isna(value) else f"{value:.{digits}f}"
-
-
-def to_markdown(table: pd.DataFrame) -> str:
-    """The summary as markdown: per experiment, method and class, energy share against area
-    (the chance level) for arms, galaxy and sky."""
-    from spiralarms.report.summary import to_markdown as markdown_table
-
-    intro = ("Share of each map's energy (its non-negative sum, maps scaled to [0, 1]) on the "
-             "renderer's arm and galaxy masks, in the model's view (central crop, resized); "
-             "`area` is the share of the view the mask covers, what a map spread evenly would "
-             "score; `lift` = share / area (> 1: the map concentrates there). Each galaxy is "
-             f"explained for its {TARGET}; shares leave out all-zero maps (`zero maps`). "
-             "docs/xai-attribution.md defines the masks.")
-    lines = ["# Where the attribution falls (energy-based pointing)", "", intro, ""]
-    measured = table[table["status"] == "measured"]
-    for row in table[table["status"] != "measured"].drop_duplicates("experiment").itertuples():
-        lines.append(f"- {row.experiment}: {row.status}")
-    if len(table) > len(measured):
-        lines.append("")
-    if not len(table):
-        lines.append("No xai-mode experiments.")
-    if len(measured):
-        display = pd.DataFrame({
-            "experiment": measured["experiment"], "method": measured["method"],
-            "class": measured["class"], "n": measured["n"].astype(int),
-            "zero maps": measured["n_zero_maps"].astype(int),
-            **{f"{region} share (area)": [
-                f"{_cell(s)} ({_cell(a)})" for s, a in
-                zip(measured[f"{region}_share"], measured[f"{region}_area"])]
-               for region in REGIONS},
-            "arm lift": measured["arm_lift"].map(lambda v: _cell(v, 2)),
-            "galaxy lift": measured["galaxy_lift"].map(lambda v: _cell(v, 2)),
-        })
-        lines.append(markdown_table(display))
-    return "\n".join(lines).rstrip() + "\n"
-
-
-def write_summary(xai_dirs, csv_path, markdown_path) -> pd.DataFrame:
-    """results/summary/attribution.csv and .md over every xai-mode experiment."""
-    from pathlib import Path
-
-    table = collect(xai_dirs)
-    Path(csv_path).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(csv_path, index=False, float_format="%.4f", lineterminator="\n")
-    Path(markdown_path).write_text(to_markdown(table))
-    return table
+SUMMARY_FILE = "attribution.csv"  # per xai folder; spiralarms.report.attribution gathers them

@@ -89,7 +89,7 @@ def measure_attribution(experiment, model, predictions, images_dir, masks, setti
     table = attribution.galaxy_table(galaxies, maps, regions, class_names)
     summary = attribution.summarise(table, class_names)
     out_dir = Path(out_dir)
-    files = [out_dir / "attribution.csv", out_dir / "attribution_galaxies.csv"]
+    files = [out_dir / attribution.SUMMARY_FILE, out_dir / "attribution_galaxies.csv"]
     summary.to_csv(files[0], index=False, float_format="%.4f", lineterminator="\n")
     table.to_csv(files[1], index=False, float_format="%.4f", lineterminator="\n")
     files += _plot_first_of_each_class(galaxies, images, regions, maps, table, class_names,
