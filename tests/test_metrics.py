@@ -99,7 +99,7 @@ def test_output_is_json_serialisable():
 
 
 def test_reproduces_notebook_validation_report():
-    """The notebook's published B0 6-class report (original-method.md §8) follows from its matrix;
+    """The notebook's published B0 6-class report (report/REFERENCE.md) follows from its matrix;
     this also checks every number in the packaged reference file."""
     reference = json.loads(
         (files("spiralarms.report") / "notebook_b0_6class_val.json").read_text()

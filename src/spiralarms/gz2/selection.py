@@ -1,4 +1,4 @@
-"""The paper's sample: arm-number labels, per-class cap and split (original-method.md 1.2-1.5).
+"""The paper's sample: arm-number labels, per-class cap and split (docs/method.md, first table).
 
 Default settings reproduce the notebook's membership exactly:
 - cuts on the consistency-weighted fractions (features >= 0.43, not edge-on >= 0.715,

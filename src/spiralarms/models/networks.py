@@ -1,4 +1,4 @@
-"""The paper's two networks (original-method.md section 5), rebuilt with keras.applications.
+"""The paper's two networks (docs/method.md: B0 and V2M rows), rebuilt with keras.applications.
 
 - `b0`: EfficientNetB0 on 1-channel greyscale scaled to [0, 1] (Zoobot's B0 had no internal rescaling);
   backbone frozen when pretrained weights are given, trained when starting from scratch.

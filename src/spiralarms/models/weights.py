@@ -47,7 +47,7 @@ KERAS_IMAGENET = {
         "https://storage.googleapis.com/tensorflow/keras-applications/efficientnet_v2/"
         "efficientnetv2-m_notop.h5", md5="1b8dc055df72dde80d614482840fe342"),
 }
-# The paper's weights per model, for saying what ran (original-method.md section 5).
+# The paper's weights per model, for saying what ran (docs/method.md, "Weights").
 PAPER_WEIGHTS = {
     "b0": "Zoobot's greyscale GZ DECaLS EfficientNetB0 (replicated_train_only_greyscale_tf)",
     "v2m": "ImageNet (Keras applications)",

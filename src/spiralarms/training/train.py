@@ -1,4 +1,4 @@
-"""Training one experiment (original-method.md section 5.5), resumable and deterministic.
+"""Training one experiment (docs/method.md: training, "Training details"), resumable, deterministic.
 
 Adam 1e-4, batch 16, 50 epochs, early stopping (patience 30) and best checkpoint on val_accuracy,
 best weights restored at the end, TerminateOnNaN. Everything that must survive a killed process lives
