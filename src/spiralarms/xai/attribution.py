@@ -46,7 +46,7 @@ def binary_masks(labels) -> dict:
     return {"arm": labels == MASK_ARM, "galaxy": labels >= MASK_GALAXY}
 
 
-def model_view(masks, image_size, crop_size) -> np.ndarray:
+def mask_view(masks, image_size, crop_size) -> np.ndarray:
     """(N, H, W) bool masks in the 424 frame -> (N, image_size, image_size) float32 in [0, 1]:
     the masks cropped and resized by `images.preprocess`, exactly as the images are.
 
@@ -69,7 +69,7 @@ def model_view(masks, image_size, crop_size) -> np.ndarray:
 
 def model_view_regions(labels, image_size, crop_size) -> dict:
     """{'arm', 'galaxy'}: soft masks (N, image_size, image_size) of mask labels in the frame."""
-    return {region: model_view(mask, image_size, crop_size)
+    return {region: mask_view(mask, image_size, crop_size)
             for region, mask in binary_masks(labels).items()}
 
 
@@ -80,7 +80,7 @@ def energy_share(maps, masks) -> np.ndarray:
     masks = np.asarray(masks, dtype=np.float64)
     if maps.ndim != 3 or maps.shape != masks.shape:
         raise ValueError(f"maps {maps.shape} and masks {masks.shape} must have the same shape: "
-                         "bring the masks to the maps' grid with model_view first")
+                         "bring the masks to the maps' grid with mask_view first")
     total = maps.sum(axis=(1, 2))
     inside = (maps * masks).sum(axis=(1, 2))
     return np.divide(inside, total, out=np.full(len(maps), np.nan), where=total > 0)
