@@ -11,6 +11,7 @@ from spiralarms.acquire import ChecksumError
 from spiralarms.models import weights
 from spiralarms.models.networks import build_model
 from spiralarms.models.weights import WeightsError, plan
+from spiralarms.training import backbones
 
 ZOOBOT = "hf_hub:mwalmsley/zoobot-encoder-efficientnet_b0"
 
@@ -132,15 +133,32 @@ def test_weights_record_names_source_file_and_checksum(tmp_path):
 
 
 def test_experiment_source_is_that_experiments_backbone_and_it_trains_from_scratch_itself():
-    p = plan("b0", "experiment:b0_6class_xai_s42")
+    p = backbones.plan("b0", "experiment:b0_6class_xai_s42")
     assert p.file == "results/experiments/b0_6class_xai_s42/backbone.weights.h5"
-    assert p.for_experiment("b0_merge45_xai_s42") == p
-    assert not p.for_experiment("b0_6class_xai_s42").pretrained
+    assert backbones.for_experiment(p, "b0_merge45_xai_s42") == p
+    assert not backbones.for_experiment(p, "b0_6class_xai_s42").pretrained
     assert p.matches_paper() == "no"
     with pytest.raises(WeightsError, match="trains v2m, not b0"):
-        plan("b0", "experiment:v2m_6class_xai_s42")
+        backbones.plan("b0", "experiment:v2m_6class_xai_s42")
     with pytest.raises(WeightsError, match="models.b0.weights.*is not of the form"):
-        plan("b0", "experiment:my_run")
+        backbones.plan("b0", "experiment:my_run")
+
+
+def test_the_training_layer_plans_the_other_sources_as_the_models_layer_does():
+    for spec in (None, "imagenet", "w/a.weights.h5", "zoo/z.bin", "https://x.org/a.pth",
+                 "hf_hub:mwalmsley/zoobot-encoder-efficientnet_b0"):
+        model = "v2m" if spec == "imagenet" else "b0"
+        p = plan(model, spec, "0" * 64, "w")
+        assert backbones.plan(model, spec, "0" * 64, "w") == p
+        assert backbones.for_experiment(p, "b0_merge45_xai_s42_split7") == p
+    for spec in ("", 3):
+        with pytest.raises(WeightsError) as lower:
+            plan("b0", spec)
+        with pytest.raises(WeightsError) as upper:
+            backbones.plan("b0", spec)
+        assert str(upper.value) == str(lower.value)
+    with pytest.raises(WeightsError, match="training.backbones.plan"):
+        plan("b0", "experiment:b0_6class_xai_s42")  # names an experiment: not this layer's
 
 
 @pytest.mark.parametrize("mode", ["xai", "standard"])
@@ -174,7 +192,7 @@ def test_heads_train_on_another_experiments_frozen_backbone_bit_identical(tmp_pa
 
 
 def test_on_another_split_heads_use_the_backbone_trained_on_that_split():
-    p = plan("b0", "experiment:b0_6class_xai_s42")
-    other = p.for_experiment("b0_merge45_xai_s42_split7")
+    p = backbones.plan("b0", "experiment:b0_6class_xai_s42")
+    other = backbones.for_experiment(p, "b0_merge45_xai_s42_split7")
     assert other.file == "results/experiments/b0_6class_xai_s42_split7/backbone.weights.h5"
-    assert not p.for_experiment("b0_6class_xai_s42_split7").pretrained
+    assert not backbones.for_experiment(p, "b0_6class_xai_s42_split7").pretrained

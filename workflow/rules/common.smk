@@ -31,7 +31,7 @@ from spiralarms.training.experiment import (
     grid,
     train_settings,
 )
-from spiralarms.models import weights as weight_sources
+from spiralarms.training import backbones
 
 validate_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
 check_subsets(config)
@@ -115,9 +115,9 @@ def experiment(wildcards):
 
 
 WEIGHTS = f"{RESULTS}/weights"
-# models.<m>.weights -> the files to download, convert and load (spiralarms.models.weights).
+# models.<m>.weights -> the files to download, convert and load (spiralarms.training.backbones).
 WEIGHT_PLANS = {
-    model: weight_sources.plan(
+    model: backbones.plan(
         model, settings.get("weights"), settings.get("weights_sha256"), WEIGHTS
     )
     for model, settings in config["models"].items()
@@ -145,7 +145,7 @@ def weight_conversions():
 def experiment_weights(wildcards):
     """The weights plan of one experiment (`experiment:` sources train from scratch themselves)."""
     model = experiment(wildcards).model
-    return WEIGHT_PLANS[model].for_experiment(wildcards.experiment)
+    return backbones.for_experiment(WEIGHT_PLANS[model], wildcards.experiment)
 
 
 def model_weights(wildcards):

@@ -9,7 +9,8 @@ compute node needs the internet. Accepted sources:
 - an `https://` URL of either kind: downloaded once (resume, sha256), then as a local file;
 - `imagenet`: Keras' own ImageNet file for the backbone, fetched by that same download rule;
 - `experiment:<name>`: the backbone of another experiment's trained model (that experiment
-  trains from scratch first), e.g. heads for the merged variants on a 6-class backbone;
+  trains from scratch first), e.g. heads for the merged variants on a 6-class backbone; it names
+  an experiment, so `spiralarms.training.backbones` plans it (and each experiment's plan);
 - `hf_hub:<owner>/<repo>`: a timm model on the Hugging Face hub (`pytorch_model.bin` and its
   `config.json`, whose architecture the converter checks; its timm mean/std are recorded, not
   applied, since Zoobot trained on [0, 1] inputs: docs/zoobot-weights.md), e.g. Zoobot's
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from urllib.parse import unquote, urlsplit
 
@@ -70,23 +71,7 @@ class WeightsPlan:
     downloads: dict = field(default_factory=dict)  # local path -> Download
     state_dict: str | None = None  # set when `file` is converted from a PyTorch state_dict
     timm_config: str | None = None
-    experiment: str | None = None  # set when `file` is the backbone of another experiment
-
-    def for_experiment(self, name: str) -> WeightsPlan:
-        """The plan of experiment `name`: the source experiment of `experiment:` weights is the
-        one that makes the backbone, so it trains from scratch. On another split the source is
-        the same experiment on that split (a backbone trained on another split's train set has
-        seen this split's validation and test galaxies)."""
-        if self.experiment is None:
-            return self
-        from spiralarms.training.experiment import Experiment
-
-        split = Experiment.parse(name).split
-        source = Experiment.parse(self.experiment).on_split(split).name
-        if name == source:
-            return WeightsPlan(self.model, None)
-        file = str(PurePosixPath(self.file).parent.parent / source / "backbone.weights.h5")
-        return replace(self, file=file, experiment=source)
+    experiment: str | None = None  # set when `file` is another experiment's backbone (training)
 
     @property
     def pretrained(self) -> bool:
@@ -103,9 +88,9 @@ class WeightsPlan:
         return "no"
 
 
-def plan(model: str, spec, sha256=None, weights_dir="results/weights",
-         experiments_dir="results/experiments") -> WeightsPlan:
-    """The files behind config `models.<model>.weights: spec` (sha256: `weights_sha256`)."""
+def plan(model: str, spec, sha256=None, weights_dir="results/weights") -> WeightsPlan:
+    """The files behind config `models.<model>.weights: spec` (sha256: `weights_sha256`), all
+    sources but `experiment:` (`spiralarms.training.backbones.plan`, which calls this one)."""
     key = f"models.{model}.weights"
     if spec is None:
         return WeightsPlan(model, None)
@@ -122,19 +107,8 @@ def plan(model: str, spec, sha256=None, weights_dir="results/weights",
         source = KERAS_IMAGENET[model]
         path = f"{downloads}/{PurePosixPath(source.url).name}"
         return WeightsPlan(model, spec, path, {path: Download(source.url, sha256, source.md5)})
-    if spec.startswith(EXPERIMENT):
-        name = spec.removeprefix(EXPERIMENT)
-        from spiralarms.training.experiment import Experiment
-
-        try:
-            source = Experiment.parse(name)
-        except ValueError as error:
-            raise WeightsError(f"{key}={spec!r}: {error}") from None
-        if source.model != model:
-            raise WeightsError(f"{key}={spec!r}: that experiment trains {source.model}, not "
-                               f"{model}; a backbone only fits its own network")
-        return WeightsPlan(model, spec, f"{experiments_dir}/{name}/backbone.weights.h5",
-                           experiment=name)
+    if spec.startswith(EXPERIMENT):  # names an experiment: planned in the training layer
+        raise WeightsError(f"{key}={spec!r}: plan it with spiralarms.training.backbones.plan")
     if spec.startswith(HF_HUB):
         repo = spec.removeprefix(HF_HUB)
         if not HF_REPO.fullmatch(repo):
