@@ -16,8 +16,8 @@ import keras
 
 from spiralarms.data.augment import augmentation_layers
 from spiralarms.data.channels import CHANNELS
+from spiralarms.models import MODES
 
-MODES = ("standard", "xai")
 # The notebook's feature-map layers (section 7): lower, middle and upper depth of each backbone.
 FEATURE_LAYERS = {
     "b0": ("block2a_activation", "block3a_activation", "block5a_activation"),

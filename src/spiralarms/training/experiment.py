@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from spiralarms.data.channels import CHANNELS
 from spiralarms.data.variants import VARIANTS, Variant
+from spiralarms.models import MODES  # the networks' modes: standard, xai
 
 MODELS = tuple(CHANNELS)  # the networks: b0, v2m
-MODES = ("standard", "xai")
 
 
 def name_regex(modes=MODES) -> str:
