@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from spiralarms.data.variants import VARIANTS
+from spiralarms.models import MODES
 
 DEFAULT_SUMMARY = Path("results/summary/metrics.csv")
 SUMMARY_COLUMNS = ["experiment", "subset", "n", "accuracy", "accuracy_ci_low",
@@ -54,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     importer.add_argument("--experiment-dir", required=True, type=Path,
                           help="e.g. results/experiments/b0_6class_standard_s42")
     _card_flags(importer)
-    importer.add_argument("--mode", choices=["standard", "xai"],
+    importer.add_argument("--mode", choices=MODES,
                           help="training mode (default: from the folder name or model.json)")
     importer.add_argument("--max-bytes", type=float, default=2e9,
                           help="refuse archives larger than this uncompressed (default 2e9)")
