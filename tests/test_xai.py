@@ -1,7 +1,10 @@
-"""XAI maps, example choice and figures on tiny untrained EfficientNetB0 models (32 px).
+"""XAI maps, example choice and figures on the real `build_model(..., "xai")` B0, trained for a
+few steps on stripe patterns.
 
-Untrained models can give all-zero GradCAM++ maps, so the tests check shapes, ranges, agreement
-between computation paths and written files, never that a map highlights something.
+GradCAM++ runs at 64 px: `top_conv` has stride 32, so at 32 px it is one pixel and every map is
+flat (all zeros once scaled). Those tests explain each image's predicted class, whose GradCAM++
+map is not blank; every map test checks that the maps are finite and not blank before it compares
+computation paths. SmoothGrad, feature maps and figures run at 32 px (cheaper).
 """
 
 import numpy as np
@@ -11,61 +14,106 @@ import pytest
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
+from spiralarms.data.channels import CHANNELS
+from spiralarms.models.networks import build_model
 from spiralarms.plotting import display_image
 from spiralarms.xai import maps as xai_maps
 from spiralarms.xai import plots as xai_plots
 
 SIZE = 32
+CAM_SIZE = 64
 N_CLASSES = 3
 NAMES = ["1", "2", "3+"]
 
 
-def flat_b0(channels, size=SIZE, n_classes=N_CLASSES):
-    """The lead's model shape: B0 backbone, GAP, Dense(1024), softmax head."""
+def stripes(n, size=SIZE, channels=1, seed=0):
+    """n images (cycling through 3 classes: horizontal, vertical, diagonal stripes) in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[:size, :size]
+    images, classes = [], []
+    for i in range(n):
+        phase = rng.uniform(0, 2 * np.pi)
+        wave = [np.sin(y / 3 + phase), np.sin(x / 3 + phase), np.sin((x + y) / 3 + phase)][i % 3]
+        grey = np.clip(0.5 + 0.4 * wave + rng.normal(0, 0.05, wave.shape), 0, 1)
+        images.append(np.repeat(grey[..., None], channels, axis=-1))
+        classes.append(i % 3)
+    return np.array(images, np.float32), np.array(classes)
+
+
+def trained_xai_model(size=SIZE, scale=1.0):
+    """build_model(..., "xai") after three eager Adam steps on 12 stripe images."""
     keras.utils.set_random_seed(0)
-    base = keras.applications.EfficientNetB0(
-        include_top=False, weights=None, input_shape=(size, size, channels)
-    )
-    x = keras.layers.GlobalAveragePooling2D()(base.output)
-    x = keras.layers.Dense(1024, activation="relu")(x)
-    out = keras.layers.Dense(n_classes, activation="softmax", name="softmax_output")(x)
-    return keras.Model(base.input, out)
+    model = build_model("b0", N_CLASSES, size, "xai")
+    images, classes = stripes(12, size, model.input_shape[-1])
+    model.compile(keras.optimizers.Adam(1e-3), "categorical_crossentropy", run_eagerly=True)
+    before = [w.numpy().copy() for w in model.trainable_weights]
+    model.fit(images * scale, keras.utils.to_categorical(classes, N_CLASSES), batch_size=4,
+              epochs=1, verbose=0)
+    assert any(not np.array_equal(a, w.numpy()) for a, w in zip(before, model.trainable_weights))
+    return model
+
+
+def assert_not_blank(maps, n, size=SIZE):
+    """n finite maps of the image size, each scaled to span [0, 1] (not all zeros, not flat)."""
+    maps = np.asarray(maps)
+    assert maps.shape == (n, size, size) and maps.dtype == np.float32
+    assert np.isfinite(maps).all()
+    np.testing.assert_allclose(maps.min(axis=(1, 2)), 0.0, atol=1e-6)
+    np.testing.assert_allclose(maps.max(axis=(1, 2)), 1.0, atol=1e-6)
+    assert (maps.std(axis=(1, 2)) > 0.05).all(), maps.std(axis=(1, 2))
 
 
 @pytest.fixture(scope="module")
 def grey_model():
-    return flat_b0(1)
+    return trained_xai_model()
 
 
 @pytest.fixture(scope="module")
 def grey_images():
-    return np.random.default_rng(1).random((3, SIZE, SIZE, 1)).astype(np.float32)
+    return stripes(3, seed=1)[0]
 
 
-def test_gradcam_maps_have_image_size_and_unit_range(grey_model, grey_images):
-    cams = xai_maps.gradcam_plus_plus(grey_model, grey_images, [0, 1, 2], batch_size=2)
-    assert cams.shape == (3, SIZE, SIZE)
-    assert cams.dtype == np.float32
-    assert cams.min() >= 0.0 and cams.max() <= 1.0
+@pytest.fixture(scope="module")
+def cam_model():
+    return trained_xai_model(CAM_SIZE)
 
 
-def test_gradcam_batching_does_not_mix_images(grey_model, grey_images):
-    together = xai_maps.gradcam_plus_plus(grey_model, grey_images, [2, 0, 1], batch_size=3)
-    alone = xai_maps.gradcam_plus_plus(grey_model, grey_images, [2, 0, 1], batch_size=1)
+@pytest.fixture(scope="module")
+def cam_images(cam_model):
+    """Three images and the class each is predicted as: the target whose GradCAM++ map has
+    evidence (an unexplained class can have none at all after a few steps)."""
+    images = stripes(3, CAM_SIZE, seed=1)[0]
+    return images, cam_model.predict(images, verbose=0).argmax(axis=1)
+
+
+def test_gradcam_maps_have_image_size_and_are_not_blank(cam_model, cam_images):
+    images, predicted = cam_images
+    cams = xai_maps.gradcam_plus_plus(cam_model, images, predicted, batch_size=2)
+    assert_not_blank(cams, 3, CAM_SIZE)
+
+
+def test_gradcam_batching_does_not_mix_images(cam_model, cam_images):
+    order = [2, 0, 1]
+    images, predicted = (a[order] for a in cam_images)
+    together = xai_maps.gradcam_plus_plus(cam_model, images, predicted, batch_size=3)
+    alone = xai_maps.gradcam_plus_plus(cam_model, images, predicted, batch_size=1)
+    assert_not_blank(together, 3, CAM_SIZE)
     np.testing.assert_allclose(together, alone, atol=1e-5)
 
 
 @pytest.mark.parametrize("channels", [1, 3])
-def test_smoothgrad_compiled_path_matches_tf_keras_vis(channels):
-    model = flat_b0(channels)
-    images = np.random.default_rng(2).random((3, SIZE, SIZE, channels)).astype(np.float32)
-    if channels == 3:
-        images *= 255.0  # V2M-style RGB input, 0-255
+def test_smoothgrad_compiled_path_matches_tf_keras_vis(grey_model, channels, monkeypatch):
+    if channels == 1:
+        model, scale = grey_model, 1.0
+    else:  # RGB 0-255 as V2M takes it: build_model's B0 on three channels (a V2M takes minutes)
+        monkeypatch.setitem(CHANNELS, "b0", 3)
+        model, scale = trained_xai_model(scale=255.0), 255.0
+    assert model.input_shape == (None, SIZE, SIZE, channels)
+    images = stripes(3, channels=channels, seed=2)[0] * scale
     kwargs = {"samples": 3, "noise": 0.2, "batch_size": 2, "seed": 7}
     compiled = xai_maps.smoothgrad(model, images, [0, 2, 1], method="compiled", **kwargs)
     library = xai_maps.smoothgrad(model, images, [0, 2, 1], method="tf-keras-vis", **kwargs)
-    assert compiled.shape == (3, SIZE, SIZE)
-    assert compiled.min() >= 0.0 and compiled.max() <= 1.0
+    assert_not_blank(compiled, 3)
     assert np.abs(compiled - library).max() < 1e-5
 
 
@@ -73,6 +121,7 @@ def test_smoothgrad_noise_depends_on_seed(grey_model, grey_images):
     first = xai_maps.smoothgrad(grey_model, grey_images, [0, 1, 2], samples=2, seed=0)
     again = xai_maps.smoothgrad(grey_model, grey_images, [0, 1, 2], samples=2, seed=0)
     other = xai_maps.smoothgrad(grey_model, grey_images, [0, 1, 2], samples=2, seed=1)
+    assert_not_blank(first, 3)
     np.testing.assert_array_equal(first, again)
     assert np.abs(first - other).max() > 1e-3
 
@@ -88,6 +137,7 @@ def test_smoothgrad_without_noise_is_the_scaled_logit_gradient(grey_model, grey_
         logits = tf.matmul(logit_model(x), head.kernel) + head.bias
         score = tf.gather(logits, [1, 1, 0], axis=1, batch_dims=1)
     expected = xai_maps.scale_to_unit(np.abs(tape.gradient(score, x).numpy()).max(axis=-1))
+    assert_not_blank(maps, 3)
     np.testing.assert_allclose(maps, expected, atol=1e-5)
 
 
@@ -120,6 +170,7 @@ def test_feature_maps_of_the_default_b0_layers(grey_model, grey_images):
     maps = xai_maps.feature_maps(grey_model, grey_images[0], layers)
     # 32 px input: stride 4, 8 and 16 at blocks 2a, 3a and 5a; 6x expansion of 16, 24, 80.
     assert [m.shape for m in maps] == [(8, 8, 96), (4, 4, 144), (2, 2, 480)]
+    assert all(np.isfinite(m).all() and np.abs(m).max() > 0 for m in maps)
 
 
 def test_default_feature_layers_recognise_v2m_names():
