@@ -49,8 +49,8 @@ from spiralarms.acquire import (
     gdrive_file_id,
     parse_kaggle_spec,
     physical_csv,
+    planned_path,
     read_manifest,
-    resolve,
     safe_extract,
 )
 from spiralarms.acquire import http as acquire_http
@@ -835,7 +835,7 @@ def test_kaggle_api_ignores_kaggle_api_environment_test(kaggle_server):
     assert kaggle_server.calls()[0] == ("POST", "localhost:7777", f"/api/v1/{DOWNLOAD_CALL}")
 
 
-# --- Google Drive and resolve -----------------------------------------------------------------
+# --- Google Drive and planned paths -----------------------------------------------------------------
 
 @pytest.mark.parametrize("given", [
     GDRIVE_ID,
@@ -858,22 +858,14 @@ def test_gdrive_id_parsing_rejects_non_drive_input(given):
         gdrive_file_id(given)
 
 
-def test_resolve_local_path(tmp_path):
-    local = tmp_path / "catalog.csv"
-    local.write_bytes(PAYLOAD)
-    assert resolve(str(local), tmp_path / "cache", sha256=SHA) == local
-    with pytest.raises(ChecksumError, match="catalog.csv"):
-        resolve(local, tmp_path / "cache", sha256="0" * 64)
-    with pytest.raises(AcquireError, match="nowhere.csv does not exist"):
-        resolve(tmp_path / "nowhere.csv", tmp_path / "cache")
+def test_planned_path_names_where_each_kind_of_source_lands():
+    assert planned_path("data/catalog.csv.gz", "dl") == "data/catalog.csv.gz"
+    assert planned_path("https://x.org/a/zoo2MainSpecz.csv.gz?download=1", "dl") == \
+        "dl/zoo2MainSpecz.csv.gz"
+    assert planned_path("kaggle:jaimetrickz/galaxy-zoo-2-images", "dl") == "dl/images"
 
 
-def test_resolve_url_downloads_into_cache(server, tmp_path):
-    path = resolve(server.url("catalog.csv.gz") + "?download=1", tmp_path / "cache", sha256=SHA)
-    assert path == tmp_path / "cache" / "catalog.csv.gz"
-    assert path.read_bytes() == PAYLOAD
-
-
-def test_resolve_rejects_unknown_scheme(tmp_path):
-    with pytest.raises(AcquireError, match="unsupported scheme"):
-        resolve("s3://bucket/catalog.csv", tmp_path)
+@pytest.mark.parametrize("spec", ["s3://bucket/catalog.csv", f"gdrive:{GDRIVE_ID}"])
+def test_planned_path_refuses_a_source_no_rule_fetches(spec):
+    with pytest.raises(AcquireError, match="unsupported source"):
+        planned_path(spec, "dl")

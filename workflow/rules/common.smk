@@ -19,7 +19,7 @@ envvars:
     "PYTHONPATH",
 
 
-from spiralarms.acquire.sources import download_name, is_remote
+from spiralarms.acquire.sources import is_remote, planned_path
 from spiralarms.config_checks import check_comparisons, check_subsets, validate_config
 from spiralarms.data.channels import CHANNELS
 from spiralarms.training.experiment import (
@@ -50,17 +50,13 @@ wildcard_constraints:
 
 
 def data_path(key):
-    """Local path of data.<key>: downloaded sources land in data.download_dir under the name
-    spiralarms.acquire.resolve gives them."""
-    source = config["data"][key]
-    if is_remote(source):
-        return f"{DOWNLOAD}/{download_name(source)}"
-    return source
+    """Local path of data.<key> (spiralarms.acquire.sources.planned_path: downloads land in
+    data.download_dir)."""
+    return planned_path(config["data"][key], DOWNLOAD)
 
 
 def images_path():
-    source = config["data"]["images"]
-    return f"{DOWNLOAD}/images" if source.startswith("kaggle:") else source
+    return planned_path(config["data"]["images"], DOWNLOAD)
 
 
 def remote_sources():

@@ -1,7 +1,7 @@
 """Fetch the pipeline's inputs: HTTP downloads, the Kaggle image set, Google Drive files, archives.
 
-Config values (`data.catalog`, `data.mapping`, `data.images`, `data.physical`) go through `resolve`,
-which accepts a local path, an http(s) URL, `kaggle:<owner>/<dataset>` or `gdrive:<file id>`;
+Config values (`data.catalog`, `data.mapping`, `data.images`, `data.physical`) are a local path, an
+http(s) URL or `kaggle:<owner>/<dataset>`; `planned_path` says where the download rules put them;
 `physical_csv` takes the CSV out of the physical-properties archive (`stellar mass_SFR.7z`).
 """
 
@@ -25,7 +25,7 @@ from spiralarms.acquire.kaggle import (
     parse_kaggle_spec,
 )
 from spiralarms.acquire.physical import physical_csv
-from spiralarms.acquire.sources import download_name, resolve
+from spiralarms.acquire.sources import download_name, planned_path
 
 __all__ = [
     "AcquireError",
@@ -47,8 +47,8 @@ __all__ = [
     "manifest_path_for",
     "parse_kaggle_spec",
     "physical_csv",
+    "planned_path",
     "read_manifest",
-    "resolve",
     "safe_extract",
     "sha256_of",
 ]

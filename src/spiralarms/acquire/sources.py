@@ -1,42 +1,32 @@
-"""Turn a config value (local path, URL, kaggle: or gdrive: spec) into a local path."""
+"""Where a config source (local path, http(s) URL, kaggle: spec) lands, and what a download is named."""
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from spiralarms.acquire.errors import AcquireError, ChecksumError
+from spiralarms.acquire.errors import AcquireError
 from spiralarms.acquire.gdrive import SPEC_PREFIX as GDRIVE_PREFIX
-from spiralarms.acquire.gdrive import fetch_gdrive, gdrive_file_id
-from spiralarms.acquire.http import download, sha256_of
 from spiralarms.acquire.kaggle import SPEC_PREFIX as KAGGLE_PREFIX
-from spiralarms.acquire.kaggle import fetch_kaggle
 
 URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 
 
-def resolve(spec: str | os.PathLike, cache_dir: str | os.PathLike, sha256: str | None = None) -> Path:
-    """Local path for `spec`, fetching it into `cache_dir` first when it is remote.
-
-    - local path: returned as is (checked against `sha256` when given and it is a file);
-    - http(s) URL: downloaded to `<cache_dir>/<download_name(url)>`;
-    - `kaggle:<owner>/<dataset>`: fetched into `<cache_dir>/images`, returns the image folder;
-    - `gdrive:<file id>`: fetched into `<cache_dir>/gdrive/<file id>/`, returns the file.
-    """
-    text, cache_dir = str(spec), Path(cache_dir)
+def planned_path(spec: str, download_dir: str) -> str:
+    """Where the workflow finds config value `spec` (data.catalog, data.mapping, data.physical,
+    data.images): an http(s) URL is downloaded to `<download_dir>/<download_name(url)>` and
+    `kaggle:<owner>/<dataset>` to `<download_dir>/images` (by the download rules); a local path
+    is used as it is. Fetching is the rules' job, so nothing is fetched here."""
+    text = str(spec)
     if is_remote(text):
-        return _resolve_url(text, cache_dir, sha256)
+        return f"{download_dir}/{download_name(text)}"
     if text.startswith(KAGGLE_PREFIX):
-        return fetch_kaggle(text, cache_dir / "images")
-    if text.startswith(GDRIVE_PREFIX):
-        folder = cache_dir / "gdrive" / gdrive_file_id(text)
-        return fetch_gdrive(text, f"{folder}{os.sep}", sha256=sha256)  # keeps the Drive file name
-    if URL_SCHEME.match(text):
-        raise AcquireError(f"{text}: unsupported scheme; use http(s)://, kaggle:, gdrive: or a path")
-    return _resolve_local(Path(text).expanduser(), sha256)
+        return f"{download_dir}/images"
+    if URL_SCHEME.match(text) or text.startswith(GDRIVE_PREFIX):
+        raise AcquireError(f"{text}: unsupported source; give a local path, an http(s):// URL "
+                           "or (for data.images) kaggle:<owner>/<dataset>")
+    return text
 
 
 def is_remote(spec) -> bool:
@@ -53,20 +43,3 @@ def download_name(url: str) -> str:
     if not name.strip("._-"):
         raise AcquireError(f"{url}: the URL names no file to save (it ends with '/')")
     return name
-
-
-def _resolve_url(url: str, cache_dir: Path, sha256: str | None) -> Path:
-    dest = cache_dir / download_name(url)
-    download(url, dest, sha256=sha256)
-    return dest
-
-
-def _resolve_local(path: Path, sha256: str | None) -> Path:
-    if not path.exists():
-        raise AcquireError(
-            f"{path} does not exist; give an existing path, an http(s) URL, "
-            "kaggle:<owner>/<dataset> or gdrive:<file id>"
-        )
-    if sha256 is not None and path.is_file() and (actual := sha256_of(path)) != sha256.lower():
-        raise ChecksumError(f"{path}: SHA-256 mismatch: expected {sha256.lower()}, got {actual}")
-    return path
