@@ -63,10 +63,28 @@ def test_network_jobs_declare_a_gpu_and_keep_tensorflow_to_their_threads():
     for rule in ("train", "evaluate", "xai"):
         block = next(b for b in blocks if b.startswith(f"{rule}:"))
         assert "gpu=1" in block.split("resources:")[1].splitlines()[0], block
+    # Each script hands the job's threads to its rule's function, which configures TensorFlow.
     scripts = ROOT / "workflow" / "scripts"
-    for script in ("train.py", "evaluate.py", "xai.py"):
-        assert "runtime.configure(snakemake.threads)" in (scripts / script).read_text(), script
-    assert "configure_threads(snakemake.threads)" in (scripts / "predict_chunk.py").read_text()
+    package = ROOT / "src" / "spiralarms"
+    for script, module, function, call in (
+        ("train.py", "training/train.py", "run_train", "runtime.configure(threads)"),
+        ("evaluate.py", "evaluation/evaluate.py", "run_evaluate", "runtime.configure(threads)"),
+        ("xai.py", "xai/stage.py", "run_xai", "runtime.configure(threads)"),
+        ("predict_chunk.py", "predict/chunks.py", "run_predict_chunk",
+         "configure_threads(threads)"),
+    ):
+        text = (scripts / script).read_text()
+        assert f"{function}(" in text and "threads=snakemake.threads" in text, script
+        assert call in _function_source(package / module, function), (module, function)
+
+
+def _function_source(path, name):
+    import ast
+
+    source = path.read_text()
+    node = next(n for n in ast.walk(ast.parse(source))
+                if isinstance(n, ast.FunctionDef) and n.name == name)
+    return ast.get_source_segment(source, node)
 
 
 def test_runtime_configure_limits_tensorflow_threads():

@@ -292,6 +292,33 @@ def test_aggregate_writes_tables_comparisons_and_overview(tmp_path):
     assert paired.loc["accuracy", "p_value"] == pytest.approx(14 / 64)
 
 
+def test_run_aggregate_names_experiments_by_folder_and_refuses_undeclared_files(tmp_path):
+    """The aggregate rule's function: predictions folders are <experiment>/predictions, and a
+    file written but not declared by the rule is an error."""
+    from test_comparisons import known_pair, write_predictions
+
+    a, b = known_pair()
+    experiments = ["b0_6class_standard_s1", "b0_6class_xai_s1"]
+    paths = [write_nested(tmp_path / "experiments", e, with_ordinal(subset_metrics(.8, .7)))
+             for e in experiments]
+    folders = [write_predictions(tmp_path / "preds", e, frame)
+               for e, frame in zip(experiments, (a, b))]
+    out = tmp_path / "summary"
+    declared = [out / name for name in (
+        "metrics.csv", "metrics.md", "metrics.tex", "seeds.csv", "seeds.md", "seeds.tex",
+        "splits.csv", "splits.md", "splits.tex", "comparison.csv", "comparison.md",
+        "comparisons.csv", "comparisons.md", "overview_f1.png")]
+    comparisons = [{"a": experiments[0], "b": experiments[1]}]
+    written = summary.run_aggregate(paths, folders, out / "metrics.csv", declared,
+                                    comparisons=comparisons, n_boot=50)
+    assert sorted(map(str, written)) == sorted(map(str, declared))
+    paired = pd.read_csv(out / "comparisons.csv").set_index("metric")
+    assert paired.loc["accuracy", "p_value"] == pytest.approx(14 / 64)
+    with pytest.raises(RuntimeError, match="overview_f1.png"):
+        summary.run_aggregate(paths, folders, out / "metrics.csv", declared[:-1],
+                              comparisons=comparisons, n_boot=50)
+
+
 def test_notebook_ordinal_view_from_its_published_confusion_matrix(three_runs):
     table = summary.paper_comparison(summary.collect(three_runs))
     notebook = table.set_index("metric")["notebook"]

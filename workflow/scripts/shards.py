@@ -1,11 +1,9 @@
-import pandas as pd
-
 from spiralarms import logs
-from spiralarms.data import shards
+from spiralarms.data.shards import run_shards
 
 logs.to_file(snakemake.log[0])
-shards.write_shards(
-    pd.read_parquet(snakemake.input.labels),
+run_shards(
+    snakemake.input.labels,
     snakemake.input.images,
     snakemake.output.shards,
     shard_size=snakemake.params.size,

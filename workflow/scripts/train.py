@@ -1,18 +1,10 @@
-from spiralarms import logs, runtime
-from spiralarms.data import shards
-from spiralarms.training import train
-from spiralarms.training.experiment import Experiment
+from spiralarms import logs
+from spiralarms.training.train import run_train
 
 logs.to_file(snakemake.log[0])
-runtime.configure(snakemake.threads)
-experiment = Experiment.parse(snakemake.wildcards.experiment)
-train.train_experiment(
-    experiment.model,
-    experiment.variant,
-    experiment.mode,
-    experiment.seed,
-    shards.shard_files(snakemake.input.shards, "train"),
-    shards.shard_files(snakemake.input.shards, "val"),
+run_train(
+    snakemake.wildcards.experiment,
+    snakemake.input.shards,
     snakemake.params.settings,
     snakemake.input.weights or None,
     snakemake.output.model,
@@ -21,4 +13,5 @@ train.train_experiment(
     weights_source=snakemake.params.weights_source,
     synthetic=snakemake.params.synthetic,
     note=snakemake.params.note,
+    threads=snakemake.threads,
 )

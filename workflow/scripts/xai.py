@@ -1,17 +1,15 @@
-from spiralarms import logs, runtime
-from spiralarms.training.experiment import Experiment
+from spiralarms import logs
 from spiralarms.xai.stage import run_xai
 
 logs.to_file(snakemake.log[0])
-runtime.configure(snakemake.threads)
-masks = snakemake.input.get("masks") or None  # absent or [] on real data
 run_xai(
-    Experiment.parse(snakemake.wildcards.experiment),
+    snakemake.wildcards.experiment,
     snakemake.input.model,
     snakemake.input.predictions,
     snakemake.input.images,
     snakemake.params.settings,
     snakemake.params.xai,
     snakemake.output.xai,
-    masks=masks,
+    masks=snakemake.input.get("masks"),  # absent or [] on real data
+    threads=snakemake.threads,
 )

@@ -23,6 +23,7 @@ from spiralarms.acquire.kaggle import (
     fetch_kaggle_images,
     find_kaggle_credentials,
     parse_kaggle_spec,
+    run_fetch_images,
 )
 from spiralarms.acquire.physical import physical_csv
 from spiralarms.acquire.sources import download_name, planned_path
@@ -49,6 +50,7 @@ __all__ = [
     "physical_csv",
     "planned_path",
     "read_manifest",
+    "run_fetch_images",
     "safe_extract",
     "sha256_of",
 ]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from spiralarms.acquire.archive import safe_extract
 from spiralarms.acquire.errors import AcquireError, KaggleCredentialsError, KaggleDownloadError
-from spiralarms.acquire.images import find_image_folder, jpg_names
+from spiralarms.acquire.images import check_image_count, find_image_folder, jpg_names
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +98,13 @@ def fetch_kaggle_images(
     with contextlib.suppress(OSError):
         work_dir.rmdir()  # empty now: the zip went after extraction
     return images_dir
+
+
+def run_fetch_images(dataset: str, images_dir: str | os.PathLike,
+                     mapping_csv: str | os.PathLike) -> dict:
+    """The `fetch_images` rule: fetch_kaggle_images, then check_image_count against the mapping
+    (missing images are counted again by the labels stage; here the log says it early)."""
+    return check_image_count(fetch_kaggle_images(dataset, images_dir), mapping_csv)
 
 
 def _check_count(slug: str, images: Path, extracted: Path, expected_images: int | None) -> None:

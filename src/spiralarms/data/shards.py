@@ -202,6 +202,15 @@ def write_shards(labels, images_dir, out_dir, shard_size: int = 256, workers: in
     return manifest
 
 
+def run_shards(labels_path, images_dir, out_dir, shard_size: int = 256, workers: int = 2,
+               check: str = "decode") -> dict:
+    """The `shards` rule: write_shards for the labels in the parquet file `labels_path`."""
+    import pandas as pd
+
+    return write_shards(pd.read_parquet(labels_path), images_dir, out_dir, shard_size=shard_size,
+                        workers=workers, check=check)
+
+
 def describe(manifest: dict) -> str:
     """The shards in one line: galaxies written per subset, and those left out by reason."""
     done = manifest["reconciliation"]

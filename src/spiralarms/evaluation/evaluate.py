@@ -8,9 +8,12 @@ import keras
 import numpy as np
 import pandas as pd
 
+from spiralarms import runtime
+from spiralarms.data import shards
 from spiralarms.data.dataset import make_dataset
 from spiralarms.evaluation.metrics import compute_metrics
 from spiralarms.models import model_card
+from spiralarms.training.experiment import Experiment
 
 log = logging.getLogger(__name__)
 
@@ -80,3 +83,23 @@ def evaluate_experiment(experiment, model_path, subset_files: dict, settings: di
                "subsets_skipped": skipped}
     Path(metrics_path).write_text(json.dumps(metrics, indent=1))
     return metrics
+
+
+def run_evaluate(experiment_name: str, model_path, shard_dir, labels_path, subsets, settings: dict,
+                 metrics_path, predictions_dir, n_boot=1000, threads: int | None = None) -> dict:
+    """The `evaluate` rule: evaluate_experiment on the `subsets` shards in `shard_dir`, the
+    labels' physical columns (log_mass, sfr: those present) joined to the predictions, TensorFlow
+    held to `threads` cores (`runtime.configure`)."""
+    runtime.configure(threads)
+    labels = pd.read_parquet(labels_path)
+    physical = [c for c in ("log_mass", "sfr") if c in labels]
+    return evaluate_experiment(
+        Experiment.parse(experiment_name),
+        model_path,
+        shards.subset_files(shard_dir, subsets),
+        settings,
+        metrics_path,
+        predictions_dir,
+        n_boot=n_boot,
+        physical=labels[["dr7objid", *physical]] if physical else None,
+    )

@@ -538,6 +538,41 @@ def _write_json(path, data):
     os.replace(partial, path)
 
 
+# --- the workflow's three rules: predict_split, predict_chunk, predict_gather ----------------------
+
+def run_predict_split(source, settings: dict, catalog_out, plan_out) -> dict:
+    """The `predict_split` rule: the catalogue (or folder) -> the normalised catalogue and the
+    chunk plan. Returns the plan."""
+    table, plan = split(source, settings, {"catalog": catalog_out, "plan": plan_out})
+    print(f"{len(table)} rows in {len(plan['chunks'])} chunks of up to {settings['chunk_size']}")
+    return plan
+
+
+def run_predict_chunk(model_path, catalog_path, plan_path, chunk: str, out_path, entry: dict,
+                      threads=None) -> pd.DataFrame:
+    """The `predict_chunk` rule: one chunk of the prediction job `entry` (config predict.<name>)
+    -> its parquet file (every row). TensorFlow starts here: set up the log first."""
+    from spiralarms.predict.predictor import Predictor, configure_threads
+
+    pipeline_threads = configure_threads(threads)
+    settings = job_settings(entry)
+    predictor = Predictor(model_path, None, settings["batch_size"], settings["tta"],
+                          settings["fits"], settings["max_upscale"])
+    return predict_chunk(predictor, catalog_path, read_plan(plan_path), chunk, out_path,
+                         pipeline_threads)
+
+
+def run_predict_gather(plan_path, chunk_files, dataset_dir, skipped_csv, summary_json,
+                       summary_md, figure, name: str) -> dict:
+    """The `predict_gather` rule: finished chunks -> parquet dataset, skipped list, summary and
+    figure. Returns the summary."""
+    summary = gather(read_plan(plan_path), chunk_files, dataset_dir, skipped_csv, summary_json,
+                     summary_md, figure, name)
+    print(f"{summary['catalogue_rows']} rows: {summary['predicted']} predicted, "
+          f"{summary['skipped']} skipped")
+    return summary
+
+
 # --- the CLI's driver: all chunks in this process, finished ones skipped --------------------------
 
 def split(source, settings: dict, paths: dict) -> tuple[pd.DataFrame, dict]:

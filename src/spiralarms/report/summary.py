@@ -452,3 +452,22 @@ def aggregate(metrics_paths, out_dir, comparisons=(), predictions_dirs=None, n_b
     written += write_comparisons(paired, out_dir)
     write_overview(table, out_dir / OVERVIEW_FILE)
     return written + [out_dir / OVERVIEW_FILE]
+
+
+def run_aggregate(metrics_paths, predictions_dirs, metrics_csv, declared_outputs,
+                  comparisons=(), n_boot=1000) -> list:
+    """The `aggregate` rule: `aggregate` into the folder of `metrics_csv`; each of
+    `predictions_dirs` is results/experiments/<experiment>/predictions. Every file written must be
+    one of `declared_outputs` (Snakemake itself reports declared ones not written)."""
+    written = aggregate(
+        metrics_paths,
+        Path(metrics_csv).parent,
+        comparisons=comparisons,
+        predictions_dirs={Path(p).parent.name: p for p in predictions_dirs},
+        n_boot=n_boot,
+    )
+    undeclared = sorted({str(path) for path in written} - {str(p) for p in declared_outputs})
+    if undeclared:
+        raise RuntimeError(f"aggregate wrote {undeclared}, which workflow/rules/aggregate.smk does "
+                           "not declare: add them to the rule's output")
+    return written

@@ -19,8 +19,10 @@ import tensorflow as tf
 
 from spiralarms import runtime
 from spiralarms.data.dataset import make_dataset
+from spiralarms.data.shards import shard_files
 from spiralarms.models import model_card
 from spiralarms.models.networks import build_model
+from spiralarms.training.experiment import Experiment
 
 log = logging.getLogger(__name__)
 
@@ -308,6 +310,31 @@ def train_experiment(
     # The model and its history are written: the resume state (as large as the model) goes.
     shutil.rmtree(work_dir, ignore_errors=True)
     return summary
+
+
+def run_train(experiment_name: str, shard_dir, settings: dict, weights, model_path, history_path,
+              work_dir, weights_source: dict | None = None, synthetic: bool = False,
+              note: str | None = None, threads: int | None = None) -> dict:
+    """The `train` rule: the experiment named `experiment_name` on the train and val shards in
+    `shard_dir`, TensorFlow held to `threads` cores (`runtime.configure`); see train_experiment."""
+    runtime.configure(threads)
+    experiment = Experiment.parse(experiment_name)
+    return train_experiment(
+        experiment.model,
+        experiment.variant,
+        experiment.mode,
+        experiment.seed,
+        shard_files(shard_dir, "train"),
+        shard_files(shard_dir, "val"),
+        settings,
+        weights,
+        model_path,
+        history_path,
+        work_dir,
+        weights_source=weights_source,
+        synthetic=synthetic,
+        note=note,
+    )
 
 
 def save_model(model, path, with_optimizer: bool = False):

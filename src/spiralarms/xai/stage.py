@@ -9,10 +9,12 @@ import keras
 import numpy as np
 import pandas as pd
 
+from spiralarms import runtime
 from spiralarms.data.images import load_as_seen
 from spiralarms.models import model_card
 from spiralarms.models.networks import FEATURE_LAYERS
 from spiralarms.synthetic.masks import read_masks
+from spiralarms.training.experiment import Experiment
 from spiralarms.xai import attribution, plots
 from spiralarms.xai.maps import (
     choose_examples,
@@ -26,12 +28,20 @@ log = logging.getLogger(__name__)
 
 
 def run_xai(experiment, model_path, predictions_dir, images_dir, settings, xai, out_dir,
-            masks=None) -> dict:
-    """Explain the validation subset (the one the notebook used), or test when val is absent.
+            masks=None, threads=None) -> dict:
+    """The `xai` rule: explain the validation subset (the one the notebook used), or test when
+    val is absent.
 
-    `masks`: the synthetic dataset's masks.zip, for the attribution measure (attribution.csv,
-    attribution_galaxies.csv and xai.json's "attribution"); None on real data, which skips it.
+    `experiment`: an Experiment or its name. `masks`: the synthetic dataset's masks.zip, for the
+    attribution measure (attribution.csv, attribution_galaxies.csv and xai.json's
+    "attribution"); None (or empty) on real data, which skips it. `threads`: TensorFlow's cores
+    (`runtime.configure`, before anything runs); None leaves TensorFlow as it is.
     """
+    if threads is not None:
+        runtime.configure(threads)
+    if isinstance(experiment, str):
+        experiment = Experiment.parse(experiment)
+    masks = masks or None  # the rule's input is [] on real data
     settings = model_card.preprocessing(model_path, settings)  # an imported model's own sizes
     predictions_dir = Path(predictions_dir)
     subset = "val" if (predictions_dir / "val.parquet").exists() else "test"
