@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from spiralarms import gz2
+from spiralarms.gz2.selection import select
 from spiralarms.synthetic.generate import (
     CATALOG_FILE,
     IMAGE_DIR,
@@ -114,28 +115,10 @@ def test_vote_columns_are_consistent_within_each_task(dataset):
     ].sum(axis=1)).all()
 
 
-def _paper_selection(catalogue):
-    """The paper's cuts and label rule, in plain pandas: (rejection reason or 'kept', label)."""
-    wf = {k: catalogue[f"{k}_weighted_fraction"] for k in [gz2.FEATURES, gz2.NOT_EDGEON, gz2.SPIRAL]}
-    debiased = catalogue[[f"{a}_debiased" for a in gz2.ARM_ANSWERS]].to_numpy()
-    label = debiased.argmax(axis=1)
-    flags = catalogue[[f"{a}_flag" for a in gz2.ARM_ANSWERS]].to_numpy()
-    checks = [
-        ("features", wf[gz2.FEATURES] >= 0.43),
-        ("edgeon", wf[gz2.NOT_EDGEON] >= 0.715),
-        ("spiral", wf[gz2.SPIRAL] >= 0.619),
-        ("votes", catalogue["total_votes"] * wf[gz2.FEATURES] * wf[gz2.NOT_EDGEON] >= 20),
-        ("flag", flags[np.arange(len(label)), label] == 1),
-    ]
-    reason = pd.Series("kept", index=catalogue.index)
-    for name, passed in reversed(checks):  # the first failing cut names the reason
-        reason[~np.asarray(passed)] = name
-    return reason, label
-
-
 @pytest.fixture(scope="module")
 def votes_only():
-    """Catalogue votes of 100 galaxies per kind (no images: the votes need only the parameters)."""
+    """Catalogue votes of 100 galaxies per kind (no images: the votes need only the parameters),
+    with the ids and image-id map the selection joins on."""
     rows, kinds = [], []
     for kind in KINDS:
         for i in range(100):
@@ -143,30 +126,40 @@ def votes_only():
             row, _ = catalogue_votes(kind, params, np.random.default_rng([6, i, len(rows)]))
             rows.append(row)
             kinds.append(str(kind))
-    return pd.DataFrame(rows), pd.Series(kinds)
+    catalogue = pd.DataFrame(rows)
+    catalogue.insert(0, "dr7objid", np.arange(len(catalogue), dtype=np.int64) + 587_722_981_736_120_347)
+    catalogue.insert(0, "specobjid", np.arange(len(catalogue), dtype=np.int64) * 7 + 10**18)
+    mapping = pd.DataFrame({"objid": catalogue["dr7objid"], "asset_id": np.arange(len(catalogue))})
+    return catalogue, mapping, pd.Series(kinds)
+
+
+def paper_selection(catalogue, mapping):
+    """(labels, report) of the package's selection with the paper's cuts and vote chain, without
+    the per-class cap so that every selected galaxy is labelled."""
+    return select(catalogue, mapping, image_exists=None, settings={"cap": None})
 
 
 def test_paper_selection_recovers_most_arm_classes_and_rejects_non_spirals(votes_only):
-    catalogue, kinds = votes_only
-    reason, label = _paper_selection(catalogue)
+    catalogue, mapping, kinds = votes_only
+    labels, _ = paper_selection(catalogue, mapping)
+    kind_of = dict(zip(catalogue["dr7objid"], kinds))
+    labelled_kind = labels["dr7objid"].map(kind_of)
     for arm_class in range(6):
-        mine = (kinds == str(arm_class)).to_numpy()
-        correct = ((reason == "kept").to_numpy() & (label == arm_class) & mine).sum()
-        assert 0.75 <= correct / mine.sum() <= 0.97, (arm_class, correct)
-    non_targets = kinds.isin(["elliptical", "edgeon"]).to_numpy()
-    assert (reason[non_targets] != "kept").all()
+        correct = ((labelled_kind == str(arm_class)) & (labels["arm_class"] == arm_class)).sum()
+        assert 0.75 <= correct / (kinds == str(arm_class)).sum() <= 0.97, (arm_class, correct)
+    assert not labelled_kind.isin(["elliptical", "edgeon"]).any()
 
 
 def test_paper_selection_rejects_some_spirals_for_every_reason(votes_only):
-    catalogue, kinds = votes_only
-    reason, label = _paper_selection(catalogue)
+    catalogue, mapping, kinds = votes_only
     spirals = kinds.isin([str(c) for c in range(6)]).to_numpy()
-    counts = reason[spirals].value_counts()
-    for name in ["features", "edgeon", "spiral", "votes", "flag"]:
-        assert counts.get(name, 0) > 0, f"no spiral rejected by the {name} cut: {counts.to_dict()}"
-    kept = spirals & (reason == "kept").to_numpy()
-    wrong = kept & (label != kinds.map(lambda k: int(k) if k.isdigit() else -1).to_numpy())
-    assert 0 < wrong.sum() < 0.1 * kept.sum()  # a few neighbouring-class labels, as in GZ2
+    labels, report = paper_selection(catalogue[spirals], mapping[spirals])
+    for step in ["features_cut", "not_edgeon_cut", "spiral_cut", "vote_cut",
+                 "arm_flag_not_clean"]:
+        assert report["excluded"][step] > 0, f"no spiral rejected by {step}: {report['excluded']}"
+    truth = labels["dr7objid"].map(dict(zip(catalogue["dr7objid"], kinds))).astype(int)
+    wrong = (labels["arm_class"] != truth).sum()
+    assert 0 < wrong < 0.1 * len(labels)  # a few neighbouring-class labels, as in GZ2
 
 
 def test_same_seed_gives_identical_files_whatever_the_number_of_workers(tmp_path):
