@@ -39,30 +39,38 @@ def _rows(path: Path) -> int:
     return max(0, len(path.read_text().splitlines()) - 1) if path.exists() else 0
 
 
-def test_killed_training_resumes_from_last_finished_epoch(files, tmp_path):
-    process = _start(files, tmp_path)
-    ledger = tmp_path / "work" / "history.csv"
+@pytest.fixture(scope="module")
+def resumed(files, tmp_path_factory):
+    """A run of seed 1 killed after its second epoch or later, then run again to the end."""
+    out = tmp_path_factory.mktemp("resumed")
+    process = _start(files, out)
+    ledger = out / "work" / "history.csv"
     deadline = time.time() + 300
     while _rows(ledger) < 2 and process.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     time.sleep(0.3)  # past the epoch-end backup, into the next epoch
     process.send_signal(signal.SIGKILL)  # during epoch 3 (or later): never a clean shutdown
     process.wait()
-    done_before = _rows(ledger)
-    assert 2 <= done_before < SETTINGS["epochs"], "the kill must land mid-training"
-    before = pd.read_csv(ledger)
-    assert not (tmp_path / "model.keras").exists()
+    killed = {"done_before": _rows(ledger),
+              "before": pd.read_csv(ledger) if ledger.exists() else None,
+              "model_after_kill": (out / "model.keras").exists()}
+    assert _start(files, out).wait(timeout=600) == 0, (out / "train.log").read_text()
+    return {"out": out, **killed}
 
-    assert _start(files, tmp_path).wait(timeout=600) == 0, (tmp_path / "train.log").read_text()
-    log = (tmp_path / "train.log").read_text()
-    resumed = [int(n) for n in re.findall(r"resumed from the backup at epoch (\d+)", log)]
+
+def test_killed_training_resumes_from_last_finished_epoch(resumed):
+    out, done_before, before = resumed["out"], resumed["done_before"], resumed["before"]
+    assert 2 <= done_before < SETTINGS["epochs"], "the kill must land mid-training"
+    assert not resumed["model_after_kill"]
+    log = (out / "train.log").read_text()
+    found = [int(n) for n in re.findall(r"resumed from the backup at epoch (\d+)", log)]
     # The epoch after the last finished one; one earlier only if the kill hit its backup write.
-    assert resumed and resumed[0] in (done_before + 1, done_before)
-    history = pd.read_csv(tmp_path / "history.csv")
+    assert found and found[0] in (done_before + 1, done_before)
+    history = pd.read_csv(out / "history.csv")
     assert history["epoch"].tolist() == list(range(1, SETTINGS["epochs"] + 1))
-    kept = resumed[0] - 1  # finished epochs were kept, not retrained
+    kept = found[0] - 1  # finished epochs were kept, not retrained
     pd.testing.assert_frame_equal(history.iloc[:kept], before.iloc[:kept])
-    assert (tmp_path / "model.keras").exists()
+    assert (out / "model.keras").exists()
 
 
 def _weights(path):
@@ -71,12 +79,12 @@ def _weights(path):
     return [w.numpy() for w in keras.models.load_model(path).weights]
 
 
-def test_same_seed_gives_identical_weights_and_history(files, tmp_path):
+def test_same_seed_gives_identical_weights_and_history(files, resumed, tmp_path):
     settings = {**SETTINGS, "epochs": 2}
-    runs = [tmp_path / "a", tmp_path / "b", tmp_path / "c"]
-    for run, seed in zip(runs, (7, 7, 8)):
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for run in runs:
         run.mkdir()
-        assert _start(files, run, seed=seed, settings=settings).wait(timeout=600) == 0, \
+        assert _start(files, run, seed=7, settings=settings).wait(timeout=600) == 0, \
             (run / "train.log").read_text()
     for run in runs:  # saved for inference; the resume state is gone once the model is written
         assert not (run / "work").exists()
@@ -88,5 +96,7 @@ def test_same_seed_gives_identical_weights_and_history(files, tmp_path):
     same, other = _weights(runs[0] / "model.keras"), _weights(runs[1] / "model.keras")
     for a, b in zip(same, other):
         np.testing.assert_array_equal(a, b)
-    different = _weights(runs[2] / "model.keras")
-    assert any(not np.array_equal(a, b) for a, b in zip(same, different))
+    # Another seed trains otherwise: the first two epochs of the resumed run (seed 1, same
+    # settings; its constant rate does not depend on the number of epochs) differ.
+    seed_1 = pd.read_csv(resumed["out"] / "history.csv").drop(columns="seconds").iloc[:2]
+    assert not np.allclose(seed_1["loss"], history[0]["loss"])
