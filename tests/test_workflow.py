@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -41,6 +42,22 @@ def test_labels_reconcile_with_the_selection_report(run):
     assert set(labels["subset"]) == {"train", "val", "test", "overflow"}
     assert report["rows_read"] == sum(report["excluded"].values()) + len(labels)
     assert report["excluded"]["image_missing"] == 2  # the config's missing_images
+    assert report["selected"] == len(labels) and labels["dr7objid"].is_unique
+    for subset, per_class in report["per_subset_per_class"].items():
+        members = labels.loc[labels["subset"] == subset, "arm_class"]
+        assert per_class == np.bincount(members, minlength=6).tolist(), subset
+    # the cap of 16 per class: what is over it is the overflow subset
+    capped = labels[labels["subset"] != "overflow"]
+    assert capped["arm_class"].value_counts().max() <= 16
+
+
+def shard_counts(run) -> dict:
+    """{subset: galaxies per arm class} written into the shards, from the manifest."""
+    manifest = json.loads((run / "results/shards/manifest.json").read_text())
+    counts = {}
+    for shard in manifest["shards"]:
+        counts[shard["subset"]] = np.add(counts.get(shard["subset"], 0), shard["count_per_class"])
+    return counts
 
 
 @pytest.mark.slow
@@ -49,6 +66,12 @@ def test_shards_hold_every_labelled_galaxy(run):
     manifest = json.loads((run / "results/shards/manifest.json").read_text())
     written = sum(s["count"] for s in manifest["shards"])
     assert written + len(manifest["excluded"]) == len(labels)
+    excluded = {e["asset_id"] for e in manifest["excluded"]}
+    kept = labels[~labels["asset_id"].isin(excluded)]
+    for subset, per_class in shard_counts(run).items():  # per subset and class, not only in all
+        members = kept.loc[kept["subset"] == subset, "arm_class"]
+        assert per_class.tolist() == np.bincount(members, minlength=6).tolist(), subset
+        assert manifest["subsets"][subset]["count"] == per_class.sum()
 
 
 @pytest.mark.slow
@@ -59,11 +82,31 @@ def test_each_experiment_has_model_history_metrics_and_figures(run, experiment):
     history = pd.read_csv(out / "history.csv")
     assert history["epoch"].tolist() == [1]
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["subset"] == "test"
-    assert 0 <= metrics["accuracy"] <= 1 and len(metrics["confusion_matrix"]) == 6
-    test = pd.read_parquet(out / "predictions/test.parquet")
-    assert sum(map(sum, metrics["confusion_matrix"])) == len(test) == metrics["n"]
+    assert metrics["subset"] == "test" and metrics["experiment"] == experiment
     assert set(metrics["subsets"]) == {"val", "test", "overflow"}
+    names = metrics["class_names"]
+    shards = shard_counts(run)
+    for subset, numbers in metrics["subsets"].items():
+        predictions = pd.read_parquet(out / f"predictions/{subset}.parquet")
+        # every galaxy of the subset's shards predicted once (6class keeps every class)
+        assert len(predictions) == numbers["n"] == shards[subset].sum(), subset
+        assert predictions["asset_id"].is_unique
+        assert np.bincount(predictions["true"], minlength=6).tolist() == shards[subset].tolist()
+        proba = predictions[[f"prob_{n}" for n in names]].to_numpy()
+        np.testing.assert_array_equal(predictions["pred"], proba.argmax(axis=1))
+        # the numbers metrics.json reports, recomputed from the saved predictions
+        correct = predictions["true"] == predictions["pred"]
+        assert numbers["accuracy"] == pytest.approx(correct.mean()), subset
+        cells = pd.crosstab(predictions["true"], predictions["pred"]).reindex(
+            index=range(6), columns=range(6), fill_value=0)
+        assert numbers["confusion_matrix"] == cells.to_numpy().tolist(), subset
+        support = {n: int((predictions["true"] == k).sum()) for k, n in enumerate(names)}
+        assert {n: c["support"] for n, c in numbers["per_class"].items()} == support
+        recall = {n: (correct & (predictions["true"] == k)).sum() / max(support[n], 1)
+                  for k, n in enumerate(names)}
+        assert {n: c["recall"] for n, c in numbers["per_class"].items()} == pytest.approx(recall)
+    top = {k: v for k, v in metrics.items() if k in metrics["subsets"]["test"]}
+    assert top == metrics["subsets"]["test"]  # the top level repeats the test subset
     figures = {p.relative_to(out / "figures").as_posix(): p.stat().st_size
                for p in (out / "figures").rglob("*.p[nd][gf]")}
     assert {"confusion_test.png", "confusion_test_normalised.pdf", "training_curves.png",
@@ -83,7 +126,27 @@ def test_summary_has_one_row_per_experiment_and_subset(run):
     summary = pd.read_csv(run / "results/summary/metrics.csv")
     assert sorted(summary["experiment"].unique()) == sorted(EXPERIMENTS)
     assert len(summary) == 2 * 3
-    assert (run / "results/summary/comparison.md").read_text().count("0.8584")
+    comparison = (run / "results/summary/comparison.md").read_text()
+    for experiment in EXPERIMENTS:  # the summary's numbers are metrics.json's
+        metrics = json.loads((run / "results/experiments" / experiment / "metrics.json")
+                             .read_text())
+        for subset, numbers in metrics["subsets"].items():
+            (row,) = summary[(summary["experiment"] == experiment)
+                             & (summary["subset"] == subset)].to_dict("records")
+            for key in ("n", "accuracy", "macro_f1", "weighted_f1", "ece"):
+                assert row[key] == pytest.approx(numbers[key]), (experiment, subset, key)
+            assert row["f1_3"] == pytest.approx(numbers["per_class"]["3"]["f1"])
+            assert json.loads(row["confusion_matrix"]) == numbers["confusion_matrix"]
+        # comparison.md sets the validation numbers beside the notebook's, in its column
+        header = next(line for line in comparison.splitlines()
+                      if line.startswith("| metric | notebook |")).split("|")
+        column = [c.strip().rstrip(" †") for c in header].index(experiment)
+        rows = {line.split("|")[1].strip(): line.split("|")[column].strip()
+                for line in comparison.splitlines() if line.startswith("| ")}
+        val = metrics["subsets"]["val"]
+        assert rows["n"] == str(val["n"])
+        assert rows["accuracy"] == f"{val['accuracy']:.4f}"
+        assert rows["macro_f1"] == f"{val['macro_f1']:.4f}"
 
 
 @pytest.mark.slow
