@@ -98,11 +98,6 @@ def test_predict_reads_tensorflows_jpeg_pixels_like_the_shards(images):
     assert not np.array_equal(pixels, pil)  # the two decoders differ: the choice matters
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "src bug: in the tf.data pipeline (shape unknown) tf.image.central_crop(image, 224 / 424) "
-    "keeps 226 px of a 424 px frame (its float32 start 99.99999 -> 99); eagerly, and in "
-    "predict's window(), it keeps 224 px. Training and evaluation see another crop than "
-    "prediction, XAI and the model-view figures."))
 def test_prediction_input_is_the_training_pipelines_view_of_the_same_file(predictor, images,
                                                                           tmp_path):
     """galaxy.jpg through the training path (a shard read by make_dataset) and through both

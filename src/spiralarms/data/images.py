@@ -30,8 +30,14 @@ def crop_fraction(crop_size) -> float:
 
 def central_crop(image, crop_size):
     """The central `crop_size` / 424 of a frame (HxWxC or NxHxWxC), as the model sees it
-    (`tf.image.central_crop`'s arithmetic); the whole image without a crop."""
-    return tf.image.central_crop(image, crop_fraction(crop_size)) if crop_size else image
+    (`tf.image.central_crop`'s arithmetic); the whole image without a crop.
+
+    The fraction goes in as a float64 tensor: given a Python float, central_crop rounds it to
+    float32 on images of unknown shape (every tf.data map), 224/424 becomes 0.52830190 and the
+    crop 226 px instead of the notebook's 224 (offset 99 instead of 100)."""
+    if not crop_size:
+        return image
+    return tf.image.central_crop(image, tf.constant(crop_fraction(crop_size), tf.float64))
 
 
 def preprocess(image, model: str, image_size: int, crop_size: int = 224):
