@@ -34,6 +34,7 @@ def test_name_round_trips():
     "b0_6class_xai_1",  # seed without its s
     "b0_6class_xai_s1_split",  # split without its number
     "b0_6class_xai_s1 ",  # trailing space
+    "b0_6class_xai_s1\n",  # trailing newline (a regex `$` would let it through)
     "B0_6class_xai_s1",  # case matters
     "",
 ])

@@ -49,7 +49,7 @@ class Experiment:
 
     @classmethod
     def parse(cls, name: str) -> "Experiment":
-        match = PATTERN.match(name)
+        match = PATTERN.fullmatch(name)  # `$` alone would accept a trailing newline
         if not match:
             raise ValueError(
                 f"experiment {name!r} is not of the form {{model}}_{{classes}}_{{mode}}_s{{seed}} "
