@@ -4,7 +4,6 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CORES ?= 2
-TEST_WORKERS ?= 2  # pytest-xdist workers; tests/conftest.py keeps each test file on one worker
 DEMO := --configfile config/demo.yaml --cores $(CORES) --resources gpu=1
 
 .PHONY: install demo test lint bench clean
@@ -27,7 +26,7 @@ results/report.html: results/summary/metrics.csv
 	$(BIN)/snakemake $(DEMO) --report $@
 
 test: $(STAMP)
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench workflow/scripts

@@ -24,11 +24,3 @@ from kaggle_server import kaggle_server, kaggle_tls  # noqa: F401
 # One throwaway SLURM per session (tests/slurm_support.py): `slurm_cluster`.
 from slurm_support import slurm_cluster  # noqa: F401
 
-
-def pytest_collection_modifyitems(config, items):
-    """For `pytest -n 2 --dist loadgroup` (make test): each test file runs on one worker, so its
-    module fixtures (tiny trained models, workflow runs) are built once; the SLURM files share
-    one worker, because their controller listens on fixed ports."""
-    for item in items:
-        group = "slurm" if item.get_closest_marker("slurm") else item.path.stem
-        item.add_marker(pytest.mark.xdist_group(group))

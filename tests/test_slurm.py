@@ -24,8 +24,10 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 TINY_CONFIG = REPO / ".test/config/tiny.yaml"
 TARGETS = ["results/summary/metrics.csv"]
 EXPERIMENTS = grid(yaml.safe_load(TINY_CONFIG.read_text())["experiments"])
-# Rules whose jobs must have gone through SLURM (GPU_RULE must also have been given a GPU).
-SLURM_RULES = {"synthesize", "labels", "shards", "train", "evaluate", "aggregate"}
+# Rules whose jobs must have gone through SLURM (GPU_RULE must also have been given a GPU), and
+# rules that run on the submit host (`localrules`: the tables need no compute node).
+SLURM_RULES = {"synthesize", "labels", "shards", "train", "evaluate"}
+LOCAL_RULES = {"aggregate"}
 GPU_RULE = "train"
 RUN_TIMEOUT_S = 900
 # ----------------------------------------------------------------------------------------------
@@ -76,6 +78,7 @@ def test_tiny_workflow_runs_through_slurm(slurm_cluster, tmp_path):
 
     jobs = slurm_jobs(tmp_path, slurm_cluster)
     assert {rule_of(job) for job in jobs} >= SLURM_RULES, [job["Comment"] for job in jobs]
+    assert not {rule_of(job) for job in jobs} & LOCAL_RULES, [job["Comment"] for job in jobs]
     assert {job["JobState"] for job in jobs} == {"COMPLETED"}
     gpu_jobs = [job for job in jobs if rule_of(job) == GPU_RULE]
     assert len(gpu_jobs) == len(EXPERIMENTS)
