@@ -21,7 +21,6 @@ from spiralarms.synthetic.render import (
     draw_params,
     render_from_params,
 )
-from spiralarms.training.experiment import Experiment
 from spiralarms.xai import attribution, stage
 
 FRAME = 424
@@ -199,7 +198,7 @@ def test_stage_skips_the_measure_without_masks(tmp_path, monkeypatch, caplog):
     out.mkdir(parents=True)
     xai = {"per_class": 1, "smooth_samples": 2, "smooth_noise": 0.2, "batch_size": 2}
     with caplog.at_level(logging.INFO, logger="spiralarms.xai.stage"):
-        result = stage.run_xai(Experiment.parse("b0_select12_xai_s1"), "model.keras",
+        result = stage.run_xai("b0_select12_xai_s1", "model.keras",
                                    predictions, "images", {"image_size": 8, "crop_size": 224},
                                    xai, out, masks=None)
     assert not measured and not (out / attribution.SUMMARY_FILE).exists()
@@ -257,7 +256,7 @@ def test_stage_measures_a_b0_xai_model_at_64_px(tmp_path):
     out = tmp_path / "xai"
     xai = {"per_class": 1, "smooth_samples": 2, "smooth_noise": 0.2, "batch_size": 4,
            "attribution_per_class": 2}
-    result = stage.run_xai(Experiment.parse("b0_select12_xai_s3"), model_path, predictions,
+    result = stage.run_xai("b0_select12_xai_s3", model_path, predictions,
                                data / generate.IMAGE_DIR, {"image_size": 32, "crop_size": 224},
                                xai, out, masks=data / generate.MASK_FILE)
     assert result["attribution"]["status"] == "measured"

@@ -27,20 +27,19 @@ from spiralarms.xai.maps import (
 log = logging.getLogger(__name__)
 
 
-def run_xai(experiment, model_path, predictions_dir, images_dir, settings, xai, out_dir,
+def run_xai(experiment: str, model_path, predictions_dir, images_dir, settings, xai, out_dir,
             masks=None, threads=None) -> dict:
     """The `xai` rule: explain the validation subset (the one the notebook used), or test when
     val is absent.
 
-    `experiment`: an Experiment or its name. `masks`: the synthetic dataset's masks.zip, for the
+    `experiment`: the experiment's name. `masks`: the synthetic dataset's masks.zip, for the
     attribution measure (attribution.csv, attribution_galaxies.csv and xai.json's
     "attribution"); None (or empty) on real data, which skips it. `threads`: TensorFlow's cores
     (`runtime.configure`, before anything runs); None leaves TensorFlow as it is.
     """
     if threads is not None:
         runtime.configure(threads)
-    if isinstance(experiment, str):
-        experiment = Experiment.parse(experiment)
+    experiment = Experiment.parse(experiment)
     masks = masks or None  # the rule's input is [] on real data
     settings = model_card.preprocessing(model_path, settings)  # an imported model's own sizes
     predictions_dir = Path(predictions_dir)
