@@ -344,3 +344,9 @@ def test_spread_over_splits_is_kept_apart_from_spread_over_training_seeds(tmp_pa
     assert splits.loc[1, "accuracy_mean"] == pytest.approx(0.7)
     assert splits.loc[1, "accuracy_std"] == pytest.approx(0.1)
     assert splits.loc[2, "n_splits"] == 1
+
+
+def test_a_value_that_rounds_to_zero_reads_zero_not_minus_zero():
+    # a chance-level model's QWK interval: [-0.0001, 0.0002]
+    assert summary._with_interval(-0.00001, -0.0001, 0.0002) == "0.000 [0.000, 0.000]"
+    assert summary._with_interval(-0.25, -0.5, 0.0) == "-0.250 [-0.500, 0.000]"

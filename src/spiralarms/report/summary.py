@@ -264,7 +264,10 @@ def _seeds_display(seeds, over="seed"):
 
 
 def _number(value, digits=3):
-    return "–" if value is None or pd.isna(value) else f"{value:.{digits}f}"
+    if value is None or pd.isna(value):
+        return "–"
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.000"
 
 
 def _count(value):
