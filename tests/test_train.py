@@ -84,8 +84,9 @@ def test_same_seed_gives_identical_weights_and_history(files, resumed, tmp_path)
     runs = [tmp_path / "a", tmp_path / "b"]
     for run in runs:
         run.mkdir()
-        assert _start(files, run, seed=7, settings=settings).wait(timeout=600) == 0, \
-            (run / "train.log").read_text()
+    processes = [_start(files, run, seed=7, settings=settings) for run in runs]  # side by side
+    for run, process in zip(runs, processes):
+        assert process.wait(timeout=600) == 0, (run / "train.log").read_text()
     for run in runs:  # saved for inference; the resume state is gone once the model is written
         assert not (run / "work").exists()
     import keras

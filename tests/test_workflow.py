@@ -18,8 +18,9 @@ EXPERIMENTS = ["b0_6class_standard_s1", "b0_6class_xai_s1"]
 
 def snakemake(workdir, *args, targets=(), configs=(), timeout=1500):
     # Targets first: options such as --configfile and --resources take several values.
+    # gpu=2 as `make demo`: two one-thread network jobs (tiny.yaml threads: 1) share the 2 cores.
     command = [str(SNAKEMAKE), *targets, "-s", str(ROOT / "Snakefile"), "--cores", "2",
-               *args, "--resources", "gpu=1", "--configfile", str(TINY), *map(str, configs)]
+               *args, "--resources", "gpu=2", "--configfile", str(TINY), *map(str, configs)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     return subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True,
                           timeout=timeout, check=False)

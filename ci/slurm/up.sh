@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start a real one-node SLURM (controller + compute daemon on 127.0.0.1, one fake GPU) for tests
+# Start a real one-node SLURM (controller + compute daemon on 127.0.0.1, two fake GPUs) for tests
 # and CI. Needs root on Debian/Ubuntu; no systemd needed. Installs the packages when missing.
 #
 #   eval "$(ci/slurm/up.sh /tmp/slurm)"     # prints `export SLURM_CONF=...` on stdout
@@ -71,8 +71,10 @@ write_config() {
     memory_mb=$(($(awk '/^MemTotal:/ {print $2}' /proc/meminfo) / 1024 - 1024))
     sed -e "s|@HOST@|$host|g" -e "s|@STATE@|$STATE|g" -e "s|@CPUS@|$cpus|g" \
         -e "s|@MEMORY_MB@|$memory_mb|g" "$HERE/slurm.conf.in" >"$STATE/slurm.conf"
-    # slurmd reads gres.conf from the directory of slurm.conf.
-    printf 'AutoDetect=off\nNodeName=%s Name=gpu File=/dev/null\n' "$host" >"$STATE/gres.conf"
+    # slurmd reads gres.conf from the directory of slurm.conf. Two fake GPUs, so that two
+    # one-thread GPU jobs run at once on a 2-core machine (each needs a device file of its own).
+    printf 'AutoDetect=off\nNodeName=%s Name=gpu File=/dev/null\nNodeName=%s Name=gpu File=/dev/zero\n' \
+        "$host" "$host" >"$STATE/gres.conf"
 }
 
 # The plugin's job step drops SLURM_* variables (SLURM_CONF included) before its nested `srun`,
@@ -141,7 +143,7 @@ main() {
     /usr/sbin/slurmctld -f "$SLURM_CONF" || { show_logs; die "slurmctld failed to start"; }
     /usr/sbin/slurmd -f "$SLURM_CONF" || { show_logs; die "slurmd failed to start"; }
     wait_until_idle
-    say "SLURM ready: node $(hostname -s), $(nproc) CPUs, 1 fake GPU, partition debug"
+    say "SLURM ready: node $(hostname -s), $(nproc) CPUs, 2 fake GPUs, partition debug"
     echo "export SLURM_CONF=$SLURM_CONF"
 }
 
