@@ -88,12 +88,15 @@ def _function_source(path, name):
 
 
 def test_runtime_configure_limits_tensorflow_threads():
-    code = ("from spiralarms import runtime; import tensorflow as tf; runtime.configure(3); "
-            "print(tf.config.threading.get_intra_op_parallelism_threads(), "
-            "tf.config.threading.get_inter_op_parallelism_threads())")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    assert result.stdout.split() == ["3", "2"], result.stderr
+    for threads, expected in ((3, ["3", "2"]), (1, ["1", "2"])):  # one inter-op thread stalls
+        code = ("from spiralarms import runtime; import tensorflow as tf; "
+                f"runtime.configure({threads}); "
+                "print(tf.config.threading.get_intra_op_parallelism_threads(), "
+                "tf.config.threading.get_inter_op_parallelism_threads())")
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                timeout=120, check=True,
+                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        assert result.stdout.split() == expected, result.stderr
 
 
 def test_jobs_import_the_package_of_the_checkout_they_run_in(tmp_path):
