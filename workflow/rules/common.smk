@@ -159,6 +159,11 @@ def experiment_train_settings(wildcards):
     return train_settings(config, experiment(wildcards).model, wildcards.experiment)
 
 
+def network_threads(wildcards):
+    """Cores of a job that runs a network (train, evaluate, xai): the experiment's train.threads."""
+    return experiment_train_settings(wildcards)["threads"]
+
+
 def xai_experiments():
     return [e for e in EXPERIMENTS if Experiment.parse(e).mode == "xai"]
 

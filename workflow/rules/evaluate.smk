@@ -13,7 +13,7 @@ rule evaluate:
         f"{RESULTS}/logs/evaluate/{{experiment}}.log",
     conda:
         "../../envs/spiralarms.yaml"
-    threads: lambda wildcards: experiment_train_settings(wildcards)["threads"]
+    threads: network_threads
     resources:
         gpu=1,
     params:

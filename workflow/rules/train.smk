@@ -12,7 +12,7 @@ rule train:
         f"{RESULTS}/benchmarks/train/{{experiment}}.tsv"
     conda:
         "../../envs/spiralarms.yaml"
-    threads: lambda wildcards: experiment_train_settings(wildcards)["threads"]
+    threads: network_threads
     resources:
         gpu=1,
         runtime=24 * 60,

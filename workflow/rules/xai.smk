@@ -19,7 +19,7 @@ rule xai:
         experiment=XAI_NAME_REGEX,
     conda:
         "../../envs/spiralarms.yaml"
-    threads: lambda wildcards: experiment_train_settings(wildcards)["threads"]
+    threads: network_threads
     resources:
         gpu=1,
     params:

@@ -513,7 +513,7 @@ def configure_threads(threads: int | None = None, split: bool = True) -> int:
     else:
         pipeline = max(1, threads // 2)
         model = max(1, threads - pipeline)
-    runtime.configure(model, inter_op=2)  # and GPU memory growth
+    runtime.configure(model)  # two inter-op threads, and GPU memory growth
     return pipeline
 
 
