@@ -22,6 +22,8 @@ envvars:
 from spiralarms.acquire.sources import is_remote, planned_path
 from spiralarms.config_checks import check_comparisons, check_subsets, validate_config
 from spiralarms.data.channels import CHANNELS
+from spiralarms.predict.chunks import job_settings, read_plan, source_of
+from spiralarms.training import backbones
 from spiralarms.training.experiment import (
     NAME_REGEX,
     XAI_NAME_REGEX,
@@ -31,16 +33,36 @@ from spiralarms.training.experiment import (
     grid,
     train_settings,
 )
-from spiralarms.training import backbones
 
+# --- The layout of results/ (fixed; data.download_dir is the one folder the config moves) ---
+RESULTS = "results"
+SYNTHETIC = f"{RESULTS}/data/synthetic"
+SPLITS = f"{RESULTS}/splits"
+WEIGHTS = f"{RESULTS}/weights"
+EXPERIMENT_DIR = f"{RESULTS}/experiments/{{experiment}}"
+PREDICTIONS = f"{RESULTS}/predictions"
+ARCHIVE_SUFFIXES = (".7z", ".zip", ".tar", ".tar.gz", ".tgz")
+
+# --- Config checks: before anything below reads the config ---
 validate_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
 check_subsets(config)
 check_comparisons(config)
+if config["synthetic"]["enabled"]:
+    for key, expected in [
+        ("catalog", f"{SYNTHETIC}/zoo2MainSpecz.csv.gz"),
+        ("mapping", f"{SYNTHETIC}/gz2_filename_mapping.csv"),
+        ("images", f"{SYNTHETIC}/images_gz2/images"),
+    ]:
+        if config["data"][key] != expected:
+            raise ValueError(
+                f"synthetic.enabled is true but data.{key} is {config['data'][key]!r}; "
+                f"set it to {expected!r} (or disable synthetic)"
+            )
 
-RESULTS = "results"
-SYNTHETIC = f"{RESULTS}/data/synthetic"
+# --- Values the config decides ---
 DOWNLOAD = config["data"]["download_dir"]
-SPLITS = f"{RESULTS}/splits"
+# The original repository ships the stellar masses and SFRs as `stellar mass_SFR.7z`.
+PHYSICAL_CSV = f"{DOWNLOAD}/extracted/stellar_mass_SFR.csv"
 EXPERIMENTS = grid(config["experiments"], extra_splits(config["selection"]))
 
 
@@ -69,11 +91,6 @@ def remote_sources():
         for key in ("catalog", "mapping", "physical")
         if is_remote(config["data"][key] or "")
     }
-
-
-# The original repository ships the stellar masses and SFRs as `stellar mass_SFR.7z`.
-PHYSICAL_CSV = f"{DOWNLOAD}/extracted/stellar_mass_SFR.csv"
-ARCHIVE_SUFFIXES = (".7z", ".zip", ".tar", ".tar.gz", ".tgz")
 
 
 def physical_input():
@@ -110,7 +127,6 @@ def experiment(wildcards):
     return Experiment.parse(wildcards.experiment)
 
 
-WEIGHTS = f"{RESULTS}/weights"
 # models.<m>.weights -> the files to download, convert and load (spiralarms.training.backbones).
 WEIGHT_PLANS = {
     model: backbones.plan(
@@ -172,14 +188,11 @@ def prediction_model(name):
     """config predict.<name>.model: an experiment name (trained here) or a .keras path."""
     model = config["predict"][name]["model"]
     if re.fullmatch(NAME_REGEX, model):
-        return f"{RESULTS}/experiments/{model}/model.keras"
+        return expand(rules.train.output.model, experiment=model)[0]
     return model
 
 
 # --- predict.<name>: chunked prediction helpers (workflow/rules/predict.smk) ---
-from spiralarms.predict.chunks import job_settings, read_plan, source_of
-
-PREDICTIONS = f"{RESULTS}/predictions"
 PREDICTION_NAMES = "|".join(map(re.escape, config["predict"])) or "no-prediction"
 
 
@@ -198,10 +211,8 @@ def prediction_plan(wildcards):
 
 
 def prediction_chunks(wildcards):
-    return [
-        f"{PREDICTIONS}/{wildcards.name}/chunks/{entry['chunk']}.parquet"
-        for entry in prediction_plan(wildcards)["chunks"]
-    ]
+    chunks = [entry["chunk"] for entry in prediction_plan(wildcards)["chunks"]]
+    return expand(rules.predict_chunk.output.chunk, name=wildcards.name, chunk=chunks)
 
 
 def chunk_fingerprint(wildcards):
@@ -229,27 +240,15 @@ def trained_history(wildcards):
     """history.csv of trained experiments; imported models come without one."""
     if wildcards.experiment in config["imports"]:
         return []
-    return f"{RESULTS}/experiments/{wildcards.experiment}/history.csv"
+    return expand(rules.train.output.history, experiment=wildcards.experiment)[0]
 
 
 def all_targets():
+    """Everything `rule all` builds (called after every rule file is included)."""
     return [
-        f"{RESULTS}/summary/metrics.csv",
-        *expand(f"{RESULTS}/experiments/{{e}}/figures", e=EXPERIMENTS),
-        *expand(f"{RESULTS}/experiments/{{e}}/xai", e=xai_experiments()),
-        *([f"{RESULTS}/summary/attribution.csv"] if xai_experiments() else []),
-        *expand(f"{RESULTS}/predictions/{{name}}.parquet", name=config["predict"]),
+        rules.aggregate.output.metrics,
+        *expand(rules.figures.output.figures, experiment=EXPERIMENTS),
+        *expand(rules.xai.output.xai, experiment=xai_experiments()),
+        *([rules.xai_summary.output.csv] if xai_experiments() else []),
+        *expand(rules.predict_gather.output.predictions, name=config["predict"]),
     ]
-
-
-if config["synthetic"]["enabled"]:
-    for key, expected in [
-        ("catalog", f"{SYNTHETIC}/zoo2MainSpecz.csv.gz"),
-        ("mapping", f"{SYNTHETIC}/gz2_filename_mapping.csv"),
-        ("images", f"{SYNTHETIC}/images_gz2/images"),
-    ]:
-        if config["data"][key] != expected:
-            raise ValueError(
-                f"synthetic.enabled is true but data.{key} is {config['data'][key]!r}; "
-                f"set it to {expected!r} (or disable synthetic)"
-            )

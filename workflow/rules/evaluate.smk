@@ -1,6 +1,3 @@
-EXPERIMENT_DIR = f"{RESULTS}/experiments/{{experiment}}"
-
-
 rule evaluate:
     input:
         model=rules.train.output.model,

@@ -1,4 +1,4 @@
-# Trained (or imported) models applied to new galaxies, and models someone else trained.
+# Trained or imported models (train.smk) applied to new galaxies.
 #
 # predict.<name> runs as: predict_split (a checkpoint: the catalogue or folder -> the normalised
 # catalogue and a plan of fixed-size chunks), one predict_chunk job per chunk (threads, gpu=1:
@@ -7,26 +7,6 @@
 # rows (fingerprint), the results-changing settings, the model or the code change: the split's
 # outputs are `ancient` inputs of the chunks, so a rewritten catalogue (rows appended at the end,
 # a rerun after a crash) leaves finished chunks alone.
-
-
-rule import_model:
-    output:
-        model=f"{RESULTS}/experiments/{{experiment}}/model.keras",
-        card=f"{RESULTS}/experiments/{{experiment}}/model.json",
-        provenance=f"{RESULTS}/experiments/{{experiment}}/imported.json",
-    log:
-        f"{RESULTS}/logs/import_model/{{experiment}}.log",
-    wildcard_constraints:
-        experiment="|".join(map(re.escape, config["imports"])) or "no-import",
-    conda:
-        "../../envs/spiralarms.yaml"
-    params:
-        source=lambda wildcards: config["imports"][wildcards.experiment],
-    script:
-        "../scripts/import_model.py"
-
-
-ruleorder: import_model > train
 
 
 # Light steps (no TensorFlow): run where Snakemake runs, not as cluster jobs.
@@ -56,8 +36,8 @@ checkpoint predict_split:
 rule predict_chunk:
     input:
         model=lambda wildcards: prediction_model(wildcards.name),
-        catalog=ancient(f"{PREDICTIONS}/{{name}}/catalog.parquet"),
-        plan=ancient(f"{PREDICTIONS}/{{name}}/chunks.json"),
+        catalog=ancient(rules.predict_split.output.catalog),
+        plan=ancient(rules.predict_split.output.plan),
     output:
         chunk=f"{PREDICTIONS}/{{name}}/chunks/{{chunk}}.parquet",
     log:
@@ -82,7 +62,7 @@ rule predict_chunk:
 rule predict_gather:
     input:
         chunks=prediction_chunks,
-        plan=f"{PREDICTIONS}/{{name}}/chunks.json",
+        plan=rules.predict_split.output.plan,
     output:
         predictions=directory(f"{PREDICTIONS}/{{name}}.parquet"),
         skipped=f"{PREDICTIONS}/{{name}}.skipped.csv",

@@ -1,11 +1,14 @@
+# A model per experiment: trained here, or imported (config `imports`) in place of its training.
+
+
 rule train:
     input:
         shards=experiment_shards,
         weights=model_weights,
     output:
-        model=f"{RESULTS}/experiments/{{experiment}}/model.keras",
-        history=f"{RESULTS}/experiments/{{experiment}}/history.csv",
-        card=f"{RESULTS}/experiments/{{experiment}}/model.json",
+        model=f"{EXPERIMENT_DIR}/model.keras",
+        history=f"{EXPERIMENT_DIR}/history.csv",
+        card=f"{EXPERIMENT_DIR}/model.json",
     log:
         f"{RESULTS}/logs/train/{{experiment}}.log",
     benchmark:
@@ -27,3 +30,24 @@ rule train:
         work_dir=lambda wildcards: f"{RESULTS}/work/{wildcards.experiment}",
     script:
         "../scripts/train.py"
+
+
+# imports.<experiment>: a model trained elsewhere takes the experiment's place (no history.csv).
+rule import_model:
+    output:
+        model=rules.train.output.model,
+        card=rules.train.output.card,
+        provenance=f"{EXPERIMENT_DIR}/imported.json",
+    log:
+        f"{RESULTS}/logs/import_model/{{experiment}}.log",
+    wildcard_constraints:
+        experiment="|".join(map(re.escape, config["imports"])) or "no-import",
+    conda:
+        "../../envs/spiralarms.yaml"
+    params:
+        source=lambda wildcards: config["imports"][wildcards.experiment],
+    script:
+        "../scripts/import_model.py"
+
+
+ruleorder: import_model > train

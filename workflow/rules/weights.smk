@@ -42,9 +42,9 @@ rule convert_weights:
 
 rule extract_backbone:
     input:
-        model=f"{RESULTS}/experiments/{{experiment}}/model.keras",
+        model=rules.train.output.model,
     output:
-        backbone=f"{RESULTS}/experiments/{{experiment}}/backbone.weights.h5",
+        backbone=f"{EXPERIMENT_DIR}/backbone.weights.h5",
     log:
         f"{RESULTS}/logs/extract_backbone/{{experiment}}.log",
     conda:

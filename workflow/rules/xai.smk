@@ -7,7 +7,7 @@ rule xai:
         masks=rules.synthesize.output.masks if config["synthetic"]["enabled"] else [],
     output:
         xai=report(
-            directory(f"{RESULTS}/experiments/{{experiment}}/xai"),
+            directory(f"{EXPERIMENT_DIR}/xai"),
             patterns=["{name}.png"],
             caption="../report/xai.rst",
             category="XAI",
@@ -31,7 +31,7 @@ rule xai:
 
 rule xai_summary:
     input:
-        xai=expand(f"{RESULTS}/experiments/{{e}}/xai", e=xai_experiments()),
+        xai=expand(rules.xai.output.xai, experiment=xai_experiments()),
     output:
         csv=report(
             f"{RESULTS}/summary/attribution.csv",
