@@ -62,3 +62,32 @@ rule aggregate:
         bootstrap=config["evaluate"]["bootstrap"],
     script:
         "../scripts/aggregate.py"
+
+
+# Accuracy per physical quantity against the renderer's truth: synthetic data only (real
+# galaxies have no truth.csv), so on real data the rule does not exist.
+if config["synthetic"]["enabled"]:
+
+    localrules:
+        selection_function,
+
+    rule selection_function:
+        input:
+            predictions=expand(
+                rules.evaluate.output.predictions, experiment=EXPERIMENTS
+            ),
+            truth=rules.synthesize.output.truth,
+        output:
+            csv=f"{SUMMARY}/selection_function.csv",
+            markdown=f"{SUMMARY}/selection_function.md",
+            figure=report(
+                f"{SUMMARY}/selection_function.png",
+                caption="../report/selection_function.rst",
+                category="Summary",
+            ),
+        log:
+            f"{RESULTS}/logs/selection_function.log",
+        conda:
+            "../../envs/spiralarms.yaml"
+        script:
+            "../scripts/selection_function.py"

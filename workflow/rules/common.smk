@@ -250,5 +250,10 @@ def all_targets():
         *expand(rules.figures.output.figures, experiment=EXPERIMENTS),
         *expand(rules.xai.output.xai, experiment=xai_experiments()),
         *([rules.xai_summary.output.csv] if xai_experiments() else []),
+        *(
+            [rules.selection_function.output.figure]
+            if config["synthetic"]["enabled"]
+            else []
+        ),
         *expand(rules.predict_gather.output.predictions, name=config["predict"]),
     ]
