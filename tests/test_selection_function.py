@@ -115,15 +115,16 @@ def test_counts_per_bin_reconcile_with_the_test_galaxies_for_every_quantity(tmp_
     truth = truth_table(frame, label, r90_arcsec=rng.lognormal(1.5, 0.5, n),
                         arm_snr=rng.uniform(1, 40, n), psf_arm_spacings=rng.uniform(0.1, 2, n),
                         inclination_deg=rng.uniform(0, 80, n), bar=rng.integers(0, 2, n),
-                        pitch_deg=pitch)
+                        pitch_deg=pitch, flocculent=label == 5)
     folder = write_experiment(tmp_path, "b0_6class_xai_s42", frame)
     table, quantities, notes = collect([folder], truth, n_bins=5)
-    assert len(quantities) == 6 and notes == []
+    assert len(quantities) == 7 and notes == []
     for quantity in quantities:
         bins = rows_of(table, quantity.column)
         assert bins["n"].sum() == n, quantity.column
         assert bins["accuracy_truth_n"].sum() == (frame["pred"] == label).sum()
     assert list(rows_of(table, "bar").index) == ["0", "1"]  # one bin per value
+    assert rows_of(table, "flocculent").loc["1", "n"] == (label == 5).sum()  # a boolean column
     assert rows_of(table, "pitch_deg").loc[NO_VALUE, "n"] == (label == 5).sum()
     assert len(rows_of(table, "arm_snr")) == 5
 

@@ -1,9 +1,9 @@
 """The classifier's selection function on the synthetic sky (the `selection_function` rule):
 accuracy, and the share of galaxies it calls "can't tell", as a function of what the renderer drew
-— R90 in arcsec, arm signal-to-noise, PSF FWHM in arm spacings, inclination, bar, pitch — against
-the renderer's truth (truth.csv's `arm_class`) and against the volunteers' label (the target the
-model learned). No survey catalogue can give this for real galaxies: it needs the truth only a
-renderer knows, so the rule exists for synthetic data only.
+— R90 in arcsec, arm signal-to-noise, PSF FWHM in arm spacings, inclination, bar, pitch, a
+flocculent disc — against the renderer's truth (truth.csv's `arm_class`) and against the
+volunteers' label (the target the model learned). No survey catalogue can give this for real
+galaxies: it needs the truth only a renderer knows, so the rule exists for synthetic data only.
 
 Rows are the test galaxies of each evaluated experiment (`predictions/<subset>.parquet`, one row
 per galaxy), joined to truth.csv on `dr7objid`. Against the truth a galaxy is right when the
@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 from scipy.stats import binomtest
 
+from spiralarms import atomic
 from spiralarms.data.variants import DROPPED
 from spiralarms.plotting import PNG_DPI
 from spiralarms.report.summary import to_markdown as markdown_table
@@ -60,6 +61,7 @@ QUANTITIES = (
     Quantity("inclination_deg", "inclination (deg)"),
     Quantity("bar", "bar"),
     Quantity("pitch_deg", "pitch (deg)"),
+    Quantity("flocculent", "flocculent disc"),  # the real "can't tell"
 )
 
 
@@ -295,10 +297,13 @@ def write_selection_function(predictions_dirs, truth_path, csv_path, markdown_pa
         raise ValueError(f"{truth_path}: no column {sorted(missing)}; it is not a truth.csv "
                          "written by synthesize (spiralarms.synthetic.generate)")
     table, quantities, notes = collect(predictions_dirs, truth, subset, n_bins)
-    Path(csv_path).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(csv_path, index=False, float_format="%.4f", lineterminator="\n")
-    Path(markdown_path).write_text(to_markdown(table, notes))
-    selection_figure(table, quantities).savefig(png_path, dpi=PNG_DPI)
+    for path in (csv_path, markdown_path, png_path):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic.replacing(csv_path) as partial:
+        table.to_csv(partial, index=False, float_format="%.4f", lineterminator="\n")
+    atomic.write_text(markdown_path, to_markdown(table, notes))
+    with atomic.replacing(png_path) as partial:
+        selection_figure(table, quantities).savefig(partial, dpi=PNG_DPI, format="png")
     return table
 
 
