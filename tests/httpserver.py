@@ -39,7 +39,7 @@ class FileServer:
         self.requests: list[RecordedRequest] = []
         self.ignore_range = False
         self._cuts: dict[str, list[int]] = {}
-        self._statuses: dict[str, list[int]] = {}
+        self._statuses: dict[str, list[tuple[int, dict[str, str]]]] = {}
         self._lock = threading.Lock()
         self._httpd: _QuietServer | None = None
 
@@ -48,9 +48,15 @@ class FileServer:
         """The next `times` GETs of `name` close the connection after `nbytes` body bytes."""
         self._cuts.setdefault(name, []).extend([nbytes] * times)
 
-    def answer_status(self, name: str, status: int, times: int = 1) -> None:
-        """The next `times` requests for `name` get `status` (e.g. 503) instead of the file."""
-        self._statuses.setdefault(name, []).extend([status] * times)
+    def answer_status(self, name: str, status: int, times: int = 1,
+                      headers: dict[str, str] | None = None) -> None:
+        """The next `times` requests for `name` get `status` (e.g. 503) instead of the file,
+        with `headers` (e.g. {"Retry-After": "1"})."""
+        self._statuses.setdefault(name, []).extend([(status, headers or {})] * times)
+
+    def count(self, name: str, method: str = "GET") -> int:
+        """How many `method` requests for `name` the server received."""
+        return sum(r.path == name and r.method == method for r in self.requests)
 
     # --- lifecycle -------------------------------------------------------------------------
     def url(self, name: str) -> str:
@@ -73,7 +79,7 @@ class FileServer:
         with self._lock:
             self.requests.append(request)
 
-    def _pop(self, queue: dict[str, list[int]], name: str) -> int | None:
+    def _pop(self, queue: dict[str, list], name: str):
         with self._lock:
             pending = queue.get(name)
             return pending.pop(0) if pending else None
@@ -111,10 +117,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _respond(self, send_body: bool) -> None:
         name = urlsplit(self.path).path.lstrip("/")
         self.owner._record(RecordedRequest(self.command, name, dict(self.headers.items())))
-        status = self.owner._pop(self.owner._statuses, name)
+        status, headers = self.owner._pop(self.owner._statuses, name) or (None, {})
         data = self.owner.files.get(name)
         if status is not None or data is None:
-            self._send_plain(status or 404)
+            self._send_plain(status or 404, headers)
             return
         start, status = self._range_start(data)
         if status == 416:

@@ -51,6 +51,7 @@ from spiralarms.acquire import (
     physical_csv,
     planned_path,
     read_manifest,
+    remote_sources,
     run_fetch_images,
     safe_extract,
 )
@@ -62,6 +63,7 @@ PAYLOAD = os.urandom(300_000)
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
 FAKE_KEY = "fake-kaggle-key-7d41c9e0b2"
 GDRIVE_ID = "1AbCdEfGhIjKlMnOpQrStUvWxYz_-012"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -154,13 +156,15 @@ def test_server_ignoring_range_still_gives_correct_file(server, tmp_path):
     assert dest.read_bytes() == PAYLOAD
 
 
-def test_checksum_mismatch_leaves_nothing(server, tmp_path):
+def test_checksum_mismatch_is_downloaded_once_and_names_file_key_and_both_sums(server, tmp_path):
     dest = tmp_path / "catalog.csv.gz"
     url = server.url("catalog.csv.gz")
     with pytest.raises(ChecksumError) as failure:
-        download(url, dest, sha256="0" * 64)
+        download(url, dest, sha256="0" * 64, key="data.catalog")
     message = str(failure.value)
-    assert url in message and "0" * 64 in message and SHA in message
+    assert url in message and str(dest) in message and "data.catalog_sha256" in message
+    assert f"expects {'0' * 64}" in message and f"has SHA-256 {SHA}" in message
+    assert server.count("catalog.csv.gz") == 1
     assert leftovers(tmp_path) == []
 
 
@@ -170,13 +174,54 @@ def test_wrong_size_leaves_nothing(server, tmp_path):
     assert leftovers(tmp_path) == []
 
 
-def test_missing_file_names_url_and_status(server, tmp_path):
-    url = server.url("nothing-here.csv")
+@pytest.mark.parametrize(("status", "meaning"), [
+    (404, "no file at this URL"), (403, "refuses access"), (410, "removed for good"),
+    (400, "refused the request")])
+def test_permanent_http_error_is_requested_once_and_names_url_key_and_fix(server, tmp_path,
+                                                                          status, meaning):
+    server.answer_status("catalog.csv.gz", status)
+    url = server.url("catalog.csv.gz")
     with pytest.raises(DownloadError) as failure:
-        download(url, tmp_path / "nothing-here.csv")
-    assert url in str(failure.value) and "404" in str(failure.value)
+        download(url, tmp_path / "catalog.csv.gz", key="data.catalog", retries=3)
+    message = str(failure.value)
+    assert f"data.catalog ({url}): HTTP {status}" in message and meaning in message
+    assert "Retrying will not help: correct data.catalog in your config" in message
+    assert server.count("catalog.csv.gz") == 1
     assert not failure.value.resumable
     assert leftovers(tmp_path) == []
+
+
+def test_missing_file_without_key_names_url_and_status(server, tmp_path):
+    url = server.url("nothing-here.csv")
+    with pytest.raises(DownloadError, match="HTTP 404 Not Found.*check the URL") as failure:
+        download(url, tmp_path / "nothing-here.csv")
+    assert url in str(failure.value)
+    assert leftovers(tmp_path) == []
+
+
+def test_server_error_then_success_is_retried(server, tmp_path):
+    server.answer_status("catalog.csv.gz", 500)
+    dest = tmp_path / "catalog.csv.gz"
+    download(server.url("catalog.csv.gz"), dest, sha256=SHA)
+    assert dest.read_bytes() == PAYLOAD
+    assert server.count("catalog.csv.gz") == 2
+
+
+def test_too_many_requests_waits_as_long_as_retry_after_says(server, tmp_path, monkeypatch):
+    waits = []
+    monkeypatch.setattr(acquire_http.time, "sleep", waits.append)
+    server.answer_status("catalog.csv.gz", 429, headers={"Retry-After": "7"})
+    download(server.url("catalog.csv.gz"), tmp_path / "catalog.csv.gz")
+    assert waits == [7.0]
+    assert server.count("catalog.csv.gz") == 2
+
+
+def test_retry_after_longer_than_worth_waiting_ends_at_once(server, tmp_path, monkeypatch):
+    monkeypatch.setattr(acquire_http.time, "sleep", pytest.fail)
+    server.answer_status("catalog.csv.gz", 503, headers={"Retry-After": "3600"})
+    with pytest.raises(DownloadError, match="asks to wait 3600 s.*rerun later"):
+        download(server.url("catalog.csv.gz"), tmp_path / "c.gz", key="data.catalog")
+    assert server.count("catalog.csv.gz") == 1
 
 
 def test_unreachable_host_is_named(tmp_path):
@@ -201,6 +246,44 @@ def test_persistent_server_errors_give_up_naming_status(server, tmp_path):
     assert server.url("catalog.csv.gz") in str(failure.value)
     assert len(server.requests) == 2
     assert leftovers(tmp_path) == []
+
+
+def test_download_rule_fails_permanent_errors_once_and_retries_a_server_error(tmp_path):
+    """The workflow's download rule (the real snakemake, the repository's SLURM-style profile
+    retries included): a 404 and a checksum mismatch are each requested once and end naming
+    their config key; a 500 followed by the file succeeds."""
+    import subprocess
+
+    import yaml
+
+    files = {"zoo2MainSpecz.csv.gz": PAYLOAD, "gz2_filename_mapping.csv": b"objid,asset_id\n",
+             "physical.csv": b"specObjID,LGM_TOT_P50,sfr_tot_p50\n"}
+    with FileServer(files) as web:
+        web.answer_status("zoo2MainSpecz.csv.gz", 404)
+        web.answer_status("physical.csv", 500)
+        config = tmp_path / "remote.yaml"
+        config.write_text(yaml.safe_dump({"data": {
+            "catalog": web.url("zoo2MainSpecz.csv.gz"),
+            "mapping": web.url("gz2_filename_mapping.csv"), "mapping_sha256": "ab" * 32,
+            "physical": web.url("physical.csv"), "physical_sha256": None}}))
+        result = subprocess.run(
+            [str(Path(sys.executable).with_name("snakemake")), "--keep-going", "--retries", "2",
+             *(f"results/data/download/{name}" for name in files), "-s",
+             str(ROOT / "Snakefile"), "--cores", "1",
+             "--configfile", str(ROOT / "config/config.yaml"), str(config)],
+            cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
+        counts = {name: web.count(name) for name in files}
+    assert result.returncode != 0
+    assert counts == {"zoo2MainSpecz.csv.gz": 1, "gz2_filename_mapping.csv": 1, "physical.csv": 2}
+    logs = tmp_path / "results/logs/download"
+    assert "data.catalog (http" in (logs / "zoo2MainSpecz.csv.gz.log").read_text()
+    assert "HTTP 404" in (logs / "zoo2MainSpecz.csv.gz.log").read_text()
+    assert f"data.mapping_sha256 expects {'ab' * 32}" in \
+        (logs / "gz2_filename_mapping.csv.log").read_text()
+    download_dir = tmp_path / "results/data/download"
+    assert (download_dir / "physical.csv").read_bytes() == files["physical.csv"]
+    assert not (download_dir / "zoo2MainSpecz.csv.gz").exists()
+    assert not (download_dir / "gz2_filename_mapping.csv").exists()
 
 
 def test_finished_download_is_skipped(server, tmp_path):
@@ -427,6 +510,22 @@ def test_physical_archive_with_several_tables_picks_the_named_one(tmp_path):
         physical_csv(ambiguous, tmp_path / "q.csv")
     with pytest.raises(AcquireError, match="found 0"):
         physical_csv(write_7z(tmp_path / "r.7z", {"readme.txt": b"r"}), tmp_path / "r.csv")
+
+
+@pytest.mark.parametrize(("table", "problem"), [
+    (b"objid,mass,sfr\n1802675000000000001,10.5,0.25\n", "missing column(s)"),
+    (PHYSICAL_HEADER + b"1.802675e+18,10.5,0.25\n", "specObjID"),
+])
+def test_physical_archive_with_a_wrong_table_names_the_archive_and_member(tmp_path, table,
+                                                                          problem):
+    archive = write_7z(tmp_path / "stellar mass_SFR.7z", {f"data/{PHYSICAL_MEMBER}": table})
+    dest = tmp_path / "extracted" / "stellar_mass_SFR.csv"
+    with pytest.raises(CatalogError) as failure:
+        physical_csv(archive, dest)
+    message = str(failure.value)
+    assert message.startswith(f"'data/{PHYSICAL_MEMBER}' in {archive} (config key data.physical)")
+    assert problem in message and str(dest.parent) not in message  # nor the staging folder
+    assert leftovers(dest.parent) == []  # no table left for the labels stage to read
 
 
 def test_malicious_physical_archive_is_refused(tmp_path):
@@ -857,6 +956,20 @@ def test_gdrive_id_parsing(given):
 def test_gdrive_id_parsing_rejects_non_drive_input(given):
     with pytest.raises(GDriveError, match="not a Google Drive file id"):
         gdrive_file_id(given)
+
+
+def test_remote_sources_name_the_config_key_that_asks_for_each_file():
+    data = {"catalog": "https://host/a/zoo2MainSpecz.csv.gz", "catalog_sha256": "ab" * 32,
+            "mapping": "local/gz2_filename_mapping.csv", "physical": "https://host/b/p%20q.7z"}
+    assert remote_sources(data, "dl") == {
+        "zoo2MainSpecz.csv.gz": ("https://host/a/zoo2MainSpecz.csv.gz", "ab" * 32, "data.catalog"),
+        "p_q.7z": ("https://host/b/p%20q.7z", None, "data.physical"),
+    }
+    clash = {**data, "mapping": "https://other/zoo2MainSpecz.csv.gz"}
+    with pytest.raises(AcquireError, match=r"data.catalog \(https://host/a/zoo2MainSpecz.csv.gz\) "
+                       r"and data.mapping \(https://other/zoo2MainSpecz.csv.gz\) would both be "
+                       r"downloaded to dl/zoo2MainSpecz.csv.gz"):
+        remote_sources(clash, "dl")
 
 
 def test_planned_path_names_where_each_kind_of_source_lands():

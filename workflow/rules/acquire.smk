@@ -15,7 +15,9 @@ rule download:
         f"{RESULTS}/logs/download/{{file}}.log",
     wildcard_constraints:
         file="|".join(map(re.escape, remote_sources())) or "no-remote-source",
-    retries: 2
+    # 0, not the profile's retries: download() itself retries what can succeed on a retry
+    # (timeouts, cut connections, 429, 5xx); a rerun would only repeat a 404 or a checksum.
+    retries: 0
     conda:
         "../../envs/spiralarms.yaml"
     params:

@@ -19,7 +19,8 @@ envvars:
     "PYTHONPATH",
 
 
-from spiralarms.acquire.sources import is_remote, planned_path
+from spiralarms.acquire import sources as acquire_sources
+from spiralarms.acquire.sources import planned_path
 from spiralarms.config_checks import check_comparisons, check_subsets, validate_config
 from spiralarms.data.channels import CHANNELS
 from spiralarms.predict.chunks import job_settings, read_plan, source_of
@@ -82,15 +83,8 @@ def images_path():
 
 
 def remote_sources():
-    """Downloaded file name -> (url, expected sha256 or None)."""
-    return {
-        os.path.basename(data_path(key)): (
-            config["data"][key],
-            config["data"][f"{key}_sha256"],
-        )
-        for key in ("catalog", "mapping", "physical")
-        if is_remote(config["data"][key] or "")
-    }
+    """Downloaded file name -> RemoteSource (url, expected sha256, the data.* key asking)."""
+    return acquire_sources.remote_sources(config["data"], DOWNLOAD)
 
 
 def physical_input():
@@ -250,10 +244,5 @@ def all_targets():
         *expand(rules.figures.output.figures, experiment=EXPERIMENTS),
         *expand(rules.xai.output.xai, experiment=xai_experiments()),
         *([rules.xai_summary.output.csv] if xai_experiments() else []),
-        *(
-            [rules.selection_function.output.figure]
-            if config["synthetic"]["enabled"]
-            else []
-        ),
         *expand(rules.predict_gather.output.predictions, name=config["predict"]),
     ]

@@ -12,7 +12,9 @@ rule download_weights:
         f"{RESULTS}/logs/download_weights/{{file}}.log",
     wildcard_constraints:
         file="|".join(map(re.escape, weight_downloads())) or "no-weights-download",
-    retries: 2
+    # 0, not the profile's retries: download() itself retries what can succeed on a retry
+    # (timeouts, cut connections, 429, 5xx); a rerun would only repeat a 404 or a checksum.
+    retries: 0
     conda:
         "../../envs/spiralarms.yaml"
     params:

@@ -26,7 +26,7 @@ from spiralarms.acquire.kaggle import (
     run_fetch_images,
 )
 from spiralarms.acquire.physical import physical_csv
-from spiralarms.acquire.sources import download_name, planned_path
+from spiralarms.acquire.sources import RemoteSource, download_name, planned_path, remote_sources
 
 __all__ = [
     "AcquireError",
@@ -35,6 +35,7 @@ __all__ = [
     "GDriveError",
     "KaggleCredentialsError",
     "KaggleDownloadError",
+    "RemoteSource",
     "UnsafeArchiveError",
     "check_image_count",
     "download",
@@ -50,6 +51,7 @@ __all__ = [
     "physical_csv",
     "planned_path",
     "read_manifest",
+    "remote_sources",
     "run_fetch_images",
     "safe_extract",
     "sha256_of",

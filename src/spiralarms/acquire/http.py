@@ -4,6 +4,10 @@ Bytes stream into `<dest>.part`; a cut connection or a rerun resumes it with a R
 (guarded by If-Range, so a file that changed on the server restarts instead of being spliced).
 Only a complete file whose size and SHA-256 check out is renamed to `dest`, and a manifest JSON
 (url, size, sha256, downloaded_at) is written next to it so a rerun can skip the download.
+
+Only what a retry can fix is retried (timeouts, dropped connections, 429 after its Retry-After,
+5xx); a 404, 403, a refused TLS certificate or a checksum mismatch ends at once with one message
+naming the URL, the config key that asked for it, the status and what to change.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import os
 import re
 import time
 from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import requests
@@ -28,6 +33,14 @@ logger = logging.getLogger(__name__)
 TRANSIENT_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 RETRY_BASE_WAIT_S = 1.0  # doubled after each attempt that brought no bytes
 MAX_RETRY_WAIT_S = 30
+MAX_RETRY_AFTER_S = 300  # a server asking for a longer pause gets a rerun later instead
+# What a permanent status means, for the message (any other 4xx: the server refused the request).
+PERMANENT_MEANINGS = {
+    401: "the server wants a login for this URL",
+    403: "the server refuses access to this URL (private, or a link that expired)",
+    404: "the server has no file at this URL",
+    410: "the server says the file was removed for good",
+}
 USER_AGENT = f"spiralarms-acquire python-requests/{requests.__version__}"
 
 # Connection-level failures after which resuming can succeed.
@@ -40,7 +53,22 @@ CONNECTION_ERRORS = (
 
 
 class _TransientFailure(Exception):
-    """An attempt that may succeed if repeated (transient status or a short body)."""
+    """An attempt that may succeed if repeated (transient status or a short body).
+
+    `retry_after`: seconds the server asked us to wait (Retry-After), if it said."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def describe_source(url: str, key: str | None) -> str:
+    """How messages name a download: the config key that asked for it, then the URL."""
+    return f"{key} ({url})" if key else url
+
+
+def _fix_hint(key: str | None, what: str = "URL") -> str:
+    return f"correct {key} in your config" if key else f"check the {what}"
 
 
 def manifest_path_for(dest: str | os.PathLike) -> Path:
@@ -105,13 +133,15 @@ def download(
     retries: int = 3,
     progress: bool = True,
     manifest: str | os.PathLike | None = None,
+    key: str | None = None,
 ) -> dict:
     """Download `url` to `dest` and return its manifest entry (url, file, size, sha256, downloaded_at).
 
     Skips the transfer when `dest` and its manifest already match. `retries` counts consecutive
     attempts that brought no new bytes; an attempt that made progress resets the count, so a long
     download over a flaky line keeps resuming. On failure `dest` is left untouched (absent on a
-    first download); the `.part` file is kept only when a rerun can resume it.
+    first download); the `.part` file is kept only when a rerun can resume it. `key` is the config
+    key that asked for the file (`data.catalog`, `models.b0.weights`): every error names it.
     """
     dest = Path(dest)
     manifest = Path(manifest) if manifest is not None else manifest_path_for(dest)
@@ -122,8 +152,8 @@ def download(
     part = dest.with_name(dest.name + ".part")
     logger.info("%s: downloading to %s", url, dest)
     try:
-        _download_with_retries(url, part, chunk, timeout, retries, progress)
-        actual_sha256 = _verify(url, part, sha256, expected_size)
+        _download_with_retries(url, key, part, chunk, timeout, retries, progress)
+        actual_sha256 = _verify(url, key, dest, part, sha256, expected_size)
     except DownloadError as error:
         if not error.resumable:
             _discard_partial(part)
@@ -137,7 +167,8 @@ def download(
 
 
 def _download_with_retries(
-    url: str, part: Path, chunk: int, timeout: float, retries: int, progress: bool
+    url: str, key: str | None, part: Path, chunk: int, timeout: float, retries: int,
+    progress: bool,
 ) -> None:
     failures = 0
     with requests.Session() as session:
@@ -145,38 +176,57 @@ def _download_with_retries(
         while True:
             before = _size(part)
             try:
-                _transfer_once(session, url, part, chunk, timeout, progress)
+                _transfer_once(session, url, key, part, chunk, timeout, progress)
                 return
+            except requests.exceptions.SSLError as error:  # a ConnectionError, but never transient
+                raise DownloadError(
+                    f"Cannot download {describe_source(url, key)}: the TLS connection was refused "
+                    f"({_describe(error)}); retrying will not help. Check the system's CA "
+                    f"certificates (or REQUESTS_CA_BUNDLE behind a proxy), or {_fix_hint(key)}."
+                ) from None
             except (*CONNECTION_ERRORS, _TransientFailure) as error:
                 progressed = _size(part) > before
                 failures = 0 if progressed else failures + 1
-                if failures > retries:
-                    raise _gave_up(url, part, retries, error) from error
-                wait = 0 if progressed else _backoff(failures)
+                wait = 0 if progressed else _backoff(failures, error)
+                if failures > retries or wait > MAX_RETRY_AFTER_S:
+                    raise _gave_up(url, key, part, retries, error, wait) from None
                 logger.warning(
                     "%s: transfer interrupted at %.1f MB (%s); resuming in %.0f s",
                     url, _size(part) / 1e6, _describe(error), wait,
                 )
                 time.sleep(wait)
             except requests.RequestException as error:  # bad URL, redirect loop: retrying won't help
-                raise DownloadError(f"{url}: {_describe(error)}") from error
+                raise DownloadError(
+                    f"Cannot download {describe_source(url, key)}: {_describe(error)}; "
+                    f"retrying will not help: {_fix_hint(key)}."
+                ) from None
 
 
-def _backoff(failures: int) -> float:
-    return min(RETRY_BASE_WAIT_S * 2 ** (failures - 1), MAX_RETRY_WAIT_S)
+def _backoff(failures: int, error: Exception) -> float:
+    """Seconds before the next attempt: what the server asked for (429/503 Retry-After), else
+    doubling from RETRY_BASE_WAIT_S."""
+    backoff = min(RETRY_BASE_WAIT_S * 2 ** (failures - 1), MAX_RETRY_WAIT_S)
+    retry_after = getattr(error, "retry_after", None)
+    return backoff if retry_after is None else max(retry_after, backoff)
 
 
-def _gave_up(url: str, part: Path, retries: int, error: Exception) -> DownloadError:
+def _gave_up(url: str, key: str | None, part: Path, retries: int, error: Exception,
+             wait: float) -> DownloadError:
     kept = f"; the {_size(part)} bytes in {part} are kept and a rerun resumes" if _size(part) else ""
+    if wait > MAX_RETRY_AFTER_S:
+        why = f"the server asks to wait {wait:.0f} s before the next request ({_describe(error)})"
+    else:
+        why = f"download failed after {retries} retries without progress: {_describe(error)}"
     return DownloadError(
-        f"{url}: download failed after {retries} retries without progress: "
-        f"{_describe(error)}{kept}",
+        f"Cannot download {describe_source(url, key)}: {why}. The server or the network is "
+        f"failing for now: rerun later{kept}.",
         resumable=bool(kept),
     )
 
 
 def _transfer_once(
-    session: requests.Session, url: str, part: Path, chunk: int, timeout: float, progress: bool
+    session: requests.Session, url: str, key: str | None, part: Path, chunk: int,
+    timeout: float, progress: bool,
 ) -> None:
     """One GET: append to (206) or restart (200) the partial file; raise if the body came short."""
     offset = _resumable_offset(url, part)
@@ -193,8 +243,8 @@ def _transfer_once(
                 return  # the previous run had already received every byte
             logger.warning("%s: server refused to resume at byte %d; restarting", url, offset)
             _discard_partial(part)
-            return _transfer_once(session, url, part, chunk, timeout, progress)
-        total = _check_status(url, response, offset)
+            return _transfer_once(session, url, key, part, chunk, timeout, progress)
+        total = _check_status(url, key, response, offset)
         if response.status_code == 200:
             if offset:
                 logger.info("%s: server ignored the Range request; restarting from byte 0", url)
@@ -203,21 +253,39 @@ def _transfer_once(
         _stream_body(response, part, offset, total, chunk, _Progress(url, offset, total, progress))
 
 
-def _check_status(url: str, response: requests.Response, offset: int) -> int | None:
+def _check_status(url: str, key: str | None, response: requests.Response, offset: int) -> int | None:
     """Total size of the file behind a usable response; raise for statuses we cannot use."""
     status = response.status_code
     if status == 206:
         start, total = _parse_content_range(url, response.headers.get("Content-Range"))
         if start != offset:
-            raise DownloadError(f"{url}: asked to resume at byte {offset}, server sent {start}")
+            raise DownloadError(f"Cannot download {describe_source(url, key)}: asked to resume "
+                                f"at byte {offset}, the server sent {start}")
         return total
     if status == 200:
         length = response.headers.get("Content-Length")
         return int(length) if length and length.isdigit() else None
     reason = f"HTTP {status} {response.reason or ''}".strip()
-    if status in TRANSIENT_STATUSES:
-        raise _TransientFailure(reason)
-    raise DownloadError(f"{url}: {reason}; check the URL")
+    if status in TRANSIENT_STATUSES or status >= 500:
+        raise _TransientFailure(reason, _retry_after(response.headers.get("Retry-After")))
+    meaning = PERMANENT_MEANINGS.get(status, "the server refused the request")
+    raise DownloadError(
+        f"Cannot download {describe_source(url, key)}: {reason}: {meaning}. Retrying will not "
+        f"help: {_fix_hint(key)} (or download the file yourself and give its local path)."
+    )
+
+
+def _retry_after(header: str | None) -> float | None:
+    """Seconds from a Retry-After header (a number of seconds or an HTTP date), None if absent."""
+    if not header:
+        return None
+    if header.strip().isdigit():
+        return float(header)
+    try:
+        when = parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    return max((when - datetime.now(timezone.utc)).total_seconds(), 0.0)
 
 
 def _stream_body(
@@ -236,15 +304,20 @@ def _stream_body(
     progress.finish()
 
 
-def _verify(url: str, part: Path, sha256: str | None, expected_size: int | None) -> str:
+def _verify(url: str, key: str | None, dest: Path, part: Path, sha256: str | None,
+            expected_size: int | None) -> str:
     size = _size(part)
     if expected_size is not None and size != expected_size:
-        raise DownloadError(f"{url}: received {size} bytes, expected {expected_size}")
+        raise DownloadError(f"Cannot download {describe_source(url, key)}: received {size} bytes, "
+                            f"expected {expected_size}; rerun to download it again")
     actual = sha256_of(part)
     if sha256 is not None and actual != sha256.lower():
+        setting = f"{key}_sha256" if key else "the expected checksum"
         raise ChecksumError(
-            f"{url}: SHA-256 mismatch: expected {sha256.lower()}, got {actual}. The file was "
-            "deleted; if the source legitimately changed, update the checksum in the config."
+            f"{dest} downloaded from {describe_source(url, key)} has SHA-256 {actual}, but "
+            f"{setting} expects {sha256.lower()}; the file was deleted and is not downloaded "
+            f"again. If the source legitimately changed, set {setting} to the new value; "
+            "otherwise the URL serves another file than the one expected."
         )
     return actual
 

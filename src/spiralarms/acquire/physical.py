@@ -33,8 +33,10 @@ def physical_csv(source: str | os.PathLike, dest: str | os.PathLike) -> Path:
     """The physical-properties CSV for `source`.
 
     A plain .csv/.csv.gz is returned as it is. From an archive, the one CSV it holds (or
-    `stellar mass_SFR.csv` when it holds several) is extracted with `safe_extract`'s checks and
-    moved to `dest`, which is returned; nothing else from the archive is kept.
+    `stellar mass_SFR.csv` when it holds several) is extracted with `safe_extract`'s checks,
+    read once (gz2.catalog.read_physical) and moved to `dest`, which is returned; nothing else
+    from the archive is kept. A table that does not read is refused here, naming the archive and
+    its member: later stages only see `dest`, a name the user never gave.
     """
     source, dest = Path(source), Path(dest)
     if not source.is_file():
@@ -45,10 +47,18 @@ def physical_csv(source: str | os.PathLike, dest: str | os.PathLike) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{dest.name}.", dir=dest.parent) as work:
         safe_extract(source, Path(work) / "archive", max_total_bytes=MAX_PHYSICAL_BYTES)
-        os.replace(Path(work) / "archive" / member, dest)
+        extracted = Path(work) / "archive" / member
+        _check_table(extracted, f"{member!r} in {source}")
+        os.replace(extracted, dest)
     logger.info("physical-properties table %r from %s -> %s (%.1f MB)", member, source, dest,
                 dest.stat().st_size / 1e6)
     return dest
+
+
+def _check_table(extracted: Path, shown_as: str) -> None:
+    from spiralarms.gz2.catalog import read_physical  # pandas and pyarrow: only when extracting
+
+    read_physical(extracted, shown_as=f"{shown_as} (config key data.physical)")
 
 
 def _csv_member(archive: Path) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from spiralarms.acquire.errors import AcquireError
@@ -11,6 +12,34 @@ from spiralarms.acquire.kaggle import SPEC_PREFIX as KAGGLE_PREFIX
 
 URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+DOWNLOADED_DATA = ("catalog", "mapping", "physical")  # data.* keys the download rule fetches
+
+
+class RemoteSource(NamedTuple):
+    """An http(s) file the config asks for, and the config key that asks (for messages)."""
+
+    url: str
+    sha256: str | None
+    key: str  # e.g. data.catalog; its checksum is `<key>_sha256`
+
+
+def remote_sources(data: dict, download_dir: str) -> dict[str, RemoteSource]:
+    """The download rule's files: name under `download_dir` -> RemoteSource, for each of
+    data.catalog, data.mapping and data.physical given as a URL. Two URLs that would be saved
+    under one name are refused, naming both keys."""
+    found: dict[str, RemoteSource] = {}
+    for name in DOWNLOADED_DATA:
+        url = data.get(name)
+        if not is_remote(url or ""):
+            continue
+        source = RemoteSource(url, data.get(f"{name}_sha256"), f"data.{name}")
+        file = planned_path(url, download_dir).rsplit("/", 1)[-1]
+        if file in found and found[file].url != url:
+            raise AcquireError(
+                f"{found[file].key} ({found[file].url}) and {source.key} ({url}) would both be "
+                f"downloaded to {download_dir}/{file}; download one yourself and give its path")
+        found[file] = source
+    return found
 
 
 def planned_path(spec: str, download_dir: str) -> str:

@@ -49,13 +49,17 @@ def read_mapping(path) -> pd.DataFrame:
     return _read_table(path, MAPPING_COLUMNS, "the image-id map (gz2_filename_mapping.csv)")
 
 
-def read_physical(path) -> pd.DataFrame:
-    """Stellar mass and SFR per spectrum (`stellar mass_SFR.csv` from the MPA-JHU tables)."""
-    return _read_table(path, PHYSICAL_COLUMNS, "the physical-properties table (stellar mass_SFR.csv)")
+def read_physical(path, shown_as=None) -> pd.DataFrame:
+    """Stellar mass and SFR per spectrum (`stellar mass_SFR.csv` from the MPA-JHU tables).
+
+    `shown_as`: how error messages name the file (default `path`), e.g. the archive member it was
+    extracted from, so that the user reads the name of the file they gave."""
+    return _read_table(path, PHYSICAL_COLUMNS,
+                       "the physical-properties table (stellar mass_SFR.csv)", shown_as)
 
 
-def read_header(path) -> list:
-    """Column names from the first line of a plain or gzip CSV."""
+def read_header(path, shown_as=None) -> list:
+    """Column names from the first line of a plain or gzip CSV (`shown_as`: see read_physical)."""
     path = Path(path)
     with path.open("rb") as raw:
         gzipped = raw.read(2) == b"\x1f\x8b"
@@ -64,25 +68,26 @@ def read_header(path) -> list:
         with opener(path, "rt", encoding="utf-8-sig", newline="") as f:
             first = f.readline()
     except (EOFError, OSError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
-        raise CatalogError(_unreadable(path, err)) from None
+        raise CatalogError(_unreadable(shown_as or path, err)) from None
     return [name.strip().strip('"') for name in first.rstrip("\r\n").split(",")]
 
 
-def _unreadable(path: Path, err) -> str:
-    return (f"{path}: the file ends early or is corrupt ({type(err).__name__}: {err}), most "
-            f"likely an interrupted download or copy; delete it and download it again (`gzip -t "
-            f"{path}` checks a .gz file)")
+def _unreadable(name, err) -> str:
+    check = f" (`gzip -t {name}` checks a .gz file)" if str(name).endswith(".gz") else ""
+    return (f"{name}: the file ends early or is corrupt ({type(err).__name__}: {err}), most "
+            f"likely an interrupted download or copy; delete it and download it again{check}")
 
 
-def _read_table(path, columns, what) -> pd.DataFrame:
+def _read_table(path, columns, what, shown_as=None) -> pd.DataFrame:
     path = Path(path)
+    name = shown_as or path  # what messages call the file
     if not path.is_file():
-        raise CatalogError(f"{path}: file not found; expected {what}")
-    header = read_header(path)
+        raise CatalogError(f"{name}: file not found; expected {what}")
+    header = read_header(path, shown_as)
     missing = [c for c in columns if c not in header]
     if missing:
         raise CatalogError(
-            f"{path}: missing column(s) {missing} in {what}; the header has {len(header)} columns "
+            f"{name}: missing column(s) {missing} in {what}; the header has {len(header)} columns "
             f"starting {header[:4]}. Check that the file is the right table and not truncated."
         )
     types = {c: pa.int64() for c in columns if c in INT64_COLUMNS}
@@ -91,19 +96,19 @@ def _read_table(path, columns, what) -> pd.DataFrame:
             path, convert_options=pacsv.ConvertOptions(include_columns=columns, column_types=types)
         )
     except pa.ArrowInvalid as err:  # e.g. an id written as 1.8e+18, or a stray text value
-        raise CatalogError(f"{path}: cannot parse {what}{_column_named(err, header)}: {err}") \
+        raise CatalogError(f"{name}: cannot parse {what}{_column_named(err, header)}: {err}") \
             from None
     except OSError as err:  # pyarrow's "Truncated compressed stream"
-        raise CatalogError(_unreadable(path, err)) from None
-    for name in types:
-        _require_no_blank_ids(table, name, path)
-    for name in columns:
-        if name in NUMERIC_COLUMNS:
-            _require_numbers(table, name, path, what)
+        raise CatalogError(_unreadable(name, err)) from None
+    for column in types:
+        _require_no_blank_ids(table, column, name)
+    for column in columns:
+        if column in NUMERIC_COLUMNS:
+            _require_numbers(table, column, name, what)
     return table.to_pandas()
 
 
-def _require_numbers(table: pa.Table, name: str, path: Path, what: str):
+def _require_numbers(table: pa.Table, name: str, path, what: str):
     """A numeric column that pyarrow read as text holds a value that is not a number."""
     column = table.column(name)
     if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
@@ -126,7 +131,7 @@ def _column_named(err, header) -> str:
     return ""
 
 
-def _require_no_blank_ids(table: pa.Table, name: str, path: Path):
+def _require_no_blank_ids(table: pa.Table, name: str, path):
     column = table.column(name)
     if column.null_count:
         row = column.is_null().to_numpy(zero_copy_only=False).argmax()
