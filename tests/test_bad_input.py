@@ -11,7 +11,7 @@ BIN = Path(sys.executable).parent
 
 
 def dry_run(tmp_path, config_text, *targets):
-    """`snakemake -n` of the real config with `config_text` merged over it."""
+    """`snakemake -n --configfile config/config.yaml <config_text>`: the real run, changed."""
     extra = tmp_path / "extra.yaml"
     extra.write_text(config_text)
     result = subprocess.run([str(BIN / "snakemake"), *targets, "-n", "--configfile",
@@ -46,6 +46,27 @@ def test_bad_config_names_the_key_and_a_close_match_without_the_schema(tmp_path,
     assert code != 0
     assert expected in output, output
     assert "Failed validating" not in output and len(output.splitlines()) < 15, output
+
+
+def test_a_target_whose_experiment_name_does_not_parse_names_the_scheme(tmp_path):
+    target = "results/experiments/b0_7class_standard_s42/metrics.json"
+    code, output = dry_run(tmp_path, "{}\n", target)
+    assert code != 0
+    assert (f"no rule makes {target}: experiment 'b0_7class_standard_s42' is not of the form "
+            "{model}_{classes}_{mode}_s{seed} (optionally _split{k}), where classes '7class' is "
+            "wrong: model is one of b0, v2m; classes one of 6class, merge34, merge45, select12; "
+            "mode one of standard, xai") in output, output
+    assert "No rule to produce" not in output
+
+
+def test_data_images_that_is_a_file_names_the_key_before_anything_runs(tmp_path):
+    image = tmp_path / "galaxy.jpg"
+    image.write_bytes(b"\xff\xd8")
+    code, output = dry_run(tmp_path, f"data:\n  images: {image}\n")
+    assert code != 0
+    assert f"data.images is '{image}', a file, not a folder: set data.images to the folder" \
+        in output, output
+    assert "image_exists" not in output
 
 
 def test_a_url_that_names_no_file_is_refused_naming_it(tmp_path):

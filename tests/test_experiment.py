@@ -44,8 +44,20 @@ def test_bad_names_say_the_name_and_the_form(name):
     message = str(error.value)
     assert repr(name) in message
     assert "{model}_{classes}_{mode}_s{seed}" in message and "_split{k}" in message
-    for allowed in (*MODELS, *VARIANTS, *MODES):  # what each part may be
-        assert repr(allowed) in message
+    # what each part may be
+    assert f"model is one of {', '.join(MODELS)}; classes one of {', '.join(VARIANTS)}; " \
+           f"mode one of {', '.join(MODES)}" in message
+
+
+@pytest.mark.parametrize(("name", "wrong"), [
+    ("b0_7class_standard_s42", "where classes '7class' is wrong"),
+    ("b1_6class_xai_s1", "where model 'b1' is wrong"),
+    ("b0_6class_fast_42", "where mode 'fast' and seed '42' are wrong"),
+    ("b0_6class_xai_s1_split", "where split 'split' is wrong"),
+])
+def test_bad_names_say_which_part_is_wrong(name, wrong):
+    with pytest.raises(ValueError, match=wrong):
+        Experiment.parse(name)
 
 
 def test_grid_is_the_product_plus_extra_without_duplicates():

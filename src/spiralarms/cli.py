@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spiralarms", description="Spiral-arm number classification of galaxy images.")
     common = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     common.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -88,7 +89,39 @@ def build_parser() -> argparse.ArgumentParser:
                            help="input scaling: 'zoobot' [0, 1] without mean/std, as Zoobot "
                                 "trained (default); 'config': config.json's mean/std")
     converter.set_defaults(run=run_convert)
+
+    configs = commands.add_parser(
+        "config", parents=[common],
+        help="print the config a run uses: every key, its value and where it came from",
+        description="The config `snakemake [--configfile FILE ...]` would use, checked as the "
+                    "workflow checks it. Without --configfile: the real run, config/config.yaml, "
+                    "over the schema's defaults; with it: the files, in order, over the schema's "
+                    "defaults only (config/README.md).")
+    configs.add_argument("--configfile", "--configfiles", nargs="+", default=[], type=Path,
+                         metavar="FILE", help="the files you pass to snakemake, in the same order")
+    configs.set_defaults(run=run_config)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("spiralarms")
+    except PackageNotFoundError:
+        return "(not installed: run `make install`)"
+
+
+def run_config(args) -> int:
+    from spiralarms.config_checks import ConfigError
+    from spiralarms.config_layers import effective, render
+
+    try:
+        rows = effective(args.configfile)
+    except ConfigError as error:
+        raise UserError(str(error)) from None
+    sys.stdout.write(render(rows, relative_to=Path.cwd()))
+    return 0
 
 
 def _card_flags(parser):

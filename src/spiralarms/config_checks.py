@@ -24,8 +24,8 @@ def validate_config(config: dict, schema_path) -> None:
     """
     from jsonschema import Draft202012Validator
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 7x faster on every run
-    schema = yaml.load(Path(schema_path).read_text(), Loader=loader)
+    check_checksums(config)
+    schema = load_schema(schema_path)
     errors = sorted(Draft202012Validator(schema).iter_errors(config),
                     key=lambda e: [str(part) for part in e.absolute_path])
     if errors:
@@ -35,6 +35,38 @@ def validate_config(config: dict, schema_path) -> None:
         raise ConfigError("invalid config (config/README.md lists every key):\n  "
                           + "\n  ".join(lines))
     fill_defaults(config, schema)
+
+
+def check_config(config: dict, schema_path) -> None:
+    """Every check the workflow runs on its config before anything runs (in place: the schema's
+    defaults are filled in); `spiralarms config` runs the same."""
+    validate_config(config, schema_path)
+    check_subsets(config)
+    check_comparisons(config)
+    check_data(config)
+
+
+def load_schema(schema_path) -> dict:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 7x faster on every run
+    return yaml.load(Path(schema_path).read_text(), Loader=loader)
+
+
+def check_checksums(config, where: str = "") -> None:
+    """Refuse a `*_sha256` that YAML read as a number: an all-digit checksum written unquoted
+    loses its leading zeros (and `0123` reads as octal), so it cannot be recovered exactly."""
+    if isinstance(config, list):
+        for k, item in enumerate(config):
+            check_checksums(item, f"{where}[{k}]")
+    if not isinstance(config, dict):
+        return
+    for key, value in config.items():
+        path = _join(where, key)
+        if str(key).endswith("_sha256") and isinstance(value, (int, float)) \
+                and not isinstance(value, bool):
+            raise ConfigError(
+                f"{path}: YAML read the checksum as the number {value!r}, which loses leading "
+                f"zeros; quote it: {key}: \"<the 64 hex digits>\"")
+        check_checksums(value, path)
 
 
 def describe(error) -> str:
@@ -49,6 +81,12 @@ def describe(error) -> str:
         names = error.schema.get("enum")
         hint = _close(error.instance, names) if names else ""
         return f"{where}: {error.instance!r} is not allowed as a name here{hint} ({error.message})"
+    if error.validator == "required" and not where:  # a top-level section a run must name
+        missing = [key for key in error.validator_value if key not in error.instance]
+        return (f"{', '.join(missing)}: missing; a --configfile starts from the schema's "
+                f"defaults, not from config/config.yaml, so it must name its own "
+                f"{' and '.join(missing)} (or list config/config.yaml first: --configfile "
+                f"config/config.yaml yours.yaml)")
     if error.validator == "enum":
         hint = _close(str(error.instance), [str(v) for v in error.validator_value])
         return f"{where}: {error.instance!r} is not one of {error.validator_value}{hint}"
@@ -147,3 +185,28 @@ def check_comparisons(config: dict) -> None:
                         f"{where}.classes lists {name!r} but {key} = {entry[key]!r} "
                         f"({variant.name}) drops that class, so it predicts none of its "
                         f"galaxies: remove {name!r} from {where}.classes")
+
+
+def check_data(config: dict) -> None:
+    """Local data paths that exist must be of the right kind: data.images a folder."""
+    from spiralarms.acquire.sources import is_remote
+
+    images = config["data"]["images"]
+    if images and not is_remote(images) and Path(images).is_file():
+        raise ConfigError(
+            f"data.images is {images!r}, a file, not a folder: set data.images to the folder "
+            f"holding the GZ2 images (<asset_id>.jpg), or to kaggle:<owner>/<dataset> to "
+            f"download them")
+
+
+def refuse_target(target: str):
+    """Raise the error for a results/experiments/<name>/... target whose <name> does not parse:
+    the naming scheme and the allowed parts (the one parser, Experiment.parse)."""
+    from spiralarms.training.experiment import Experiment
+
+    name = Path(target).parts[2]
+    try:
+        Experiment.parse(name)
+    except ValueError as error:
+        raise ConfigError(f"no rule makes {target}: {error}") from None
+    raise ConfigError(f"no rule makes {target}")

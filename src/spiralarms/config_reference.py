@@ -4,26 +4,37 @@
 """
 
 import sys
-from pathlib import Path
 
 import yaml
 
-SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+from spiralarms.config_layers import REAL_RUN, SCHEMA
+
 HEADER = """\
 # Configuration keys
 
-Every key of `config/config.yaml` (the real run), `config/heldout.yaml` (the real run with a
-held-out test set) and `config/demo.yaml` (synthetic demo), with its default. Generated from
-`workflow/schemas/config.schema.yaml` by `python -m spiralarms.config_reference`; Snakemake validates
-the config against that schema before anything runs and names the offending key on error.
-Pass your own file with `--configfile my.yaml`: it is merged over `config/config.yaml`.
+Every key, generated from `workflow/schemas/config.schema.yaml` by
+`python -m spiralarms.config_reference`; Snakemake validates the config against that schema before
+anything runs and names the offending key on error.
 
-| key | default | meaning |
-|---|---|---|
+Which values a run uses:
+
+- `snakemake` with no `--configfile` is the real run: `config/config.yaml` over the schema's
+  defaults (column "real run": its values where they differ from the default).
+- `snakemake --configfile my.yaml [more.yaml ...]` starts from the **schema's defaults** (column
+  "default"), not from the real run: the files, in order, over them, each file's keys over the
+  previous ones (mappings key by key, lists whole). To change the real run, list it first:
+  `--configfile config/config.yaml my.yaml` (`config/heldout.yaml` is used that way).
+- `spiralarms config [--configfile FILE ...]` prints every key with the value the run would use
+  and where it came from (schema default or the file that set it), checked as the workflow checks
+  it.
+
+| key | default (schema: what a `--configfile` starts from) | real run (`config/config.yaml`) | meaning |
+|---|---|---|---|
 """
 FOOTER = """
-`models.b0.train` and `models.v2m.train` take any `train.*` key and override it for that model
-only (the demo trains V2M for 2 epochs).
+`models.<m>.train` and `experiments.per_experiment.<name>.train` take any `train.*` key and
+override it for that model or experiment only; keys they leave unset follow `train.*` (the demo
+trains its V2M smoke run for 1 epoch at 32 px this way).
 """
 
 
@@ -33,21 +44,48 @@ def rows(node: dict, prefix: str = ""):
     for name, spec in node.get("properties", {}).items():
         key = f"{prefix}{name}"
         entries = spec.get("additionalProperties")
-        yield key, "" if "properties" in spec else _default(spec), spec.get("description", "")
+        yield key, "" if "properties" in spec else _show(spec.get("default")), \
+            spec.get("description", "")
         yield from rows(spec, f"{key}.")
         if isinstance(entries, dict):
             yield from rows(entries, f"{key}.<name>.")
 
 
-def _default(spec) -> str:
-    text = yaml.safe_dump(spec.get("default"), default_flow_style=True).strip()
+def _show(value) -> str:
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip()
     return f"`{text.removesuffix('...').strip()}`"
 
 
-def render(schema: dict) -> str:
-    body = "".join(f"| `{key}` | {default} | {' '.join(text.split()).replace('|', '/')} |\n"
-                   for key, default, text in rows(schema))
-    return HEADER + body + FOOTER
+def _set_in(config: dict, key: str):
+    """The value `key` (dotted) has in `config`, or None where the file does not set it."""
+    node = config
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return (node,)
+
+
+def real_run_value(config: dict, key: str) -> str:
+    """The real run's value of `key` where config/config.yaml sets it (a list of mappings, such
+    as comparisons, is counted; the file shows it)."""
+    found = _set_in(config, key)
+    if found is None or isinstance(found[0], dict):
+        return ""
+    value = found[0]
+    if isinstance(value, list) and any(isinstance(item, dict) for item in value):
+        return f"{len(value)} entries (see the file)"
+    return _show(value)
+
+
+def render(schema: dict, real_run: dict | None = None) -> str:
+    real_run = yaml.safe_load(REAL_RUN.read_text()) if real_run is None else real_run
+    lines = []
+    for key, default, text in rows(schema):
+        real = real_run_value(real_run, key)
+        lines.append(f"| `{key}` | {default} | {'' if real == default else real} | "
+                     f"{' '.join(text.split()).replace('|', '/')} |\n")
+    return HEADER + "".join(lines) + FOOTER
 
 
 def main() -> int:

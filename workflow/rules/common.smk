@@ -21,7 +21,7 @@ envvars:
 
 from spiralarms.acquire import sources as acquire_sources
 from spiralarms.acquire.sources import planned_path
-from spiralarms.config_checks import check_comparisons, check_subsets, validate_config
+from spiralarms.config_checks import check_config
 from spiralarms.data.channels import CHANNELS
 from spiralarms.predict.chunks import job_settings, read_plan, source_of
 from spiralarms.training import backbones
@@ -45,9 +45,7 @@ PREDICTIONS = f"{RESULTS}/predictions"
 ARCHIVE_SUFFIXES = (".7z", ".zip", ".tar", ".tar.gz", ".tgz")
 
 # --- Config checks: before anything below reads the config ---
-validate_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
-check_subsets(config)
-check_comparisons(config)
+check_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
 if config["synthetic"]["enabled"]:
     for key, expected in [
         ("catalog", f"{SYNTHETIC}/zoo2MainSpecz.csv.gz"),

@@ -53,12 +53,29 @@ class Experiment:
         if not match:
             raise ValueError(
                 f"experiment {name!r} is not of the form {{model}}_{{classes}}_{{mode}}_s{{seed}} "
-                f"(optionally _split{{k}}) with model in {MODELS}, classes in {tuple(VARIANTS)}, "
-                f"mode in {MODES}"
+                f"(optionally _split{{k}}){_wrong_part(name)}: model is one of "
+                f"{', '.join(MODELS)}; classes one of {', '.join(VARIANTS)}; mode one of "
+                f"{', '.join(MODES)}; seed and k whole numbers, e.g. {MODELS[0]}_"
+                f"{next(iter(VARIANTS))}_{MODES[0]}_s42"
             )
         parts = match.groupdict()
         split = None if parts["split"] is None else int(parts["split"])
         return cls(parts["model"], parts["classes"], parts["mode"], int(parts["seed"]), split)
+
+
+def _wrong_part(name: str) -> str:
+    """', where classes '7class' is wrong' for a name with the right number of parts."""
+    parts = name.split("_")
+    if len(parts) not in (4, 5):
+        return ""
+    checks = [("model", parts[0], parts[0] in MODELS),
+              ("classes", parts[1], parts[1] in VARIANTS),
+              ("mode", parts[2], parts[2] in MODES),
+              ("seed", parts[3], re.fullmatch(r"s\d+", parts[3]) is not None)]
+    if len(parts) == 5:
+        checks.append(("split", parts[4], re.fullmatch(r"split\d+", parts[4]) is not None))
+    wrong = [f"{what} {part!r}" for what, part, ok in checks if not ok]
+    return f", where {' and '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} wrong" if wrong else ""
 
 
 def grid(experiments: dict, splits=()) -> list:
