@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import tarfile
@@ -678,6 +679,39 @@ def test_missing_kaggle_credentials_give_one_clear_error(no_kaggle_login, monkey
                    "https://www.kaggle.com/settings/api", "data.images"):
         assert needed in message
     assert not (tmp_path / "images").exists()
+
+
+def readme_symptoms() -> list[re.Pattern]:
+    """The quoted messages in the first column of README's troubleshooting table, as patterns
+    ('…' stands for any text)."""
+    table = (ROOT / "README.md").read_text().split("## Troubleshooting", 1)[1].split("\n## ")[0]
+    quoted = [re.findall(r"`([^`]+)`", row.split("|")[1]) for row in table.splitlines()
+              if row.startswith("| ")]
+    return [re.compile(".*".join(map(re.escape, text.split("…"))))
+            for texts in quoted for text in texts]
+
+
+def documented(message: str) -> bool:
+    return any(symptom.search(message) for symptom in readme_symptoms())
+
+
+def test_readme_troubleshooting_quotes_the_real_download_messages(no_kaggle_login, server,
+                                                                   monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "kaggle", None)
+    failures = []
+    with pytest.raises(KaggleCredentialsError) as failure:
+        fetch_kaggle("kaggle:jaimetrickz/galaxy-zoo-2-images", tmp_path / "images")
+    failures.append(failure.value)
+    server.answer_status("catalog.csv.gz", 404)
+    for sha256 in (None, "ab" * 32):
+        with pytest.raises(DownloadError) as failure:
+            download(server.url("catalog.csv.gz"), tmp_path / "c.gz", sha256, key="data.catalog")
+        failures.append(failure.value)
+    server.answer_status("catalog.csv.gz", 503, times=4)
+    with pytest.raises(DownloadError) as failure:
+        download(server.url("catalog.csv.gz"), tmp_path / "c.gz", key="data.catalog")
+    failures.append(failure.value)
+    assert [str(error).splitlines()[0] for error in failures if not documented(str(error))] == []
 
 
 def test_half_set_kaggle_credentials_are_pointed_out(no_kaggle_login, monkeypatch, tmp_path):
