@@ -9,11 +9,11 @@ PACKAGE = ROOT / "src" / "spiralarms"
 
 # Stage order (docs/architecture.md); a module may import its own layer and the ones below.
 LAYERS = {
-    "logs": 0, "runtime": 0, "plotting": 0,
+    "logs": 0, "runtime": 0, "plotting": 0, "atomic": 0,
     "gz2": 1, "acquire": 1,
     "synthetic": 2,  # writes the formats gz2 reads
     "data": 3, "models": 4, "training": 5, "evaluation": 6, "xai": 6, "report": 7, "predict": 8,
-    "config_checks": 9, "config_reference": 9, "cli": 10,
+    "config_checks": 9, "config_reference": 9, "config_layers": 9, "cli": 10,
 }
 SUBPACKAGES = sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists())
 
@@ -68,3 +68,75 @@ def test_modules_named_in_architecture_exist():
     scripts = set(re.findall(r"`workflow/scripts/([a-z_]+\.py)`", architecture))
     on_disk = {p.name for p in (ROOT / "workflow" / "scripts").glob("*.py")}
     assert scripts == on_disk, f"rule table vs scripts: {sorted(scripts ^ on_disk)}"
+
+
+# --- no import cycles between modules -----------------------------------------------------------
+
+def module_name(path) -> str:
+    """spiralarms.report.summary for src/spiralarms/report/summary.py (a package: its folder)."""
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict:
+    """{module: {imported spiralarms module: first line}} over every module of the package,
+    module-level and function-level imports alike (`from a import b` counts as a.b when b is a
+    module, else as a)."""
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        edges = graph.setdefault(name, {})
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative: from the module's package upwards
+                    anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                    base = f"{anchor}.{base}" if base else anchor
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
+                           for a in node.names]
+            else:
+                continue
+            for target in targets:
+                if target in modules and target != name:
+                    edges.setdefault(target, node.lineno)
+    return graph
+
+
+def import_cycles(graph) -> list:
+    """The groups of modules that import one another, directly or through others (strongly
+    connected components of more than one module), each sorted."""
+    reach = {}
+    for start in graph:
+        seen, todo = set(), list(graph[start])
+        while todo:
+            module = todo.pop()
+            if module not in seen:
+                seen.add(module)
+                todo += graph.get(module, ())
+        reach[start] = seen
+    groups = {tuple(sorted({m for m in reach[start] if start in reach[m]} | {start}))
+              for start in graph if start in reach[start]}
+    return sorted(groups)
+
+
+def test_no_import_cycles_between_modules():
+    graph = import_graph()
+    cycles = import_cycles(graph)
+    lines = [" <-> ".join(group) + ": " + "; ".join(
+        f"{a} imports {b} (line {line})" for a in group for b, line in graph[a].items()
+        if b in group) for group in cycles]
+    assert not cycles, ("modules that import one another (move what both need into a module "
+                        "below them):\n" + "\n".join(lines))
+
+
+def test_the_cycle_check_sees_function_level_and_indirect_cycles():
+    graph = {"a": {"b": 1}, "b": {"c": 2}, "c": {"a": 3}, "d": {"a": 4}, "e": {"e": 5}}
+    assert import_cycles(graph) == [("a", "b", "c"), ("e",)]
+    modules = import_graph()
+    # a function-level import is an edge: report.summary imports evaluation.metrics inside
+    # notebook_with_ordinal
+    assert "spiralarms.evaluation.metrics" in modules["spiralarms.report.summary"]
+    assert "spiralarms.report.tables" in modules["spiralarms.report.summary"]

@@ -8,19 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from config_support import ROOT, merged
+from report_support import known_pair, predictions_table, write_predictions
 
 from spiralarms.config_checks import ConfigError, check_comparisons
 from spiralarms.data.variants import VARIANTS
 from spiralarms.report import comparisons as cmp
 
 SIX = list(VARIANTS["6class"].class_names)
-
-
-def table(ids, arm_class, pred, variant="6class"):
-    """A predictions table as evaluate writes it (the columns comparisons read)."""
-    v = VARIANTS[variant]
-    return pd.DataFrame({"dr7objid": ids, "arm_class": arm_class,
-                         "true": [v.class_map[c] for c in arm_class], "pred": pred})
 
 
 # --- McNemar ------------------------------------------------------------------------------------
@@ -59,8 +54,8 @@ def test_mcnemar_without_discordant_pairs():
 # --- matching and the paired bootstrap ----------------------------------------------------------
 
 def test_galaxies_are_matched_by_id_and_the_unmatched_counted():
-    a = table([10, 11, 12, 13], [0, 1, 2, 3], [0, 1, 2, 3])
-    b = table([13, 12, 99, 10], [3, 2, 4, 0], [3, 0, 4, 0])  # other order, 11 missing, 99 extra
+    a = predictions_table([10, 11, 12, 13], [0, 1, 2, 3], [0, 1, 2, 3])
+    b = predictions_table([13, 12, 99, 10], [3, 2, 4, 0], [3, 0, 4, 0])  # other order, 11 missing, 99 extra
     merged, counts = cmp.match(a, b)
     assert counts == {"n_matched": 3, "only_a": 1, "only_b": 1}
     assert merged["dr7objid"].tolist() == [10, 12, 13]
@@ -74,19 +69,7 @@ def test_galaxies_are_matched_by_id_and_the_unmatched_counted():
 
 def test_galaxies_with_different_labels_are_refused():
     with pytest.raises(ValueError, match=r"galaxies \[7\] have different arm_class"):
-        cmp.match(table([7], [1], [1]), table([7], [2], [2]))
-
-
-def known_pair(n_copies=1):
-    """Ten galaxies, five of 1 arm (index 0) and five of 2 (index 1). a is right on 8 (4 of 5 in
-    each class), b on 4 (1 of 5, 3 of 5); only a right on galaxies 1, 2, 3, 6, 8, only b on 9,
-    both wrong on 4."""
-    arm = [0] * 5 + [1] * 5
-    pred_a = [0, 0, 0, 0, 1, 1, 1, 1, 1, 0]
-    pred_b = [0, 1, 1, 1, 1, 1, 0, 1, 0, 1]
-    ids = np.arange(10 * n_copies)
-    return (table(ids, arm * n_copies, pred_a * n_copies),
-            table(ids, arm * n_copies, pred_b * n_copies))
+        cmp.match(predictions_table([7], [1], [1]), predictions_table([7], [2], [2]))
 
 
 def test_paired_bootstrap_and_mcnemar_on_a_known_case():
@@ -129,8 +112,8 @@ def merged_variant_case():
     """Four 4-arm galaxies (arm_class 3) and one 5+ (4), in 6class and in merge45."""
     ids = [1, 2, 3, 4, 5]
     arm = [3, 3, 3, 3, 4]
-    six = table(ids, arm, [3, 4, 4, 2, 4], "6class")       # 4, 5+, 5+, 3, 5+
-    merged = table(ids, arm, [3, 3, 3, 2, 3], "merge45")    # 4+, 4+, 4+, 3, 4+
+    six = predictions_table(ids, arm, [3, 4, 4, 2, 4], "6class")       # 4, 5+, 5+, 3, 5+
+    merged = predictions_table(ids, arm, [3, 3, 3, 2, 3], "merge45")    # 4+, 4+, 4+, 3, 4+
     return six, merged
 
 
@@ -159,8 +142,8 @@ def test_common_groups_merge_what_either_variant_merges():
 
 
 def test_select12_against_6class_counts_the_galaxies_it_drops():
-    six = table([1, 2, 3, 4], [0, 1, 2, 5], [0, 1, 2, 5])
-    two = table([1, 2], [0, 1], [0, 0], "select12")
+    six = predictions_table([1, 2, 3, 4], [0, 1, 2, 5], [0, 1, 2, 5])
+    two = predictions_table([1, 2], [0, 1], [0, 0], "select12")
     rows = cmp.compare({"a": "b0_6class_standard_s1", "b": "b0_select12_standard_s1"}, six, two,
                        n_boot=0)
     assert (rows[0]["n_matched"], rows[0]["only_a"], rows[0]["only_b"]) == (2, 2, 0)
@@ -168,13 +151,6 @@ def test_select12_against_6class_counts_the_galaxies_it_drops():
 
 
 # --- the summary table --------------------------------------------------------------------------
-
-def write_predictions(root, experiment, frame, subset="val"):
-    folder = root / "experiments" / experiment / "predictions"
-    folder.mkdir(parents=True)
-    frame.to_parquet(folder / f"{subset}.parquet", index=False)
-    return folder
-
 
 def test_run_and_write_comparisons(tmp_path):
     six, merged = merged_variant_case()
@@ -236,8 +212,6 @@ def test_config_check_names_the_key(entry, message):
 
 
 def test_shipped_comparisons_name_experiments_of_their_grids():
-    from test_schema import merged
-
     for names in (["config.yaml"], ["config.yaml", "heldout.yaml"], ["config.yaml", "demo.yaml"]):
         merged_config = merged(*names)
         assert merged_config["comparisons"], names
@@ -248,9 +222,18 @@ def test_shipped_comparisons_name_experiments_of_their_grids():
 
 
 def test_tiny_test_config_lists_its_own_pairs():
+    """.test/config/tiny.yaml's narrower grid refuses the real config's pairs, so it must list
+    pairs of its own grid."""
     from snakemake.utils import update_config
-    from test_schema import ROOT, merged
 
+    from spiralarms.training.experiment import grid
+
+    real = merged("config.yaml")
     tiny = merged("config.yaml")
     update_config(tiny, yaml.safe_load((ROOT / ".test" / "config" / "tiny.yaml").read_text()))
+    with pytest.raises(ConfigError, match="not in the experiment grid"):
+        check_comparisons(tiny | {"comparisons": real["comparisons"]})
+    assert tiny["comparisons"] and tiny["comparisons"] != real["comparisons"]
     check_comparisons(tiny)
+    names = grid(tiny["experiments"])
+    assert all(pair[k] in names for pair in tiny["comparisons"] for k in ("a", "b"))

@@ -33,15 +33,6 @@ def test_snakemake_lint_is_clean(config):
     assert "Congratulations" in result.stdout + result.stderr, result.stdout + result.stderr
 
 
-def test_bad_config_value_names_the_key(tmp_path):
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("train:\n  epochs: many\n")
-    result = _run("snakemake", "-n", "--configfile", str(bad))
-    output = result.stdout + result.stderr
-    assert result.returncode != 0
-    assert "train.epochs: 'many' is not of type 'integer'" in output
-
-
 def test_split_seeds_give_each_split_its_own_labels_shards_and_experiments(tmp_path):
     extra = tmp_path / "splits.yaml"
     extra.write_text("selection:\n  split_seeds: [42, 7]\n")
@@ -57,34 +48,64 @@ def test_split_seeds_give_each_split_its_own_labels_shards_and_experiments(tmp_p
     assert "split42" not in planned  # selection.seed's split keeps its plain names
 
 
-def test_network_jobs_declare_a_gpu_and_keep_tensorflow_to_their_threads():
-    planned = _run("snakemake", "-n", "--forceall", "--configfile", "config/demo.yaml").stdout
-    blocks = planned.split("\nrule ")
-    for rule in ("train", "evaluate", "xai"):
-        block = next(b for b in blocks if b.startswith(f"{rule}:"))
-        assert "gpu=1" in block.split("resources:")[1].splitlines()[0], block
-    # Each script hands the job's threads to its rule's function, which configures TensorFlow.
-    scripts = ROOT / "workflow" / "scripts"
-    package = ROOT / "src" / "spiralarms"
-    for script, module, function, call in (
-        ("train.py", "training/train.py", "run_train", "runtime.configure(threads)"),
-        ("evaluate.py", "evaluation/evaluate.py", "run_evaluate", "runtime.configure(threads)"),
-        ("xai.py", "xai/stage.py", "run_xai", "runtime.configure(threads)"),
-        ("predict_chunk.py", "predict/chunks.py", "run_predict_chunk",
-         "configure_threads(threads)"),
-    ):
-        text = (scripts / script).read_text()
-        assert f"{function}(" in text and "threads=snakemake.threads" in text, script
-        assert call in _function_source(package / module, function), (module, function)
+NETWORK_RULES = ("train", "evaluate", "xai")
 
 
-def _function_source(path, name):
+def planned_jobs(*configfiles, cores=4) -> list:
+    """(rule, fields) of every job of a forced dry run of the demo with `configfiles` over it;
+    fields as Snakemake prints them, `resources` as a dict."""
+    planned = _run("snakemake", "-n", "--forceall", "--cores", str(cores), "--configfile",
+                   "config/demo.yaml", *configfiles)
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    jobs = []
+    for block in planned.stdout.split("\nrule ")[1:]:
+        rule, _, body = block.partition(":\n")
+        fields = dict(line.strip().split(": ", 1) for line in body.splitlines()
+                      if line.startswith("    ") and ": " in line)
+        fields["resources"] = dict(item.split("=", 1) for item
+                                   in fields.get("resources", "").split(", ") if "=" in item)
+        jobs.append((rule, fields))
+    return jobs
+
+
+def test_network_jobs_declare_a_gpu_and_take_the_configured_threads(tmp_path):
+    extra = tmp_path / "threads.yaml"
+    extra.write_text("train:\n  threads: 3\n")
+    jobs = planned_jobs(str(extra))
+    network = [(rule, fields) for rule, fields in jobs if rule in NETWORK_RULES]
+    assert {rule for rule, _ in network} == set(NETWORK_RULES)
+    for rule, fields in network:
+        assert fields["resources"].get("gpu") == "1", (rule, fields)
+        assert fields.get("threads") == "3", (rule, fields)
+    light = [rule for rule, fields in jobs if rule not in NETWORK_RULES
+             and "gpu" in fields["resources"]]
+    assert not light, f"jobs without a network hold a GPU: {light}"
+
+
+@pytest.mark.parametrize("script", ["train.py", "evaluate.py", "xai.py", "predict_chunk.py"])
+def test_network_scripts_hold_tensorflow_to_the_jobs_threads(script):
+    """The script hands snakemake.threads to the package function it imports (followed through
+    its import), and that function hands its `threads` to runtime.configure (or predict's
+    configure_threads) -- read from the parsed code, not its text."""
     import ast
 
-    source = path.read_text()
-    node = next(n for n in ast.walk(ast.parse(source))
-                if isinstance(n, ast.FunctionDef) and n.name == name)
-    return ast.get_source_segment(source, node)
+    tree = ast.parse((ROOT / "workflow" / "scripts" / script).read_text())
+    imported = {alias.asname or alias.name: node.module for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom) for alias in node.names}
+    handed = [call for call in ast.walk(tree) if isinstance(call, ast.Call)
+              and isinstance(call.func, ast.Name) and call.func.id in imported
+              and any(k.arg == "threads" and ast.unparse(k.value) == "snakemake.threads"
+                      for k in call.keywords)]
+    assert len(handed) == 1, f"{script} does not pass threads=snakemake.threads to one function"
+    function, module = handed[0].func.id, imported[handed[0].func.id]
+    path = ROOT / "src" / Path(*module.split(".")).with_suffix(".py")
+    definition = next(node for node in ast.walk(ast.parse(path.read_text()))
+                      if isinstance(node, ast.FunctionDef) and node.name == function)
+    configures = [call for call in ast.walk(definition) if isinstance(call, ast.Call)
+                  and ast.unparse(call.func).rsplit(".", 1)[-1] in ("configure",
+                                                                    "configure_threads")
+                  and call.args and ast.unparse(call.args[0]) == "threads"]
+    assert configures, f"{module}.{function} does not configure TensorFlow with its threads"
 
 
 def test_runtime_configure_limits_tensorflow_threads():
@@ -132,17 +153,52 @@ def _declared_outputs(rule, *args):
 
 
 def test_aggregate_declares_every_file_it_writes(tmp_path):
-    from test_comparisons import known_pair, write_predictions
-    from test_summary import subset_metrics, with_ordinal, write_nested
+    from report_support import (
+        known_pair,
+        subset_metrics,
+        with_ordinal,
+        write_nested,
+        write_predictions,
+    )
 
-    from spiralarms.report import summary
+    from spiralarms.report.aggregate import aggregate
 
     experiments = ["b0_6class_standard_s1", "b0_6class_xai_s1"]
     paths = [write_nested(tmp_path / "experiments", e, with_ordinal(subset_metrics(.8, .7)))
              for e in experiments]
     dirs = {e: write_predictions(tmp_path / "preds", e, frame)
             for e, frame in zip(experiments, known_pair())}
-    written = summary.aggregate(paths, tmp_path / "summary", predictions_dirs=dirs, n_boot=10,
-                                comparisons=[{"a": experiments[0], "b": experiments[1]}])
+    written = aggregate(paths, tmp_path / "summary", predictions_dirs=dirs, n_boot=10,
+                        comparisons=[{"a": experiments[0], "b": experiments[1]}])
     assert sorted(p.name for p in written) == _declared_outputs("aggregate",
                                                                 "results/summary/metrics.csv")
+
+
+def _schema_defaults(node) -> dict:
+    """{key: default} of an object in the config schema, nested objects as dicts of theirs."""
+    return {key: _schema_defaults(spec) if "properties" in spec else spec.get("default")
+            for key, spec in node["properties"].items()}
+
+
+@pytest.mark.parametrize(("section", "code_defaults", "config_only", "code_only"), [
+    # split_seeds repeats the whole selection per seed: the workflow's, not one selection's
+    ("selection", "spiralarms.gz2.selection:DEFAULT_SETTINGS", {"split_seeds"}, set()),
+    # threads belong to the job (Snakemake), monitor is fixed: the paper's val_accuracy
+    ("train", "spiralarms.training.train:DEFAULTS", {"threads"}, {"monitor"}),
+])
+def test_schema_defaults_are_the_code_defaults(section, code_defaults, config_only, code_only):
+    """The workflow fills the schema's defaults, a caller of the package gets the code's: one
+    value for both (as predict's defaults, tests/test_predict.py)."""
+    import importlib
+
+    import yaml
+
+    from spiralarms.config_reference import SCHEMA
+
+    module, name = code_defaults.split(":")
+    code = getattr(importlib.import_module(module), name)
+    schema = _schema_defaults(yaml.safe_load(SCHEMA.read_text())["properties"][section])
+    assert set(schema) - set(code) == config_only, "a config key the code does not default"
+    assert set(code) - set(schema) == code_only, "a code default the config cannot set"
+    shared = sorted(set(schema) & set(code))
+    assert {k: schema[k] for k in shared} == {k: code[k] for k in shared}

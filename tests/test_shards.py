@@ -10,9 +10,11 @@ import pytest
 from fixtures_gz2 import galaxies, write_catalog, write_jpegs, write_mapping
 
 from spiralarms.data.shards import (
+    FEATURES,
     MANIFEST,
     ShardError,
     check_jpeg,
+    feature_spec,
     parse_example,
     read_manifest,
     shard_files,
@@ -194,8 +196,19 @@ def test_check_jpeg_reports_shape_and_rejects_non_jpeg():
     assert check_jpeg(b"\x89PNG\r\n\x1a\n")[0].startswith("not a JPEG")
 
 
-def test_feature_spec_names_the_record_fields():
-    from spiralarms.data import shards
-
-    assert set(shards.feature_spec()) == {"image", "arm_class", "dr7objid", "asset_id",
-                                          "arm_fraction"}
+def test_parse_spec_and_manifest_describe_every_field_a_record_holds(tmp_path, images):
+    """What write_shards puts in a record, what parse_example reads and what the manifest tells
+    a user are the same fields, of the same kinds."""
+    write_shards(make_labels(), images, tmp_path / "shards")
+    raw = next(iter(tf.data.TFRecordDataset(shard_files(tmp_path / "shards", "train"))))
+    written = tf.train.Example.FromString(raw.numpy()).features.feature
+    spec = feature_spec()
+    assert set(written) == set(spec) == set(read_manifest(tmp_path / "shards")["features"])
+    assert set(FEATURES) == set(spec)
+    # dtype of the parse spec -> the record's list kind and the manifest's word for it
+    kinds = {tf.string: ("bytes_list", "bytes"), tf.int64: ("int64_list", "int64"),
+             tf.float32: ("float_list", "float32")}
+    for name, feature in written.items():
+        kind, word = kinds[spec[name].dtype]
+        assert feature.WhichOneof("kind") == kind, name
+        assert FEATURES[name].split(":")[0] == word, (name, FEATURES[name])

@@ -2,40 +2,18 @@ import json
 
 import pandas as pd
 import pytest
+from report_support import (
+    known_pair,
+    subset_metrics,
+    training_record,
+    with_ordinal,
+    write_nested,
+    write_predictions,
+)
 
-from spiralarms.report import summary
-
-SIX = ["1", "2", "3", "4", "5+", "?"]
-
-
-def subset_metrics(accuracy, macro_f1, class_names=SIX, f1_first=0.5):
-    """The part of compute_metrics output that summary reads."""
-    per_class = {name: {"precision": 0.7, "recall": 0.6, "f1": 0.65, "support": 10}
-                 for name in class_names}
-    per_class[class_names[0]]["f1"] = f1_first
-    return {"n": 10 * len(class_names), "class_names": list(class_names),
-            "accuracy": accuracy, "accuracy_ci95": [accuracy - 0.05, accuracy + 0.04],
-            "macro_precision": 0.7, "macro_recall": 0.6, "macro_f1": macro_f1,
-            "macro_f1_ci95": [macro_f1 - 0.1, macro_f1 + 0.08], "weighted_precision": 0.7,
-            "weighted_recall": accuracy, "weighted_f1": 0.66, "ece": 0.12,
-            "per_class": per_class,
-            "confusion_matrix": [[10 if i == j else 0 for j in class_names]
-                                 for i in class_names]}
-
-
-def write_nested(root, experiment, val, test=None, training=None):
-    folder = root / experiment
-    folder.mkdir(parents=True)
-    subsets = {"val": val} | ({"test": test} if test else {})
-    path = folder / "metrics.json"
-    path.write_text(json.dumps({"experiment": experiment, "subsets": subsets,
-                                "training": training or {}}))
-    return path
-
-
-def training_record(source, matches, sha="ab" * 32, notes=()):
-    return {"weights": {"source": source, "sha256": sha if source else None,
-                        "matches_paper": matches}, "notes": list(notes)}
+from spiralarms.data.variants import display_name
+from spiralarms.report import aggregate, summary, tables
+from spiralarms.report.overview import NOTEBOOK_ROW, overview_figure
 
 
 @pytest.fixture
@@ -187,17 +165,6 @@ def test_comparison_says_which_weights_ran_and_marks_the_columns_unlike_the_pape
 
 # --- ordinal view, per-class F1 intervals, the overview figure and aggregate ----------------------
 
-def with_ordinal(metrics, within=0.9, mae=0.3, qwk=0.8):
-    per_class_ci = {name: [metrics["per_class"][name]["f1"] - 0.1 - k / 100,
-                           metrics["per_class"][name]["f1"] + 0.1]
-                    for k, name in enumerate(metrics["class_names"])}
-    return metrics | {
-        "per_class_f1_ci95": per_class_ci,
-        "ordinal": {"n": 50, "within_one": within, "within_one_ci95": [within - 0.05, 1.0],
-                    "mae_arms": mae, "mae_arms_ci95": [mae - 0.1, mae + 0.1], "qwk": qwk,
-                    "qwk_ci95": [qwk - 0.1, qwk + 0.05]}}
-
-
 def test_ordinal_and_per_class_interval_columns(tmp_path):
     paths = [write_nested(tmp_path, "b0_6class_standard_s1", with_ordinal(subset_metrics(.8, .7))),
              write_nested(tmp_path, "b0_6class_standard_s2",
@@ -225,8 +192,6 @@ def test_ordinal_and_per_class_interval_columns(tmp_path):
 
 
 def test_overview_figure_plots_the_metrics_beside_the_notebook(tmp_path):
-    from spiralarms.report import overview
-
     merged = ["1", "2", "3", "4+", "?"]
     paths = [write_nested(tmp_path, "b0_6class_standard_s1",
                           with_ordinal(subset_metrics(.8, .7, f1_first=0.42)),
@@ -234,7 +199,7 @@ def test_overview_figure_plots_the_metrics_beside_the_notebook(tmp_path):
              write_nested(tmp_path, "v2m_merge45_standard_s1",
                           with_ordinal(subset_metrics(.8, .7, class_names=merged)))]
     table = summary.collect(paths)
-    fig, data = overview.overview_figure(table)
+    fig, data = overview_figure(table)
     notebook = data[data["experiment"] == "notebook"].set_index("class")
     assert notebook.loc["4", "f1"] == 0.3636 and notebook.loc["?", "f1"] == 0.9149
     ours = data[data["experiment"] != "notebook"].set_index(["experiment", "subset", "class"])
@@ -254,7 +219,7 @@ def test_overview_figure_plots_the_metrics_beside_the_notebook(tmp_path):
         for line in ax.lines:
             if line.get_label().count("|") == 2:
                 drawn[tuple(line.get_label().split("|"))] = line.get_xdata()[0]
-                assert ax.get_title() == overview.class_label(line.get_label().split("|")[2])
+                assert ax.get_title() == display_name(line.get_label().split("|")[2])
         for lines in ax.collections:
             if lines.get_label().endswith("|ci"):
                 (start, end), = [(s[0][0], s[1][0]) for s in lines.get_segments()]
@@ -268,19 +233,17 @@ def test_overview_figure_plots_the_metrics_beside_the_notebook(tmp_path):
         else:
             assert whiskers[key] == pytest.approx((point.ci_low, point.ci_high))
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
-    assert labels == [overview.NOTEBOOK_ROW, "b0_6class_standard_s1", "v2m_merge45_standard_s1"]
+    assert labels == [NOTEBOOK_ROW, "b0_6class_standard_s1", "v2m_merge45_standard_s1"]
 
 
 def test_aggregate_writes_tables_comparisons_and_overview(tmp_path):
-    from test_comparisons import known_pair, write_predictions
-
     a, b = known_pair()
     experiments = ["b0_6class_standard_s1", "b0_6class_xai_s1"]
     paths = [write_nested(tmp_path / "experiments", e, with_ordinal(subset_metrics(.8, .7)))
              for e in experiments]
     dirs = {e: write_predictions(tmp_path / "preds", e, frame)
             for e, frame in zip(experiments, (a, b))}
-    written = summary.aggregate(paths, tmp_path / "summary",
+    written = aggregate.aggregate(paths, tmp_path / "summary",
                                 comparisons=[{"a": experiments[0], "b": experiments[1]}],
                                 predictions_dirs=dirs, n_boot=50)
     names = sorted(p.name for p in written)
@@ -295,8 +258,6 @@ def test_aggregate_writes_tables_comparisons_and_overview(tmp_path):
 def test_run_aggregate_names_experiments_by_folder_and_refuses_undeclared_files(tmp_path):
     """The aggregate rule's function: predictions folders are <experiment>/predictions, and a
     file written but not declared by the rule is an error."""
-    from test_comparisons import known_pair, write_predictions
-
     a, b = known_pair()
     experiments = ["b0_6class_standard_s1", "b0_6class_xai_s1"]
     paths = [write_nested(tmp_path / "experiments", e, with_ordinal(subset_metrics(.8, .7)))
@@ -309,13 +270,13 @@ def test_run_aggregate_names_experiments_by_folder_and_refuses_undeclared_files(
         "splits.csv", "splits.md", "splits.tex", "comparison.csv", "comparison.md",
         "comparisons.csv", "comparisons.md", "overview_f1.png")]
     comparisons = [{"a": experiments[0], "b": experiments[1]}]
-    written = summary.run_aggregate(paths, folders, out / "metrics.csv", declared,
+    written = aggregate.run_aggregate(paths, folders, out / "metrics.csv", declared,
                                     comparisons=comparisons, n_boot=50)
     assert sorted(map(str, written)) == sorted(map(str, declared))
     paired = pd.read_csv(out / "comparisons.csv").set_index("metric")
     assert paired.loc["accuracy", "p_value"] == pytest.approx(14 / 64)
     with pytest.raises(RuntimeError, match="overview_f1.png"):
-        summary.run_aggregate(paths, folders, out / "metrics.csv", declared[:-1],
+        aggregate.run_aggregate(paths, folders, out / "metrics.csv", declared[:-1],
                               comparisons=comparisons, n_boot=50)
 
 
@@ -348,5 +309,35 @@ def test_spread_over_splits_is_kept_apart_from_spread_over_training_seeds(tmp_pa
 
 def test_a_value_that_rounds_to_zero_reads_zero_not_minus_zero():
     # a chance-level model's QWK interval: [-0.0001, 0.0002]
-    assert summary._with_interval(-0.00001, -0.0001, 0.0002) == "0.000 [0.000, 0.000]"
-    assert summary._with_interval(-0.25, -0.5, 0.0) == "-0.250 [-0.500, 0.000]"
+    assert tables.with_interval(-0.00001, -0.0001, 0.0002) == "0.000 [0.000, 0.000]"
+    assert tables.with_interval(-0.25, -0.5, 0.0) == "-0.250 [-0.500, 0.000]"
+    assert tables.difference_with_interval(-0.0001, -0.0002, 0.3) == "+0.000 [+0.000, +0.300]"
+    assert tables.mean_std(-0.0004, 0.0001) == "0.000 ± 0.000"
+
+
+def test_every_table_marks_a_missing_value_alike(tmp_path):
+    """One mark for a value that does not exist, in the summary, the comparisons, the attribution
+    table and the console summary."""
+    from spiralarms.cli import format_summary
+    from spiralarms.report import attribution, comparisons
+
+    assert tables.MISSING == "–"
+    for cell in (tables.number(None), tables.count(float("nan")), tables.p_value(None),
+                 tables.with_interval(float("nan"), 0.1, 0.2), tables.mean_std(None, None),
+                 tables.difference_with_interval(None, 0.1, 0.2)):
+        assert cell == tables.MISSING
+    table = summary.collect([write_nested(tmp_path, "b0_6class_standard_s1",
+                                          subset_metrics(.8, .7) | {"ece": None})])
+    shown = summary._metrics_display(table)
+    assert shown.loc[0, "ECE"] == tables.MISSING and shown.loc[0, "QWK"] == tables.MISSING
+    assert f"| {tables.MISSING} |" in comparisons.comparisons_markdown(pd.DataFrame(
+        [{**dict.fromkeys(comparisons.COLUMNS), "comparison": "a vs b", "metric": "accuracy",
+          "n": 0, "note": "missing"}], columns=comparisons.COLUMNS))
+    measured = pd.DataFrame([{"experiment": "b0_6class_xai_s1", "status": "measured",
+                              "method": "gradcam", "class": "2", "n": 3, "n_zero_maps": 3,
+                              **{c: float("nan") for c in ("arm_share", "arm_area", "galaxy_share",
+                                                           "galaxy_area", "sky_share", "sky_area",
+                                                           "arm_lift", "galaxy_lift")}}])
+    assert f"{tables.MISSING} ({tables.MISSING})" in attribution.to_markdown(measured)
+    console = format_summary(table.assign(n=pd.NA, accuracy_ci_low=float("nan")))
+    assert tables.MISSING in console.splitlines()[1]

@@ -15,6 +15,7 @@ import pandas as pd
 
 from spiralarms.data.variants import VARIANTS
 from spiralarms.models import MODES
+from spiralarms.report.tables import count, number, with_interval
 
 DEFAULT_SUMMARY = Path("results/summary/metrics.csv")
 SUMMARY_COLUMNS = ["experiment", "subset", "n", "accuracy", "accuracy_ci_low",
@@ -349,10 +350,10 @@ def run_summary(args) -> int:
 def format_summary(table) -> str:
     shown = pd.DataFrame({
         "experiment": table["experiment"], "subset": table["subset"],
-        "n": table["n"].map(lambda v: "–" if pd.isna(v) else str(int(v))),
-        "accuracy [95% CI]": [_with_interval(*v) for v in zip(
+        "n": table["n"].map(count),
+        "accuracy [95% CI]": [with_interval(*v) for v in zip(
             table["accuracy"], table["accuracy_ci_low"], table["accuracy_ci_high"])],
-        "macro-F1": table["macro_f1"].map(_number),
+        "macro-F1": table["macro_f1"].map(number),
     })
     text = shown.to_string(index=False)
     if "notes" in table:  # plain-words notes, e.g. that a run is a smoke run, under the table
@@ -371,9 +372,8 @@ def headline(table, data: str = "") -> str | None:
         if len(rows):
             row = rows.sort_values(["mode", "seed"], key=_standard_first).iloc[0]
             words = " ".join(w for w in ("B0 6-class", data, subset, "accuracy:") if w)
-            n = "–" if pd.isna(row["n"]) else int(row["n"])
-            return (f"{words} {_number(row['accuracy'])} "
-                    f"(macro-F1 {_number(row['macro_f1'])}, n={n})")
+            return (f"{words} {number(row['accuracy'])} "
+                    f"(macro-F1 {number(row['macro_f1'])}, n={count(row['n'])})")
     return None
 
 
@@ -381,16 +381,6 @@ def _standard_first(column):
     if column.name != "mode":
         return column
     return column.map(lambda mode: ("0" if mode == "standard" else "1") + str(mode))
-
-
-def _number(value) -> str:
-    return "–" if pd.isna(value) else f"{value:.3f}"
-
-
-def _with_interval(value, low, high) -> str:
-    if pd.isna(low) or pd.isna(high):
-        return _number(value)
-    return f"{_number(value)} [{_number(low)}, {_number(high)}]"
 
 
 # --- convert-weights ---------------------------------------------------------------------------

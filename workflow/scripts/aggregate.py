@@ -1,5 +1,5 @@
 from spiralarms import logs
-from spiralarms.report.summary import run_aggregate
+from spiralarms.report.aggregate import run_aggregate
 
 logs.to_file(snakemake.log[0])
 run_aggregate(

@@ -7,6 +7,7 @@ bottom layer does not import the one above it.
 from functools import partial
 from pathlib import Path
 
+from spiralarms.data.variants import CLASS_ORDER, display_name
 from spiralarms.synthetic import sheets
 from spiralarms.synthetic.generate import synthesize
 from spiralarms.synthetic.physical import write_physical
@@ -36,8 +37,9 @@ def write_sheets(out_dir, frames_png, view_png, view: dict):
     """The frames as written, then as the model sees them (the training sizes)."""
     from spiralarms.data import images  # TensorFlow: only after the forked renderers are done
 
+    titles = {name: display_name(name) for name in CLASS_ORDER}
     sheets.contact_sheet(out_dir, frames_png, lambda path: images.read_rgb(path)[0],
-                         "424 px frames")
+                         "424 px frames", class_titles=titles)
     sheets.contact_sheet(out_dir, view_png, partial(images.read_model_view, **view),
                          f"{view['model']} input: central {view['crop_size']} px crop, "
-                         f"{view['image_size']} px")
+                         f"{view['image_size']} px", class_titles=titles)

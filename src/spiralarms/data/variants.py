@@ -60,9 +60,24 @@ def get_variant(name: str) -> Variant:
         ) from None
 
 
+def display_name(name: str) -> str:
+    """A class as people read it: '1 arm', '3-4 arms', '5+ arms', "can't tell" (for '?'). The one
+    wording of class names in figures and tables."""
+    return "can't tell" if name == "?" else f"{name} arm" + ("" if name == "1" else "s")
+
+
 def long_names(variant: Variant) -> list:
-    """Axis-label names, e.g. '1 arm', '3-4 arms', "can't tell"."""
-    out = []
-    for n in variant.class_names:
-        out.append("can't tell" if n == "?" else f"{n} arm" + ("" if n == "1" else "s"))
-    return out
+    """Axis-label names of a variant's classes, e.g. '1 arm', '3-4 arms', "can't tell"."""
+    return [display_name(n) for n in variant.class_names]
+
+
+def _arm_position(variant: Variant, target: int) -> float:
+    """Mean original class index of what target `target` holds: a merged class sits between the
+    classes it merges."""
+    return float(np.mean([i for i, t in enumerate(variant.class_map) if t == target]))
+
+
+# Every class name of every variant in arm order: 1, 2, 3, 3-4, 4, 4+, 5+, ? (can't tell last).
+_POSITIONS = {name: _arm_position(v, t) for v in VARIANTS.values()
+              for t, name in enumerate(v.class_names)}
+CLASS_ORDER = tuple(sorted(_POSITIONS, key=_POSITIONS.get))

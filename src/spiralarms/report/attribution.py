@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from spiralarms.report.summary import to_markdown as markdown_table
+from spiralarms.report.tables import number
+from spiralarms.report.tables import to_markdown as markdown_table
 from spiralarms.training.experiment import Experiment
 from spiralarms.xai.attribution import NO_MASKS, REGIONS, SUMMARY_COLUMNS, SUMMARY_FILE, TARGET
 
@@ -36,10 +37,6 @@ def collect(xai_dirs) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[columns]
 
 
-def _cell(value, digits=3):
-    return "n/a" if pd.isna(value) else f"{value:.{digits}f}"
-
-
 def to_markdown(table: pd.DataFrame) -> str:
     """The summary as markdown: per experiment, method and class, energy share against area
     (the chance level) for arms, galaxy and sky."""
@@ -63,11 +60,11 @@ def to_markdown(table: pd.DataFrame) -> str:
             "class": measured["class"], "n": measured["n"].astype(int),
             "zero maps": measured["n_zero_maps"].astype(int),
             **{f"{region} share (area)": [
-                f"{_cell(s)} ({_cell(a)})" for s, a in
+                f"{number(s)} ({number(a)})" for s, a in
                 zip(measured[f"{region}_share"], measured[f"{region}_area"])]
                for region in REGIONS},
-            "arm lift": measured["arm_lift"].map(lambda v: _cell(v, 2)),
-            "galaxy lift": measured["galaxy_lift"].map(lambda v: _cell(v, 2)),
+            "arm lift": measured["arm_lift"].map(lambda v: number(v, 2)),
+            "galaxy lift": measured["galaxy_lift"].map(lambda v: number(v, 2)),
         })
         lines.append(markdown_table(display))
     return "\n".join(lines).rstrip() + "\n"

@@ -41,6 +41,15 @@ from scipy.stats import binomtest, chi2
 
 from spiralarms.data.variants import VARIANTS
 from spiralarms.evaluation.metrics import per_class_f1, resample_blocks
+from spiralarms.report.tables import (
+    MISSING,
+    count,
+    difference_with_interval,
+    is_missing,
+    number,
+    p_value,
+    to_markdown,
+)
 from spiralarms.training.experiment import Experiment
 
 log = logging.getLogger(__name__)
@@ -263,8 +272,6 @@ def write_comparisons(table, out_dir) -> list:
 
 
 def comparisons_markdown(table) -> str:
-    from spiralarms.report.summary import to_markdown
-
     intro = ("Difference a - b with its paired-bootstrap 95% interval; p: McNemar's test of the "
              "galaxies one experiment gets right and the other wrong (n_a: only a right, n_b: "
              "only b right). Galaxies are matched by dr7objid; `only a` / `only b` count those "
@@ -277,45 +284,19 @@ def comparisons_markdown(table) -> str:
         first = group.iloc[0]
         lines += [f"## {name}", ""]
         if first["n_matched"] is not None and not pd.isna(first["n_matched"]):
-            counts = (f"{_count(first['n_matched'])} galaxies in both; only in a: "
-                      f"{_count(first['only_a'])}, only in b: {_count(first['only_b'])}.")
+            counts = (f"{count(first['n_matched'])} galaxies in both; only in a: "
+                      f"{count(first['only_a'])}, only in b: {count(first['only_b'])}.")
             lines += [counts, ""]
         display = pd.DataFrame({
-            "metric": group["metric"], "n": group["n"].map(_count),
-            "a": group["a_value"].map(_number), "b": group["b_value"].map(_number),
-            "a - b [95% CI]": [_difference(*v) for v in
+            "metric": group["metric"], "n": group["n"].map(count),
+            "a": group["a_value"].map(number), "b": group["b_value"].map(number),
+            "a - b [95% CI]": [difference_with_interval(*v) for v in
                                zip(group["difference"], group["ci_low"], group["ci_high"])],
-            "n_a / n_b": [f"{_count(x)} / {_count(y)}" if not _missing(x) else "–"
+            "n_a / n_b": [f"{count(x)} / {count(y)}" if not is_missing(x) else MISSING
                           for x, y in zip(group["a_only_correct"], group["b_only_correct"])],
-            "p": group["p_value"].map(_p_value), "test": group["test"].fillna(""),
+            "p": group["p_value"].map(p_value), "test": group["test"].fillna(""),
         })
         lines.append(to_markdown(display))
         notes = [n for n in group["note"].dropna().unique() if n and "interval only" not in n]
         lines += [f"_{n}_\n" for n in notes]
     return "\n".join(lines)
-
-
-def _missing(value):
-    return value is None or pd.isna(value)
-
-
-def _count(value):
-    return "–" if _missing(value) else f"{int(value)}"
-
-
-def _number(value):
-    return "–" if _missing(value) else f"{value:.3f}"
-
-
-def _difference(value, low, high):
-    if _missing(value):
-        return "–"
-    if _missing(low) or _missing(high):
-        return f"{value:+.3f}"
-    return f"{value:+.3f} [{low:+.3f}, {high:+.3f}]"
-
-
-def _p_value(value):
-    if _missing(value):
-        return "–"
-    return f"{value:.2g}" if value < 0.001 else f"{value:.3f}"

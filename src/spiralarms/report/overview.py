@@ -1,9 +1,9 @@
 """The report's overview figure: per-class F1 with bootstrap 95% intervals of every experiment and
 evaluated subset, beside the notebook's published B0 6-class validation values.
 
-One panel per class (the arm classes of every variant in arm order: 1, 2, 3, 3-4, 4, 4+, 5+, can't
-tell), one row per experiment (the notebook's run on top), one marker per subset; the notebook's
-value is also drawn as a dotted line across its panels. `overview_figure` returns the figure and
+One panel per class (the classes of every variant in arm order, `data.variants.CLASS_ORDER`), one
+row per experiment (the notebook's run on top), one marker per subset; the notebook's value is also
+drawn as a dotted line across its panels. `overview_figure` returns the figure and
 the plotted data, so tests can check what is drawn.
 """
 
@@ -14,18 +14,14 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from spiralarms.data.variants import CLASS_ORDER, display_name
 from spiralarms.report.summary import load_notebook_reference
 
-CLASS_ORDER = ["1", "2", "3", "3-4", "4", "4+", "5+", "?"]
 SUBSET_STYLE = {"val": ("o", "tab:blue"), "test": ("s", "tab:orange"),
                 "overflow": ("^", "tab:green"), "train": ("D", "tab:purple")}
 NOTEBOOK_ROW = "notebook (published, val)"
 NOTEBOOK_STYLE = ("*", "black")
 DATA_COLUMNS = ["row", "experiment", "subset", "class", "f1", "ci_low", "ci_high"]
-
-
-def class_label(name) -> str:
-    return "can't tell" if name == "?" else f"{name} arm" + ("" if name == "1" else "s")
 
 
 def overview_data(table) -> pd.DataFrame:
@@ -64,7 +60,7 @@ def overview_figure(table) -> tuple:
     offset = {s: ((len(subsets) - 1) / 2 - k) * 0.22 for k, s in enumerate(subsets)}  # val on top
     notebook = data[data["experiment"] == "notebook"].set_index("class")["f1"]
     for ax, name in zip(axes, classes):
-        ax.set_title(class_label(name))
+        ax.set_title(display_name(name))
         if name in notebook.index:
             ax.axvline(notebook[name], color="0.5", linestyle=":", linewidth=1)
         here = data[data["class"] == name]

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from spiralarms.report.tables import count, mean_std, number, to_latex, to_markdown, with_interval
 from spiralarms.training.experiment import Experiment
 
 log = logging.getLogger(__name__)
@@ -229,18 +230,18 @@ def _class_names_in(df):
 
 def _metrics_display(df):
     table = df[["model", "classes", "mode", "seed", "subset"]].copy()
-    table["n"] = df["n"].map(_count)
-    table["accuracy"] = [_with_interval(*v) for v in
+    table["n"] = df["n"].map(count)
+    table["accuracy"] = [with_interval(*v) for v in
                          zip(df["accuracy"], df["accuracy_ci_low"], df["accuracy_ci_high"])]
-    table["macro F1"] = [_with_interval(*v) for v in
+    table["macro F1"] = [with_interval(*v) for v in
                          zip(df["macro_f1"], df["macro_f1_ci_low"], df["macro_f1_ci_high"])]
-    table["weighted F1"] = df["weighted_f1"].map(_number)
-    table["ECE"] = df["ece"].map(_number)
+    table["weighted F1"] = df["weighted_f1"].map(number)
+    table["ECE"] = df["ece"].map(number)
     for key in ORDINAL:
-        table[ORDINAL_LABELS[key]] = [_with_interval(*v) for v in zip(
+        table[ORDINAL_LABELS[key]] = [with_interval(*v) for v in zip(
             df[key], df[f"{key}_ci_low"], df[f"{key}_ci_high"])]
     for name in _class_names_in(df):
-        table[f"F1 {name}"] = df[f"f1_{name}"].map(_number)
+        table[f"F1 {name}"] = df[f"f1_{name}"].map(number)
     if "weights" in df:  # what ran, in words: the backbone's start and the experiment's note
         table["weights"] = df["weights"]
         table["note"] = df["notes"].fillna("")
@@ -258,64 +259,9 @@ def _seeds_display(seeds, over="seed"):
         if f"{metric}_mean" not in seeds:
             continue
         label = labels.get(metric, f"F1 {metric[len('f1_'):]}")
-        table[label] = [_mean_std(m, s) for m, s in
+        table[label] = [mean_std(m, s) for m, s in
                         zip(seeds[f"{metric}_mean"], seeds[f"{metric}_std"])]
     return table
-
-
-def _number(value, digits=3):
-    if value is None or pd.isna(value):
-        return "–"
-    text = f"{value:.{digits}f}"
-    return text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.000"
-
-
-def _count(value):
-    return "–" if value is None or pd.isna(value) else f"{int(value)}"
-
-
-def _with_interval(value, low, high):
-    if pd.isna(low) or pd.isna(high):
-        return _number(value)
-    return f"{_number(value)} [{_number(low)}, {_number(high)}]"
-
-
-def _mean_std(mean, std):
-    return _number(mean) if pd.isna(std) else f"{_number(mean)} ± {_number(std)}"
-
-
-def to_markdown(table) -> str:
-    """GitHub markdown table of already formatted cells."""
-    header = [str(c) for c in table.columns]
-    lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join("---" for _ in header) + "|"]
-    for row in table.itertuples(index=False):
-        lines.append("| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |")
-    return "\n".join(lines) + "\n"
-
-
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
-                  "^": r"\textasciicircum{}", "±": r"$\pm$", "–": "--"}
-
-
-def latex_escape(text) -> str:
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
-
-
-def to_latex(table) -> str:
-    """booktabs tabular of already formatted cells (needs \\usepackage{booktabs})."""
-    spec = "".join("r" if _is_numeric_column(table[c]) else "l" for c in table.columns)
-    lines = [f"\\begin{{tabular}}{{{spec}}}", r"\toprule",
-             " & ".join(latex_escape(c) for c in table.columns) + r" \\", r"\midrule"]
-    for row in table.itertuples(index=False):
-        lines.append(" & ".join(latex_escape(v) for v in row) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    return "\n".join(lines) + "\n"
-
-
-def _is_numeric_column(column):
-    return all(str(v)[:1].isdigit() or str(v)[:1] in "-–" for v in column)
 
 
 # --- comparison with the notebook -------------------------------------------------------------
@@ -410,7 +356,7 @@ def _comparison_markdown(table, df):
     for column in display.columns[1:]:
         display[column] = [
             v if m in PROVENANCE else
-            _count(v) if m == "n" or m.startswith("support_") else _number(v, digits=4)
+            count(v) if m == "n" or m.startswith("support_") else number(v, digits=4)
             for m, v in zip(display["metric"], display[column])]
     # Mark our columns whose backbone did not start from the paper's weights.
     unlike = [c for c in display.columns[2:] if display.loc[1, c] != "yes"]
@@ -435,42 +381,3 @@ def _comparison_markdown(table, df):
         cm.insert(0, "true \\ pred", names)
         lines += [f"### {title}", "", to_markdown(cm)]
     return "\n".join(lines)
-
-
-OVERVIEW_FILE = "overview_f1.png"
-
-
-def aggregate(metrics_paths, out_dir, comparisons=(), predictions_dirs=None, n_boot=1000,
-              seed=0) -> list:
-    """The summary stage: metrics.{csv,md,tex}, seeds.{csv,md,tex}, comparison.{csv,md} (beside
-    the notebook), comparisons.{csv,md} (the config's paired comparisons, from the experiments'
-    `predictions_dirs`: name -> folder) and the overview figure overview_f1.png."""
-    from spiralarms.report.comparisons import run_comparisons, write_comparisons
-    from spiralarms.report.overview import write_overview
-
-    out_dir = Path(out_dir)
-    table = collect(metrics_paths)
-    written = write_tables(table, out_dir) + write_comparison(table, out_dir)
-    paired = run_comparisons(list(comparisons), predictions_dirs or {}, n_boot=n_boot, seed=seed)
-    written += write_comparisons(paired, out_dir)
-    write_overview(table, out_dir / OVERVIEW_FILE)
-    return written + [out_dir / OVERVIEW_FILE]
-
-
-def run_aggregate(metrics_paths, predictions_dirs, metrics_csv, declared_outputs,
-                  comparisons=(), n_boot=1000) -> list:
-    """The `aggregate` rule: `aggregate` into the folder of `metrics_csv`; each of
-    `predictions_dirs` is results/experiments/<experiment>/predictions. Every file written must be
-    one of `declared_outputs` (Snakemake itself reports declared ones not written)."""
-    written = aggregate(
-        metrics_paths,
-        Path(metrics_csv).parent,
-        comparisons=comparisons,
-        predictions_dirs={Path(p).parent.name: p for p in predictions_dirs},
-        n_boot=n_boot,
-    )
-    undeclared = sorted({str(path) for path in written} - {str(p) for p in declared_outputs})
-    if undeclared:
-        raise RuntimeError(f"aggregate wrote {undeclared}, which workflow/rules/aggregate.smk does "
-                           "not declare: add them to the rule's output")
-    return written

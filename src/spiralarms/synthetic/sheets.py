@@ -12,14 +12,16 @@ import numpy as np
 from spiralarms.synthetic.generate import IMAGE_DIR, TRUTH_FILE, read_truth
 
 ROW_ORDER = ["1", "2", "3", "4", "5+", "?", "elliptical", "edgeon"]
-ROW_TITLES = {"1": "1 arm", "2": "2 arms", "3": "3 arms", "4": "4 arms", "5+": "5+ arms",
-              "?": "can't tell", "elliptical": "elliptical", "edgeon": "edge-on"}
+# Arm classes are titled by the caller (data.variants.display_name: this layer is below data).
+OTHER_TITLES = {"elliptical": "elliptical", "edgeon": "edge-on"}
 
 
-def contact_sheet(out_dir, png_path, load, title, per_class=6) -> Path:
+def contact_sheet(out_dir, png_path, load, title, per_class=6, class_titles=None) -> Path:
     """Write a PNG grid of the dataset under `out_dir`, a row per kind (the first `per_class`
     galaxies with an image): `load(jpeg_path)` gives each cell, uint8 RGB or (H, W) grey / RGB
-    in [0, 1]. Returns the PNG path."""
+    in [0, 1]; `class_titles` maps an arm class to its row title (else the class name). Returns
+    the PNG path."""
+    titles = {**(class_titles or {}), **OTHER_TITLES}
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -47,7 +49,7 @@ def contact_sheet(out_dir, png_path, load, title, per_class=6) -> Path:
                 ax.imshow(image, cmap="gray", vmin=0, vmax=1)
             else:
                 ax.imshow(image)
-        ax_row[0].set_ylabel(ROW_TITLES[kind], fontsize=10)
+        ax_row[0].set_ylabel(titles.get(kind, kind), fontsize=10)
     fig.suptitle(f"synthetic GZ2: {title}", fontsize=11)
     fig.tight_layout()
     fig.savefig(png_path, dpi=90)
