@@ -31,7 +31,8 @@ from scipy.stats import binomtest
 from spiralarms import atomic
 from spiralarms.data.variants import DROPPED
 from spiralarms.plotting import PNG_DPI
-from spiralarms.report.summary import to_markdown as markdown_table
+from spiralarms.report.tables import to_markdown as markdown_table
+from spiralarms.report.tables import with_interval
 from spiralarms.training.experiment import Experiment
 
 log = logging.getLogger(__name__)
@@ -194,7 +195,7 @@ def collect(predictions_dirs, truth, subset="test", n_bins=N_BINS, quantities=QU
 
 
 def _share(value, low, high):
-    return "n/a" if pd.isna(value) else f"{value:.2f} [{low:.2f}, {high:.2f}]"
+    return with_interval(value, low, high, digits=2)
 
 
 def to_markdown(table, notes=()) -> str:
