@@ -48,6 +48,7 @@ from spiralarms.acquire import (
     fetch_kaggle_images,
     find_kaggle_credentials,
     gdrive_file_id,
+    manifest_path_for,
     parse_kaggle_spec,
     physical_csv,
     planned_path,
@@ -285,6 +286,37 @@ def test_download_rule_fails_permanent_errors_once_and_retries_a_server_error(tm
     assert (download_dir / "physical.csv").read_bytes() == files["physical.csv"]
     assert not (download_dir / "zoo2MainSpecz.csv.gz").exists()
     assert not (download_dir / "gz2_filename_mapping.csv").exists()
+
+
+def test_full_disk_is_named_with_the_download_and_a_rerun_resumes(tmp_path):
+    from disk_support import full_folder
+
+    from spiralarms.atomic import OutputError
+
+    data = os.urandom(150_000)
+    with FileServer({"gz2_filename_mapping.csv": data}) as web, full_folder(tmp_path) as full:
+        dest = full / "gz2_filename_mapping.csv"
+        with pytest.raises(OutputError, match="no space left on device") as failure:
+            download(web.url("gz2_filename_mapping.csv"), dest, key="data.mapping")
+        assert str(dest) in str(failure.value)
+        assert not dest.exists() and not manifest_path_for(dest).exists()
+        (full / ".ballast").unlink()  # the user frees space and reruns
+        download(web.url("gz2_filename_mapping.csv"), dest)
+        assert dest.read_bytes() == data
+        assert sorted(p.name for p in full.iterdir()) == [
+            "gz2_filename_mapping.csv", "gz2_filename_mapping.csv.manifest.json"]
+
+
+def test_read_only_download_folder_is_named_before_any_request(server, tmp_path):
+    from disk_support import read_only_folder
+
+    from spiralarms.atomic import OutputError
+
+    folder = read_only_folder(tmp_path)
+    with pytest.raises(OutputError, match="not writable") as failure:
+        download(server.url("catalog.csv.gz"), folder / "catalog.csv.gz")
+    assert str(folder) in str(failure.value)
+    assert server.requests == []
 
 
 def test_finished_download_is_skipped(server, tmp_path):
@@ -527,6 +559,24 @@ def test_physical_archive_with_a_wrong_table_names_the_archive_and_member(tmp_pa
     assert message.startswith(f"'data/{PHYSICAL_MEMBER}' in {archive} (config key data.physical)")
     assert problem in message and str(dest.parent) not in message  # nor the staging folder
     assert leftovers(dest.parent) == []  # no table left for the labels stage to read
+
+
+def test_full_disk_while_extracting_the_physical_table_names_the_table(tmp_path):
+    from disk_support import full_folder
+
+    from spiralarms.atomic import OutputError
+
+    table = PHYSICAL_HEADER + b"".join(b"18026750000%08d,10.5,0.25\n" % i for i in range(8000))
+    archive = write_7z(tmp_path / "stellar mass_SFR.7z", {PHYSICAL_MEMBER: table})
+    with full_folder(tmp_path) as full:
+        dest = full / "extracted" / "stellar_mass_SFR.csv"
+        dest.parent.mkdir()
+        (full / ".ballast").unlink()
+        (full / ".ballast").write_bytes(b"\0" * 100_000)  # leaves less room than the table needs
+        with pytest.raises(OutputError, match="no space left on device") as failure:
+            physical_csv(archive, dest)
+        assert str(failure.value).startswith(f"cannot write {dest}:")
+        assert leftovers(dest.parent) == []
 
 
 def test_malicious_physical_archive_is_refused(tmp_path):

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from spiralarms import atomic
 from spiralarms.acquire.errors import ChecksumError, GDriveError
 from spiralarms.acquire.http import (
     already_downloaded,
@@ -15,7 +16,6 @@ from spiralarms.acquire.http import (
     manifest_path_for,
     read_manifest,
     sha256_of,
-    write_json_atomic,
 )
 
 logger = logging.getLogger(__name__)
@@ -65,9 +65,11 @@ def fetch_gdrive(id_or_url: str, dest: str | os.PathLike, sha256: str | None = N
     if sha256 is not None and actual != sha256.lower():
         target.unlink()
         raise ChecksumError(
-            f"{url}: SHA-256 mismatch: expected {sha256.lower()}, got {actual}; the file was deleted"
+            f"{target} from {url} has SHA-256 {actual}, but the expected checksum is "
+            f"{sha256.lower()}; the file was deleted. Check the Drive id (or set the new checksum "
+            "if the file legitimately changed)."
         )
-    write_json_atomic(manifest, manifest_entry(url, target, actual))
+    atomic.write_json(manifest, manifest_entry(url, target, actual))
     return target
 
 

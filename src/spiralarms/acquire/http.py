@@ -3,7 +3,11 @@
 Bytes stream into `<dest>.part`; a cut connection or a rerun resumes it with a Range request
 (guarded by If-Range, so a file that changed on the server restarts instead of being spliced).
 Only a complete file whose size and SHA-256 check out is renamed to `dest`, and a manifest JSON
-(url, size, sha256, downloaded_at) is written next to it so a rerun can skip the download.
+(url, size, sha256, downloaded_at) is written next to it (spiralarms.atomic) so a rerun can skip
+the download. The `.part` file is the one output not named by `atomic.partial_name`: a rerun (a
+new process) must find it again to resume, so its name cannot carry the process id; it gets the
+same care otherwise (renamed only when complete, a full disk or a read-only folder named with
+`dest` by `atomic.output_error`).
 
 Only what a retry can fix is retried (timeouts, dropped connections, 429 after its Retry-After,
 5xx); a 404, 403, a refused TLS certificate or a checksum mismatch ends at once with one message
@@ -25,6 +29,7 @@ from pathlib import Path
 import requests
 import urllib3
 
+from spiralarms import atomic
 from spiralarms.acquire.errors import ChecksumError, DownloadError
 
 logger = logging.getLogger(__name__)
@@ -94,12 +99,6 @@ def read_manifest(path: str | os.PathLike) -> dict | None:
         return None
 
 
-def write_json_atomic(path: Path, payload: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def manifest_entry(url: str, dest: Path, sha256: str) -> dict:
     return {
         "url": url,
@@ -148,20 +147,24 @@ def download(
     if (entry := already_downloaded(url, dest, manifest, sha256)) is not None:
         logger.info("%s: already downloaded to %s (sha256 %s)", url, dest, entry["sha256"])
         return entry
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    atomic.check_writable(dest.parent)  # a read-only folder is named before any byte is fetched
     part = dest.with_name(dest.name + ".part")
     logger.info("%s: downloading to %s", url, dest)
     try:
         _download_with_retries(url, key, part, chunk, timeout, retries, progress)
         actual_sha256 = _verify(url, key, dest, part, sha256, expected_size)
+        os.replace(part, dest)
     except DownloadError as error:
         if not error.resumable:
             _discard_partial(part)
         raise
-    os.replace(part, dest)
+    except OSError as error:  # writing the partial file: a full disk resumes once space is freed
+        if atomic.output_error(error, dest) is error:
+            raise
+        raise atomic.output_error(error, dest) from error
     _part_info_path(part).unlink(missing_ok=True)
     entry = manifest_entry(url, dest, actual_sha256)
-    write_json_atomic(manifest, entry)
+    atomic.write_json(manifest, entry)
     logger.info("%s: saved %s (%d bytes, sha256 %s)", url, dest, entry["size"], actual_sha256)
     return entry
 
@@ -346,7 +349,9 @@ def _write_part_info(part: Path, url: str, response: requests.Response) -> None:
     validator = response.headers.get("ETag") or response.headers.get("Last-Modified")
     if validator and validator.startswith("W/"):
         validator = None  # weak ETags are not allowed in If-Range
-    write_json_atomic(_part_info_path(part), {"url": url, "validator": validator})
+    # Scratch beside `.part`, written in place: a torn file reads as no info, so the partial
+    # download restarts (never splices); a full disk is then reported with `dest` by download().
+    _part_info_path(part).write_text(json.dumps({"url": url, "validator": validator}))
 
 
 def _discard_partial(part: Path) -> None:

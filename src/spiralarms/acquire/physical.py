@@ -14,6 +14,7 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from spiralarms import atomic
 from spiralarms.acquire.archive import is_7z, read_members, safe_extract
 from spiralarms.acquire.errors import AcquireError
 
@@ -44,12 +45,20 @@ def physical_csv(source: str | os.PathLike, dest: str | os.PathLike) -> Path:
     if not is_archive(source):
         return source
     member = _csv_member(source)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{dest.name}.", dir=dest.parent) as work:
-        safe_extract(source, Path(work) / "archive", max_total_bytes=MAX_PHYSICAL_BYTES)
-        extracted = Path(work) / "archive" / member
-        _check_table(extracted, f"{member!r} in {source}")
-        os.replace(extracted, dest)
+    atomic.check_writable(dest.parent)
+    try:
+        # Scratch for the whole archive beside dest (same filesystem: the final rename is atomic).
+        with tempfile.TemporaryDirectory(prefix=f".{dest.name}.", dir=dest.parent) as work:
+            safe_extract(source, Path(work) / "archive", max_total_bytes=MAX_PHYSICAL_BYTES)
+            extracted = Path(work) / "archive" / member
+            _check_table(extracted, f"{member!r} in {source}")
+            with atomic.replacing(dest) as partial:
+                os.replace(extracted, partial)
+    except OSError as error:  # a full disk while extracting: name dest, not the scratch folder
+        named = atomic.output_error(OSError(error.errno, os.strerror(error.errno or 0)), dest)
+        if not isinstance(named, atomic.OutputError):
+            raise
+        raise named from error
     logger.info("physical-properties table %r from %s -> %s (%.1f MB)", member, source, dest,
                 dest.stat().st_size / 1e6)
     return dest
