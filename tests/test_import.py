@@ -9,9 +9,13 @@ import keras
 import numpy as np
 import pytest
 from PIL import Image
-from tiny_models import galaxy_pixels, save_tiny_model
+from tiny_models import CARD_SETTINGS, IMAGE_SIZE, galaxy_pixels, save_tiny_model
 
 from spiralarms.acquire import UnsafeArchiveError, sha256_of
+from spiralarms.cli import main
+from spiralarms.data.variants import VARIANTS
+from spiralarms.models import model_card
+from spiralarms.models.networks import build_model
 from spiralarms.predict.predictor import predict_images
 from spiralarms.training.importer import ModelImportError, import_model
 
@@ -79,7 +83,8 @@ def test_folder_name_that_contradicts_the_network_is_refused(trained, tmp_path):
     model, _ = trained
     lone = tmp_path / "weights.keras"
     shutil.copy(model, lone)
-    with pytest.raises(ValueError, match="network outputs 5"):
+    with pytest.raises(ModelImportError, match=r"variant 6class \(6 outputs\).*variant "
+                                                r"merge34 or merge45 \(5 outputs\)"):
         import_model(lone, tmp_path / "b0_6class_standard_s7")  # 6 classes, the model has 5
     assert not (tmp_path / "b0_6class_standard_s7").exists()
 
@@ -176,3 +181,71 @@ def test_unnamed_folder_without_card_needs_the_classes(trained, tmp_path):
     target = import_model(lone, tmp_path / "colleague", card={"classes": "merge45"})
     card = json.loads(target.with_name("model.json").read_text())
     assert (card["model"], card["classes"], card["crop_size"]) == ("b0", "merge45", 224)
+
+
+@pytest.fixture(scope="module")
+def six_class_xai(tmp_path_factory):
+    """A B0 6-class xai-mode model with the model.json training writes beside it."""
+    folder = tmp_path_factory.mktemp("b0_6class_xai_s1")
+    path = folder / "model.keras"
+    build_model("b0", VARIANTS["6class"].n_classes, IMAGE_SIZE, "xai").save(path)
+    model_card.write(path, "b0", VARIANTS["6class"], "xai", CARD_SETTINGS)
+    return path
+
+
+@pytest.mark.parametrize("name, wanted", [
+    ("b0_select12_standard_s1", "model b0, variant select12 (2 outputs), mode standard"),
+    ("v2m_select12_xai_s1", "model v2m, variant select12 (2 outputs), mode xai"),
+])
+def test_a_model_of_another_variant_is_refused_naming_both(six_class_xai, tmp_path, name, wanted):
+    # Evaluation takes the variant from the folder name: imported, this model was scored as
+    # select12 on 2 of its 6 outputs (accuracy 1.0), or died in a Keras shape error for v2m.
+    experiment = tmp_path / "experiments" / name
+    with pytest.raises(ModelImportError) as error:
+        import_model(six_class_xai.parent, experiment)
+    message = str(error.value)
+    assert f"does not fit experiment {name}: that name means {wanted}" in message
+    assert "the model is b0, variant 6class (6 outputs), mode xai" in message
+    assert "model.json that came with it" in message
+    assert f"{experiment.with_name('b0_6class_xai_s1')}" in message  # where it would fit
+    assert not experiment.exists()
+    assert _staging_left(experiment.parent) == []
+
+
+def test_the_given_classes_must_agree_with_the_folder_name(trained, tmp_path):
+    model, _ = trained  # merge45, and so is its card
+    with pytest.raises(ModelImportError, match=r"the model is b0, variant 6class \(5 outputs\).*"
+                                               r"from the model.json that came with it and the "
+                                               r"given classes.*named for what it is"):
+        import_model(model, tmp_path / "b0_merge45_standard_s2", card={"classes": "6class"})
+
+
+def test_a_model_that_fits_its_experiment_name_imports(six_class_xai, tmp_path):
+    target = import_model(six_class_xai.parent, tmp_path / "b0_6class_xai_s1")
+    card = json.loads(target.with_name("model.json").read_text())
+    assert (card["model"], card["classes"], card["mode"]) == ("b0", "6class", "xai")
+
+
+@pytest.mark.parametrize("content, kind", [
+    (b"model weights, honest\n", "a text file (starting 'model weights, honest')"),
+    (b"", "an empty file (0 bytes)"),
+    (b"\x89HDF\r\n\x1a\n" + bytes(64), "an HDF5 file"),
+])
+def test_cli_import_of_a_file_that_is_not_a_keras_model_says_what_it_is(tmp_path, capsys,
+                                                                          content, kind):
+    fake = tmp_path / "model.keras"
+    fake.write_bytes(content)
+    experiment = tmp_path / "b0_6class_standard_s1"
+    assert main(["import-model", str(fake), "--experiment-dir", str(experiment)]) != 0
+    err = capsys.readouterr().err
+    assert f"{fake} is not a Keras model: it is {kind}, not the zip archive that " in err
+    assert "model.save('model.keras')" in err and "File not found" not in err
+    assert not experiment.exists()
+
+
+def test_a_file_that_is_neither_model_nor_archive_says_what_it_is(tmp_path):
+    jpeg = tmp_path / "galaxy.jpg"
+    Image.fromarray(galaxy_pixels(64)).save(jpeg)
+    with pytest.raises(ModelImportError, match=r"galaxy.jpg is a JPEG image, neither a .keras "
+                                               r"model nor a zip/tar archive nor a folder"):
+        import_model(jpeg, tmp_path / "b0_6class_standard_s1")

@@ -24,8 +24,10 @@ from pathlib import Path
 import keras
 
 from spiralarms.acquire import AcquireError, fetch_gdrive, safe_extract, sha256_of
+from spiralarms.data.channels import CHANNELS
 from spiralarms.data.variants import VARIANTS, get_variant
-from spiralarms.models import model_card
+from spiralarms.models import MODES, model_card
+from spiralarms.models.file_kinds import describe
 from spiralarms.training.experiment import Experiment
 
 log = logging.getLogger(__name__)
@@ -48,9 +50,11 @@ def import_model(source, experiment_dir, card: dict | None = None, max_bytes=2e9
                  overwrite: bool = False) -> Path:
     """Copy the model in `source` to `experiment_dir/model.keras` and return that path.
 
-    The card comes from a model.json beside the model (in the archive or folder), else from the
-    experiment folder's name `{model}_{classes}_{mode}_s{seed}`; entries of `card` override both;
-    model type and image size come from the network's input, the crop size defaults to 224.
+    The card comes from a model.json beside the model (in the archive or folder) with the
+    entries of `card` on top, over what the experiment folder's name
+    `{model}_{classes}_{mode}_s{seed}` says; model type and image size come from the network's
+    input, the crop size defaults to 224.
+    A folder with such a name takes only the model it names (network, variant, outputs, mode).
     Nothing is written into `experiment_dir` unless the model loads safely and the card fits it.
     """
     experiment_dir = Path(experiment_dir)
@@ -65,8 +69,10 @@ def import_model(source, experiment_dir, card: dict | None = None, max_bytes=2e9
         local = local_source(source, staging)
         model_file = find_model_file(unpack(local, staging, max_bytes), source)
         model = load_safely(model_file, source)
+        claimed, origin = _claimed_card(model_file, card)
+        _check_fits_experiment(model, claimed, origin, experiment_dir, source)
         full_card = model_card.complete(model, model_file,
-                                        _card_overrides(model_file, experiment_dir, card))
+                                        _card_overrides(claimed, experiment_dir))
         experiment_dir.mkdir(parents=True, exist_ok=True)
         _copy_atomic(model_file, target)
         variant = get_variant(full_card["classes"])
@@ -107,8 +113,8 @@ def unpack(local: Path, staging: Path, max_bytes) -> Path:
         folder = staging / "extracted"
         safe_extract(local, folder, max_total_bytes=int(max_bytes))
         return folder
-    raise ModelImportError(f"{local} is neither a .keras file nor a zip/tar archive nor a folder. "
-                           f"{CHECKPOINT_HINT}")
+    raise ModelImportError(f"{local} is {describe(local)}, neither a .keras model nor a zip/tar "
+                           f"archive nor a folder. {CHECKPOINT_HINT}")
 
 
 def find_model_file(location: Path, source) -> Path:
@@ -135,6 +141,11 @@ def _is_junk(path: Path, root: Path) -> bool:
 
 def load_safely(model_file: Path, source):
     """Load with safe_mode=True; a refusal says that the model carries Python code."""
+    if not zipfile.is_zipfile(model_file):  # Keras would answer "File not found"
+        raise ModelImportError(
+            f"{source}: {model_file} is not a Keras model: it is {describe(model_file)}, not the "
+            f"zip archive that model.save('model.keras') writes. Give that .keras file (or an "
+            f"archive or folder holding it)")
     try:
         return keras.models.load_model(model_file, safe_mode=True)
     except Exception as error:  # Keras raises ValueError, TypeError, OSError... for bad files
@@ -151,18 +162,65 @@ def load_safely(model_file: Path, source):
 
 # --- the model card and provenance ---------------------------------------------------------------
 
-def _card_overrides(model_file: Path, experiment_dir: Path, card: dict | None) -> dict:
-    """Card entries for model_card.complete, which reads a model.json beside the model file itself:
-    without one, the experiment folder's name; entries of `card` on top of either; the paper's crop
-    by default."""
+def _claimed_card(model_file: Path, card: dict | None) -> tuple[dict, str]:
+    """What the model is said to be: the model.json that comes with it (model_card.complete
+    reads it too), with the entries of `card` on top; and where that was said."""
     found = model_card.card_path(model_file)
-    base = model_card.read(model_file) or _card_from_name(experiment_dir)
+    from_file = model_card.read(model_file)
     given = {k: v for k, v in (card or {}).items() if v is not None}
-    conflicts = {k: (base[k], v) for k, v in given.items() if k in base and base[k] != v}
+    conflicts = {k: (from_file[k], v) for k, v in given.items()
+                 if k in from_file and from_file[k] != v}
     if conflicts:
-        log.warning("given card entries override those of %s: %s",
-                    found if found.is_file() else experiment_dir.name, conflicts)
-    merged = {"crop_size": model_card.DEFAULTS["crop_size"], **base, **given}
+        log.warning("given card entries override those of %s: %s", found, conflicts)
+    said = (["the model.json that came with it"] if from_file else []) + (
+        [f"the given {', '.join(sorted(given))}"] if given else [])
+    return {**from_file, **given}, " and ".join(said) or "no model.json came with it"
+
+
+def _check_fits_experiment(model, claimed: dict, origin: str, experiment_dir: Path, source):
+    """Refuse a model whose network, class variant or mode is not the one its experiment folder
+    names: evaluation and prediction take the variant from the name, so a 6-class model in a
+    select12 folder would be scored on 2 of its 6 outputs without a word."""
+    try:
+        experiment = Experiment.parse(experiment_dir.name)
+    except ValueError:
+        return  # not a pipeline experiment folder: the card alone says what the model is
+    outputs = model.outputs[0].shape[-1] if len(model.outputs) == 1 else None
+    channels = model.inputs[0].shape[-1] if len(model.inputs) == 1 else None
+    network = next((name for name, c in CHANNELS.items() if c == channels), None)
+    found = {"model": claimed.get("model", network), "classes": claimed.get("classes"),
+             "mode": claimed.get("mode")}
+    wanted = {"model": experiment.model, "classes": experiment.classes, "mode": experiment.mode}
+    if (all(found[k] in (None, wanted[k]) for k in wanted) and network == experiment.model
+            and outputs == experiment.variant.n_classes):
+        return
+    said = f"from {origin}" if claimed else origin
+    classes = found["classes"] or " or ".join(
+        name for name, variant in VARIANTS.items() if variant.n_classes == outputs) or "?"
+    if (found["classes"] in VARIANTS and VARIANTS[found["classes"]].n_classes == outputs
+            and CHANNELS.get(found["model"]) == channels and found["mode"] in MODES):
+        own = Experiment(found["model"], found["classes"], found["mode"], experiment.seed,
+                         experiment.split)
+        fits = f" Import it as the experiment it is, e.g. {experiment_dir.with_name(own.name)}, or"
+    else:
+        fits = " Import it into a folder named for what it is, or"
+    raise ModelImportError(
+        f"{source} does not fit experiment {experiment.name}: that name means model "
+        f"{experiment.model}, variant {experiment.classes} ({experiment.variant.n_classes} "
+        f"outputs), mode {experiment.mode}; the model is {found['model'] or network}, variant "
+        f"{classes} ({outputs} outputs), mode {found['mode'] or 'not stated'} ({said}; "
+        f"its network takes {channels} channel(s) and outputs {outputs}).{fits} import the "
+        f"{experiment.model} {experiment.classes} model that experiment needs. Evaluation "
+        f"takes the variant from the folder name, so a mismatch would be scored wrongly."
+    )
+
+
+def _card_overrides(claimed: dict, experiment_dir: Path) -> dict:
+    """Card entries for model_card.complete: what the folder name says, the model's own claims on
+    top (_claimed_card; they agree for a pipeline experiment, _check_fits_experiment), the paper's
+    crop by default."""
+    merged = {"crop_size": model_card.DEFAULTS["crop_size"], **_card_from_name(experiment_dir),
+              **claimed}
     if "classes" not in merged:
         raise ModelImportError(
             f"no model.json comes with the model and the folder name {experiment_dir.name!r} is "
