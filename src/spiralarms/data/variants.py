@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from spiralarms.gz2 import ARM_CLASS_NAMES
+
 DROPPED = -1  # the target of a class the variant drops
 
 
@@ -40,7 +42,8 @@ class Variant:
 VARIANTS = {
     v.name: v
     for v in [
-        Variant("6class", (0, 1, 2, 3, 4, 5), ("1", "2", "3", "4", "5+", "?")),
+        # GZ2's six arm-number answers as they are: the original classes every variant maps
+        Variant("6class", (0, 1, 2, 3, 4, 5), tuple(ARM_CLASS_NAMES)),
         # notebook class_map [0,1,2,2,3,4]: 3 and 4 arms merged
         Variant("merge34", (0, 1, 2, 2, 3, 4), ("1", "2", "3-4", "5+", "?")),
         # notebook class_map [0,1,2,3,3,4]: 4 and more-than-4 merged
