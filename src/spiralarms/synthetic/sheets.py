@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+from spiralarms import gz2
 from spiralarms.synthetic.generate import IMAGE_DIR, TRUTH_FILE, read_truth
 
-ROW_ORDER = ["1", "2", "3", "4", "5+", "?", "elliptical", "edgeon"]
+ROW_ORDER = [*gz2.ARM_CLASS_NAMES, "elliptical", "edgeon"]
 # Arm classes are titled by the caller (data.variants.display_name: this layer is below data).
 OTHER_TITLES = {"elliptical": "elliptical", "edgeon": "edge-on"}
 
