@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from spiralarms.models.networks import build_model
+from spiralarms.models.networks import WeightsFileError, build_model
 
 
 def _backbone_weights(model):
@@ -82,6 +82,17 @@ def test_weights_file_is_loaded_and_backbone_frozen(tmp_path):
 def test_missing_weights_file_names_the_config_key(tmp_path):
     with pytest.raises(FileNotFoundError, match="models.b0.weights"):
         build_model("b0", 6, 32, "xai", weights=str(tmp_path / "nope.weights.h5"))
+
+
+def test_a_weights_file_that_is_not_hdf5_is_named_with_what_it_is(tmp_path):
+    text = tmp_path / "x.weights.h5"
+    text.write_text("these are not weights\n")
+    with pytest.raises(WeightsFileError) as error:
+        build_model("b0", 6, 32, "xai", weights=str(text))
+    message = str(error.value)
+    assert (f"weights file {text} (config models.b0.weights) is not an HDF5/Keras weights "
+            "file: it is a text file (starting 'these are not weights')") in message
+    assert "save_weights('<name>.weights.h5')" in message and "convert-weights" in message
 
 
 def test_from_scratch_trains_the_whole_backbone_with_given_bn_momentum():

@@ -18,9 +18,10 @@ import pytest
 from timm_support import torch_and_timm
 
 from spiralarms.cli import main
-from spiralarms.models import timm_convert
+from spiralarms.models import tf_checkpoint, timm_to_keras, torch_pickle, weights_card
 from spiralarms.models.networks import _backbone, build_model
-from spiralarms.models.timm_convert import ConversionError, UnsafePickleError
+from spiralarms.models.torch_pickle import UnsafePickleError
+from spiralarms.models.weights_card import ConversionError
 
 TOLERANCE = 1e-4  # max |keras - timm| relative to max |timm feature|
 IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
@@ -93,7 +94,7 @@ def test_colour_conversion_matches_timm_and_needs_both_numerics_changes(
     torch, _ = torch_timm
     model, state_dict = timm_b0
     dest = tmp_path / "zoobot_rgb.weights.h5"
-    card = timm_convert.convert(state_dict, dest, channels=3)
+    card = timm_to_keras.convert(state_dict, dest, channels=3)
     size = 224
     backbone = _backbone("b0", keras.Input((size, size, 3)), str(dest))
     images = _images((2, size, size, 3))
@@ -138,7 +139,7 @@ def test_greyscale_summed_stem_equals_timm_fed_the_grey_image_in_all_three_chann
     torch, _ = torch_timm
     model, state_dict = timm_b0
     dest = tmp_path / "zoobot.weights.h5"
-    card = timm_convert.convert(state_dict, dest, channels=1)
+    card = timm_to_keras.convert(state_dict, dest, channels=1)
     size = 224
     classifier = build_model("b0", 6, size, "xai", weights=str(dest))
     features = keras.Model(classifier.input, classifier.get_layer("avg_pool_head").output)
@@ -167,7 +168,7 @@ def test_config_mean_std_go_into_the_normalization_layer(torch_timm, tmp_path):
     mean, std = np.array(IMAGENET["mean"]), np.array(IMAGENET["std"])
 
     rgb = tmp_path / "rgb.weights.h5"
-    timm_convert.convert(state_dict, rgb, config_json=config, channels=3, scaling="config")
+    timm_to_keras.convert(state_dict, rgb, config_json=config, channels=3, scaling="config")
     backbone = _backbone("b0", keras.Input((size, size, 3)), str(rgb))
     norm = next(la for la in backbone.layers if isinstance(la, keras.layers.Normalization))
     np.testing.assert_allclose(norm.get_weights()[1], std**2, rtol=1e-6)
@@ -177,7 +178,7 @@ def test_config_mean_std_go_into_the_normalization_layer(torch_timm, tmp_path):
 
     # Greyscale with unequal channel means: exact except the stem's first row and column.
     grey = tmp_path / "grey.weights.h5"
-    card = timm_convert.convert(state_dict, grey, config_json=config, channels=1,
+    card = timm_to_keras.convert(state_dict, grey, config_json=config, channels=1,
                                 scaling="config")
     assert not card["greyscale"]["exact"] and "first row and column" in card["greyscale"][
         "inexact_where"]
@@ -195,12 +196,12 @@ def test_config_mean_std_go_into_the_normalization_layer(torch_timm, tmp_path):
 
 def test_stem_statistics_reveal_the_training_input_scale(torch_timm, timm_b0):
     torch, timm = torch_timm
-    state = timm_convert.read_state_dict(timm_b0[1])  # calibrated on U[0, 1] images
+    state = torch_pickle.read_state_dict(timm_b0[1])  # calibrated on U[0, 1] images
     images = _images((4, 64, 64, 3), seed=11)
-    assert 0.7 < timm_convert.estimate_input_scale(state, images) < 1.4
-    assert 0.7 < timm_convert.estimate_input_scale(state, images[..., :1]) < 1.4
+    assert 0.7 < timm_to_keras.estimate_input_scale(state, images) < 1.4
+    assert 0.7 < timm_to_keras.estimate_input_scale(state, images[..., :1]) < 1.4
     tiny = _calibrated(torch, timm, seed=12, std=255.0)  # trained on [0, 1/255]
-    scale = timm_convert.estimate_input_scale(
+    scale = timm_to_keras.estimate_input_scale(
         {k: v.numpy() for k, v in tiny.state_dict().items()}, images)
     assert 0.7 / 255 < scale < 1.4 / 255
 
@@ -211,7 +212,7 @@ def test_tf_efficientnet_b0_keeps_keras_numerics(torch_timm, tmp_path):
     torch.save(model.state_dict(), tmp_path / "tf.bin")
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"architecture": "tf_efficientnet_b0"}))
-    card = timm_convert.convert(tmp_path / "tf.bin", tmp_path / "tf.weights.h5",
+    card = timm_to_keras.convert(tmp_path / "tf.bin", tmp_path / "tf.weights.h5",
                                 config_json=config, channels=3)
     assert (card["padding"], card["bn_epsilon"]) == ("keras_correct_pad", 1e-3)
     size = 64
@@ -223,7 +224,7 @@ def test_tf_efficientnet_b0_keeps_keras_numerics(torch_timm, tmp_path):
 
 def test_saved_model_keeps_the_timm_numerics(timm_b0, tmp_path):
     _, state_dict = timm_b0
-    timm_convert.convert(state_dict, tmp_path / "z.weights.h5", channels=1)
+    timm_to_keras.convert(state_dict, tmp_path / "z.weights.h5", channels=1)
     model = build_model("b0", 6, 64, "standard", weights=str(tmp_path / "z.weights.h5"))
     model.save(tmp_path / "model.keras")
     reloaded = keras.models.load_model(tmp_path / "model.keras")
@@ -237,19 +238,19 @@ def test_saved_model_keeps_the_timm_numerics(timm_b0, tmp_path):
 
 
 def test_the_card_also_travels_inside_the_weights_file(timm_b0, tmp_path):
-    card = timm_convert.convert(timm_b0[1], tmp_path / "z.weights.h5", channels=1)
+    card = timm_to_keras.convert(timm_b0[1], tmp_path / "z.weights.h5", channels=1)
     (tmp_path / "z.json").unlink()
-    assert timm_convert.read_card(tmp_path / "z.weights.h5") == card
+    assert weights_card.read_card(tmp_path / "z.weights.h5") == card
     model = build_model("b0", 6, 32, "xai", weights=str(tmp_path / "z.weights.h5"))
     assert model.get_layer("top_bn").epsilon == 1e-5
     keras.applications.EfficientNetB0(include_top=False, weights=None, input_shape=(32, 32, 1)
                                       ).save_weights(tmp_path / "plain.weights.h5")
-    assert timm_convert.read_card(tmp_path / "plain.weights.h5") is None
+    assert weights_card.read_card(tmp_path / "plain.weights.h5") is None
 
 
 def test_converted_colour_weights_refuse_the_greyscale_model(timm_b0, tmp_path):
     _, state_dict = timm_b0
-    timm_convert.convert(state_dict, tmp_path / "rgb.weights.h5", channels=3)
+    timm_to_keras.convert(state_dict, tmp_path / "rgb.weights.h5", channels=3)
     with pytest.raises(ValueError, match="converted for 3 input channels; this backbone takes 1"):
         build_model("b0", 6, 32, "xai", weights=str(tmp_path / "rgb.weights.h5"))
 
@@ -293,7 +294,7 @@ def test_pickle_that_would_run_code_is_refused_and_does_not_run(tmp_path, payloa
     forbidden = "posix.system" if payload == "shell" else "builtins.eval"
     with pytest.raises(UnsafePickleError, match=rf"pytorch_model.bin: refused to load: the "
                                                 rf"pickle asks for {forbidden}.*never needs"):
-        timm_convert.read_state_dict(weights)
+        torch_pickle.read_state_dict(weights)
     assert not marker.exists()
     assert main(["convert-weights", str(weights), str(tmp_path / "x.weights.h5")]) == 2
     assert not marker.exists() and not (tmp_path / "x.weights.h5").exists()
@@ -306,7 +307,7 @@ def test_torch_saved_arbitrary_object_is_refused(torch_timm, tmp_path):
     marker = tmp_path / "pwned"
     torch.save({"w": torch.zeros(2), "x": _RunsShell(f"touch {marker}")}, tmp_path / "evil.pt")
     with pytest.raises(UnsafePickleError, match="posix.system"):
-        timm_convert.read_state_dict(tmp_path / "evil.pt")
+        torch_pickle.read_state_dict(tmp_path / "evil.pt")
     assert not marker.exists()
 
 
@@ -323,7 +324,7 @@ def test_reads_torch_tensors_exactly_without_torch_code(torch_timm, tmp_path):
         ("empty", torch.zeros(0, 3)),
     ])
     torch.save(tensors, tmp_path / "t.pt")
-    got = timm_convert.read_state_dict(tmp_path / "t.pt")
+    got = torch_pickle.read_state_dict(tmp_path / "t.pt")
     assert list(got) == list(tensors)
     for key, tensor in tensors.items():
         want = tensor.float().numpy() if key == "bfloat16" else tensor.numpy()
@@ -339,13 +340,37 @@ def test_a_tensor_reaching_past_its_storage_is_refused(tmp_path):
                b"K\x00Kd\x85K\x01\x85\x89ccollections\nOrderedDict\n)RtRu.")
     _torch_like_zip(tmp_path / "w.bin", payload, {"0": np.zeros(4, "<f4").tobytes()})
     with pytest.raises(ConversionError, match="reads past its storage"):
-        timm_convert.read_state_dict(tmp_path / "w.bin")
+        torch_pickle.read_state_dict(tmp_path / "w.bin")
 
 
 def test_a_file_that_is_not_a_torch_zip_gets_a_clear_error(tmp_path):
     (tmp_path / "old.bin").write_bytes(b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19.")
     with pytest.raises(ConversionError, match="legacy .pre-1.6. format"):
-        timm_convert.read_state_dict(tmp_path / "old.bin")
+        torch_pickle.read_state_dict(tmp_path / "old.bin")
+
+
+def test_a_truncated_download_is_called_incomplete_and_to_be_downloaded_again(tmp_path):
+    whole = tmp_path / "whole.bin"
+    _torch_like_zip(whole, pickle.dumps(OrderedDict(), protocol=2),
+                    {"0": np.zeros(1000, "<f4").tobytes()})
+    cut = tmp_path / "pytorch_model.bin"
+    cut.write_bytes(whole.read_bytes()[:2500])  # the central directory at the end is lost
+    with pytest.raises(ConversionError) as error:
+        timm_to_keras.convert(cut, tmp_path / "z.weights.h5",
+                              asked_by="config models.b0.weights='hf_hub:owner/encoder'")
+    message = str(error.value)
+    assert f"{cut} looks incomplete (2,500 bytes)" in message
+    assert "truncated download" in message and "download it again" in message
+    assert "config models.b0.weights='hf_hub:owner/encoder' asks for it" in message
+    assert "download_weights rule" in message
+    assert not (tmp_path / "z.weights.h5").exists()
+
+
+def test_a_file_of_another_kind_says_what_it_is(tmp_path):
+    (tmp_path / "page.bin").write_text("<!DOCTYPE html><html>Sign in to continue</html>")
+    with pytest.raises(ConversionError, match=r"page.bin is an HTML page, not a PyTorch "
+                                              r"state_dict; expected one saved by torch.save"):
+        torch_pickle.read_state_dict(tmp_path / "page.bin")
 
 
 # --- wrong or partial state_dicts ----------------------------------------------------------------
@@ -357,7 +382,7 @@ def _save_numpy_state_dict(torch, state, path):
 
 def test_wrong_or_partial_state_dict_errors_name_the_key(torch_timm, timm_b0, tmp_path):
     torch, _ = torch_timm
-    state = timm_convert.read_state_dict(timm_b0[1])
+    state = torch_pickle.read_state_dict(timm_b0[1])
     dest = tmp_path / "x.weights.h5"
 
     partial = {k: v for k, v in state.items() if k != "blocks.3.1.conv_dw.weight"}
@@ -365,29 +390,29 @@ def test_wrong_or_partial_state_dict_errors_name_the_key(torch_timm, timm_b0, tm
     with pytest.raises(ConversionError, match=r"partial.bin: state_dict lacks "
                                               r"'blocks.3.1.conv_dw.weight' \(for Keras layer "
                                               r"block4b_dwconv\)"):
-        timm_convert.convert(tmp_path / "partial.bin", dest)
+        timm_to_keras.convert(tmp_path / "partial.bin", dest)
 
     wrong = dict(state, **{"blocks.2.0.bn1.running_var": np.ones(7, np.float32)})
     _save_numpy_state_dict(torch, wrong, tmp_path / "wrong.bin")
     with pytest.raises(ConversionError, match=r"'blocks.2.0.bn1.running_var' has shape \(7,\), "
                                               r"expected \(144,\) for Keras layer block3a_expand_bn"):
-        timm_convert.convert(tmp_path / "wrong.bin", dest)
+        timm_to_keras.convert(tmp_path / "wrong.bin", dest)
 
     extra = dict(state, **{"head.fc.weight": np.ones((2, 2), np.float32)})
     _save_numpy_state_dict(torch, extra, tmp_path / "extra.bin")
     with pytest.raises(ConversionError, match=r"unexpected keys \['head.fc.weight'\]"):
-        timm_convert.convert(tmp_path / "extra.bin", dest)
+        timm_to_keras.convert(tmp_path / "extra.bin", dest)
 
     prefixed = {f"encoder.{k}": v for k, v in state.items()}
     _save_numpy_state_dict(torch, prefixed, tmp_path / "prefixed.bin")
     with pytest.raises(ConversionError, match=r"prefix \('encoder.'\)"):
-        timm_convert.convert(tmp_path / "prefixed.bin", dest)
+        timm_to_keras.convert(tmp_path / "prefixed.bin", dest)
     assert not dest.exists()
 
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"architecture": "convnext_nano"}))
     with pytest.raises(ConversionError, match="architecture 'convnext_nano' is not supported"):
-        timm_convert.convert(timm_b0[1], dest, config_json=config)
+        timm_to_keras.convert(timm_b0[1], dest, config_json=config)
 
 
 # --- CLI -----------------------------------------------------------------------------------------
@@ -465,5 +490,5 @@ def test_legacy_tf_checkpoint_maps_by_variable_name(tmp_path):
         layers=[la for la in source.layers if la.name != "top_bn"])
     _legacy_checkpoint(without_top_bn, tmp_path / "broken" / "checkpoint")
     with pytest.raises(ConversionError, match="lacks variable 'top_bn/gamma'"):
-        timm_convert.convert_tf_checkpoint(tmp_path / "broken" / "checkpoint",
+        tf_checkpoint.convert_tf_checkpoint(tmp_path / "broken" / "checkpoint",
                                            tmp_path / "b.weights.h5")

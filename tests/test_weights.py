@@ -66,6 +66,7 @@ def test_hf_hub_fetches_state_dict_and_config_from_hf_endpoint(monkeypatch):
     assert p.timm_config == f"{folder}/config.json"
     assert p.file == "w/mwalmsley--zoobot-encoder-efficientnet_b0.weights.h5"
     assert p.matches_paper() == "zoobot-v2"
+    assert p.asked_by == f"config models.b0.weights={ZOOBOT!r}"  # named by conversion errors
 
 
 @pytest.mark.parametrize("spec, message", [

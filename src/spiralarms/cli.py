@@ -386,12 +386,9 @@ def _standard_first(column):
 # --- convert-weights ---------------------------------------------------------------------------
 
 def run_convert(args) -> int:
-    from spiralarms.models.timm_convert import (
-        card_path,
-        convert,
-        convert_tf_checkpoint,
-        is_tf_checkpoint,
-    )
+    from spiralarms.models.tf_checkpoint import convert_tf_checkpoint, is_tf_checkpoint
+    from spiralarms.models.timm_to_keras import convert
+    from spiralarms.models.weights_card import card_path
 
     if not (args.src.exists() or is_tf_checkpoint(args.src)):
         raise UserError(f"source {args.src} does not exist")

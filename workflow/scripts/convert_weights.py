@@ -1,10 +1,11 @@
 from spiralarms import logs
-from spiralarms.models import timm_convert
+from spiralarms.models import timm_to_keras
 
 logs.to_file(snakemake.log[0])
-timm_convert.convert(
+timm_to_keras.convert(
     snakemake.input.state_dict,
     snakemake.output.weights,
     config_json=snakemake.input.config or None,
     channels=snakemake.params.channels,
+    asked_by=snakemake.params.get("asked_by"),  # names the config key in errors
 )

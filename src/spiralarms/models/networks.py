@@ -16,13 +16,18 @@ import keras
 
 from spiralarms.data.augment import augmentation_layers
 from spiralarms.data.channels import CHANNELS
-from spiralarms.models import MODES
+from spiralarms.models import MODES, weights_card
+from spiralarms.models.file_kinds import describe, is_hdf5
 
 # The notebook's feature-map layers (section 7): lower, middle and upper depth of each backbone.
 FEATURE_LAYERS = {
     "b0": ("block2a_activation", "block3a_activation", "block5a_activation"),
     "v2m": ("block2a_expand_activation", "block3a_expand_activation", "block5a_expand_activation"),
 }
+
+
+class WeightsFileError(ValueError):
+    """A weights file that a backbone cannot load."""
 
 
 def _backbone(model: str, inputs, weights):
@@ -48,14 +53,19 @@ def _backbone(model: str, inputs, weights):
                 f"weights file {path} (config models.{model}.weights) does not exist; give a Keras "
                 "weights file for the backbone, 'imagenet', or null to train from scratch"
             )
-        from spiralarms.models import timm_convert
-
+        if not is_hdf5(path):  # else h5py's traceback, without the file's name
+            raise WeightsFileError(
+                f"weights file {path} (config models.{model}.weights) is not an HDF5/Keras "
+                f"weights file: it is {describe(path)}. Expected the {model} backbone's weights "
+                "as Keras writes them (backbone.save_weights('<name>.weights.h5'), a .h5 of "
+                "keras.applications, or `spiralarms convert-weights`' output), 'imagenet', or "
+                "null to train from scratch")
         # A file from `spiralarms convert-weights` (Zoobot's timm encoder) has a card beside it:
         # timm's numerics (batch-norm epsilon, symmetric padding) and its input range are set
         # before loading; its input mean/std come with the weights (Normalization layer).
-        card = timm_convert.read_card(path)
+        card = weights_card.read_card(path)
         if card is not None:
-            timm_convert.prepare_backbone(backbone, card)
+            weights_card.prepare_backbone(backbone, card)
         backbone.load_weights(path)
     return backbone
 

@@ -5,7 +5,7 @@ compute node needs the internet. Accepted sources:
 
 - null: train from scratch;
 - a local file: a Keras `.weights.h5`/`.h5` of the backbone as is, or a PyTorch state_dict
-  (`.bin`, `.pth`, `.pt`) of timm's efficientnet_b0, converted by `spiralarms.models.timm_convert`;
+  (`.bin`, `.pth`, `.pt`) of timm's efficientnet_b0, converted by `spiralarms.models.timm_to_keras`;
 - an `https://` URL of either kind: downloaded once (resume, sha256), then as a local file;
 - `imagenet`: Keras' own ImageNet file for the backbone, fetched by that same download rule;
 - `experiment:<name>`: the backbone of another experiment's trained model (that experiment
@@ -76,6 +76,11 @@ class WeightsPlan:
     @property
     def pretrained(self) -> bool:
         return self.file is not None
+
+    @property
+    def asked_by(self) -> str:
+        """The config entry behind these files, for errors about them."""
+        return f"config models.{self.model}.weights={self.spec!r}"
 
     def matches_paper(self) -> str:
         """'yes', 'no', or for Zoobot's newer encoder 'zoobot-v2' (in-domain, not the same file)."""
