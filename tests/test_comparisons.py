@@ -3,17 +3,20 @@ dr7objid, galaxies in one table only counted, different class variants judged pe
 the config check of the `comparisons` key."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
-from config_support import ROOT, merged
 from report_support import known_pair, predictions_table, write_predictions
 
 from spiralarms.config_checks import ConfigError, check_comparisons
+from spiralarms.config_layers import load
 from spiralarms.data.variants import VARIANTS
 from spiralarms.report import comparisons as cmp
+from spiralarms.training.experiment import grid
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SIX = list(VARIANTS["6class"].class_names)
 
@@ -211,29 +214,34 @@ def test_config_check_names_the_key(entry, message):
         check_comparisons(config([entry]))
 
 
-def test_shipped_comparisons_name_experiments_of_their_grids():
-    for names in (["config.yaml"], ["config.yaml", "heldout.yaml"], ["config.yaml", "demo.yaml"]):
-        merged_config = merged(*names)
-        assert merged_config["comparisons"], names
-        check_comparisons(merged_config)
-    real = merged("config.yaml")["comparisons"]
+SHIPPED = [["config.yaml"], ["config.yaml", "heldout.yaml"], ["demo.yaml"],
+           ["../.test/config/tiny.yaml"]]
+
+
+def shipped(*names):
+    """The config of `snakemake --configfile config/<name> ...`."""
+    return load([ROOT / "config" / name for name in names])
+
+
+@pytest.mark.parametrize("names", SHIPPED, ids="+".join)
+def test_shipped_comparisons_name_experiments_of_their_grids(names):
+    config = shipped(*names)
+    assert config["comparisons"], names
+    check_comparisons(config)
+    in_grid = grid(config["experiments"])
+    assert all(pair[k] in in_grid for pair in config["comparisons"] for k in ("a", "b"))
+
+
+def test_the_real_run_compares_merged_and_six_class_on_four_arm_galaxies():
     assert {"a": "v2m_merge45_standard_s42", "b": "v2m_6class_standard_s42",
-            "classes": ["4"]}.items() <= real[1].items()
+            "classes": ["4"]}.items() <= shipped("config.yaml")["comparisons"][1].items()
 
 
 def test_tiny_test_config_lists_its_own_pairs():
-    """.test/config/tiny.yaml's narrower grid refuses the real config's pairs, so it must list
-    pairs of its own grid."""
-    from snakemake.utils import update_config
-
-    from spiralarms.training.experiment import grid
-
-    real = merged("config.yaml")
-    tiny = merged("config.yaml")
-    update_config(tiny, yaml.safe_load((ROOT / ".test" / "config" / "tiny.yaml").read_text()))
-    with pytest.raises(ConfigError, match="not in the experiment grid"):
-        check_comparisons(tiny | {"comparisons": real["comparisons"]})
-    assert tiny["comparisons"] and tiny["comparisons"] != real["comparisons"]
+    """.test/config/tiny.yaml's one-model grid refuses the real run's pairs: it lists its own."""
+    tiny = shipped("../.test/config/tiny.yaml")
+    real = shipped("config.yaml")["comparisons"]
+    with pytest.raises(ConfigError, match=r"comparisons\[0\]\.a names experiment .* not in the"):
+        check_comparisons(tiny | {"comparisons": real})
+    assert tiny["comparisons"] and tiny["comparisons"] != real
     check_comparisons(tiny)
-    names = grid(tiny["experiments"])
-    assert all(pair[k] in names for pair in tiny["comparisons"] for k in ("a", "b"))
