@@ -251,9 +251,9 @@ def test_persistent_server_errors_give_up_naming_status(server, tmp_path):
 
 
 def test_download_rule_fails_permanent_errors_once_and_retries_a_server_error(tmp_path):
-    """The workflow's download rule (the real snakemake, the repository's SLURM-style profile
-    retries included): a 404 and a checksum mismatch are each requested once and end naming
-    their config key; a 500 followed by the file succeeds."""
+    """The workflow's download rules (the real snakemake, with retries as a profile may set):
+    a 404 and a checksum mismatch are each requested once and end naming their config key (the
+    weights' too); a 500 followed by the file succeeds."""
     import subprocess
 
     import yaml
@@ -267,16 +267,21 @@ def test_download_rule_fails_permanent_errors_once_and_retries_a_server_error(tm
         config.write_text(yaml.safe_dump({"data": {
             "catalog": web.url("zoo2MainSpecz.csv.gz"),
             "mapping": web.url("gz2_filename_mapping.csv"), "mapping_sha256": "ab" * 32,
-            "physical": web.url("physical.csv"), "physical_sha256": None}}))
+            "physical": web.url("physical.csv"), "physical_sha256": None},
+            "models": {"b0": {"weights": web.url("b0.weights.h5")}}}))  # not served: 404
         result = subprocess.run(
             [str(Path(sys.executable).with_name("snakemake")), "--keep-going", "--retries", "2",
-             *(f"results/data/download/{name}" for name in files), "-s",
+             *(f"results/data/download/{name}" for name in files),
+             "results/weights/download/b0.weights.h5", "-s",
              str(ROOT / "Snakefile"), "--cores", "1",
              "--configfile", str(ROOT / "config/config.yaml"), str(config)],
             cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
-        counts = {name: web.count(name) for name in files}
+        counts = {name: web.count(name) for name in [*files, "b0.weights.h5"]}
     assert result.returncode != 0
-    assert counts == {"zoo2MainSpecz.csv.gz": 1, "gz2_filename_mapping.csv": 1, "physical.csv": 2}
+    assert counts == {"zoo2MainSpecz.csv.gz": 1, "gz2_filename_mapping.csv": 1, "physical.csv": 2,
+                      "b0.weights.h5": 1}
+    weights_log = (tmp_path / "results/logs/download_weights/b0.weights.h5.log").read_text()
+    assert "models.b0.weights (http" in weights_log and "HTTP 404" in weights_log
     logs = tmp_path / "results/logs/download"
     assert "data.catalog (http" in (logs / "zoo2MainSpecz.csv.gz.log").read_text()
     assert "HTTP 404" in (logs / "zoo2MainSpecz.csv.gz.log").read_text()

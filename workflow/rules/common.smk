@@ -137,6 +137,15 @@ def weight_downloads():
     }
 
 
+def weight_download_key(file):
+    """The config key (models.<m>.weights) that asks for results/weights/download/<file>."""
+    return next(
+        f"models.{weights.model}.weights"
+        for weights in WEIGHT_PLANS.values()
+        if f"{WEIGHTS}/download/{file}" in weights.downloads
+    )
+
+
 def weight_conversions():
     """Name of a converted weights file (results/weights/<name>.weights.h5) -> its plan."""
     return {

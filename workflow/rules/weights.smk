@@ -19,6 +19,7 @@ rule download_weights:
         "../../envs/spiralarms.yaml"
     params:
         source=lambda wildcards: weight_downloads()[wildcards.file],
+        key=lambda wildcards: weight_download_key(wildcards.file),
     script:
         "../scripts/download_weights.py"
 

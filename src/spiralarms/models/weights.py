@@ -148,11 +148,12 @@ def _local(model, spec, path, weights_dir, downloads) -> WeightsPlan:
     return WeightsPlan(model, spec, path, downloads)
 
 
-def fetch(source: Download, dest) -> dict:
-    """Download one weights file (resumable; sha256 and, for Keras' files, md5 checked)."""
+def fetch(source: Download, dest, key: str | None = None) -> dict:
+    """Download one weights file (resumable; sha256 and, for Keras' files, md5 checked); `key`:
+    the config key asking for it (models.<m>.weights), named by every error."""
     from spiralarms.acquire import ChecksumError, download, sha256_of
 
-    entry = download(source.url, dest, sha256=source.sha256)
+    entry = download(source.url, dest, sha256=source.sha256, key=key)
     if source.md5:
         md5 = sha256_of(dest, algorithm="md5")
         if md5 != source.md5:
