@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 
 from spiralarms.evaluation import figures
 from spiralarms.evaluation.metrics import compute_metrics
+from spiralarms.report.tables import MISSING  # an empty row reads as a missing table cell
 
 CLASSES = ["1", "2", "?"]
 
@@ -93,7 +94,7 @@ def test_normalised_confusion_divides_each_row_by_its_support(tmp_path, drawn):
     np.testing.assert_allclose(shown[[0, 2]].sum(axis=1), 1.0)
     assert ax.images[0].norm.vmax == 1
     assert cell_texts(ax) == {(0, 0): "0.83", (0, 1): "0.17", (0, 2): "0.00",
-                              (1, 0): "–", (1, 1): "–", (1, 2): "–",
+                              (1, 0): MISSING, (1, 1): MISSING, (1, 2): MISSING,
                               (2, 0): "0.22", (2, 1): "0.00", (2, 2): "0.78"}
     # the support each row was divided by stays visible
     rows = [t.get_text() for t in ax.get_yticklabels()]
