@@ -201,6 +201,11 @@ def test_wilson_interval_and_binning():
     assert low == pytest.approx(0) and high == pytest.approx(1.96**2 / (10 + 1.96**2), abs=1e-3)
     index, labels = bins_of([3.0, np.nan, 1.0, 2.0, 4.0], n_bins=2)
     assert index.tolist() == [1, -1, 0, 0, 1] and labels == ["1–2", "3–4"]
+    # bar strength: unbarred galaxies (0) apart from the weakest bars
+    strength = [0, 0, 0, 0, 0, 0.3, 0.35, 0.5, 0.7]
+    index, labels = bins_of(strength, n_bins=3, zero_apart=True)
+    assert index.tolist() == [0, 0, 0, 0, 0, 1, 1, 2, 2] and labels == ["0", "0.3–0.35", "0.5–0.7"]
+    assert bins_of(strength, n_bins=3)[1][0] == "0–0.3"  # quantiles alone mix them
 
 
 def _rules(config):

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullLocator
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullLocator
 from scipy.stats import binomtest
 
 from spiralarms import atomic
@@ -53,6 +53,7 @@ class Quantity:
     column: str  # in truth.csv
     label: str  # axis label
     log_x: bool = False
+    zero_apart: bool = False  # 0 means "none": a bin of its own (bins_of)
 
 
 QUANTITIES = (
@@ -60,7 +61,7 @@ QUANTITIES = (
     Quantity("arm_snr", "arm S/N", log_x=True),
     Quantity("psf_arm_spacings", "PSF FWHM / arm spacing"),
     Quantity("inclination_deg", "inclination (deg)"),
-    Quantity("bar", "bar"),
+    Quantity("bar", "bar strength", zero_apart=True),
     Quantity("pitch_deg", "pitch (deg)"),
     Quantity("flocculent", "flocculent disc"),  # the real "can't tell"
 )
@@ -107,21 +108,31 @@ def outcomes(predictions, truth, experiment, source="predictions"):
     return frame.drop(columns="_merge")
 
 
-def bins_of(values, n_bins=N_BINS):
+def bins_of(values, n_bins=N_BINS, zero_apart=False):
     """Bin index per galaxy (-1: no value) and, per bin, its label: one bin per value when there
-    are at most `n_bins` distinct values, else quantile bins labelled by the values they hold."""
+    are at most `n_bins` distinct values, else quantile bins labelled by the values they hold.
+    `zero_apart`: 0 means "none" (no bar), so zeros get a bin of their own before the quantiles
+    of the rest, rather than sharing one with the weakest bars."""
     values = pd.to_numeric(pd.Series(values), errors="coerce").astype(float).reset_index(drop=True)
     present = values.notna()
     distinct = np.sort(values[present].unique())
     index = pd.Series(-1, index=values.index)
     if len(distinct) <= n_bins:
         index[present] = np.searchsorted(distinct, values[present])
-        labels = [f"{v:g}" for v in distinct]
-    else:
-        index[present] = pd.qcut(values[present], n_bins, labels=False, duplicates="drop")
-        labels = [f"{values[index == k].min():.3g}–{values[index == k].max():.3g}"
-                  for k in range(int(index.max()) + 1)]
+        return index.to_numpy(), [f"{v:g}" for v in distinct]
+    labels, quantiled = [], present
+    if zero_apart and (values == 0).any():
+        index[values == 0] = 0
+        labels, quantiled, n_bins = ["0"], present & (values != 0), n_bins - 1
+    index[quantiled] = len(labels) + pd.qcut(values[quantiled], n_bins, labels=False,
+                                             duplicates="drop")
+    labels += [_range_label(values[index == k]) for k in range(len(labels), int(index.max()) + 1)]
     return index.to_numpy(), labels
+
+
+def _range_label(values):
+    low, high = values.min(), values.max()
+    return f"{low:.3g}" if low == high else f"{low:.3g}–{high:.3g}"
 
 
 def _proportions(frame):
@@ -146,7 +157,7 @@ def experiment_table(frame, quantities, n_bins=N_BINS):
     rows = [{"quantity": "all", "bin": "all", **_proportions(frame)}]
     for quantity in quantities:
         values = frame[quantity.column]
-        index, labels = bins_of(values, n_bins)
+        index, labels = bins_of(values, n_bins, quantity.zero_apart)
         numeric = pd.to_numeric(values, errors="coerce").astype(float).to_numpy()
         for k, label in [*enumerate(labels), (-1, NO_VALUE)]:
             members = index == k
@@ -262,15 +273,17 @@ def selection_figure(table, quantities):
                 y = here[prefix].to_numpy(float)
                 if np.isnan(y).all():
                     continue
-                error = np.abs(here[[f"{prefix}_low", f"{prefix}_high"]].to_numpy(float).T - y)
-                ax.errorbar(x, y, yerr=error, color=colour, linestyle=line, marker=marker,
-                            markersize=4, capsize=2, label=label)
+                ax.plot(x, y, color=colour, linestyle=line, marker=marker, markersize=4,
+                        label=label)
+                ax.fill_between(x, here[f"{prefix}_low"], here[f"{prefix}_high"], color=colour,
+                                alpha=0.15, linewidth=0)
             if categorical:
                 ax.set_xticks(x, list(here["bin"]))
                 ax.set_xlim(-0.5, len(here) - 0.5)
             elif quantity.log_x and len(here) and (here["value_median"] > 0).all():
-                ax.set_xscale("log")  # sizes and S/N span decades: ticks at the bins' medians
-                ax.set_xticks(x, [f"{v:.2g}" for v in x])
+                ax.set_xscale("log")  # sizes and S/N span decades
+                ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+                ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
                 ax.xaxis.set_minor_locator(NullLocator())
             without = rows.loc[(rows["quantity"] == quantity.column)
                                & (rows["bin"] == NO_VALUE), "n"]
@@ -284,7 +297,7 @@ def selection_figure(table, quantities):
     fig.legend(handles, [v[0] for v in STYLE.values()], loc="outside lower center",
                ncols=3, frameon=False)
     fig.suptitle("Selection function: where the classifier is right, per physical quantity "
-                 "(test galaxies, Wilson 95 % intervals)")
+                 "(test galaxies; bands: Wilson 95 % intervals)")
     return fig
 
 
