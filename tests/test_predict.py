@@ -4,6 +4,7 @@ preprocessing, framing, test-time augmentation, catalogues, chunks and the comma
 import json
 import os
 import shutil
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -11,21 +12,20 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 import yaml
+from disk_support import full_folder, read_only_folder
 from PIL import Image
 from tiny_models import BAD, GOOD, IMAGE_SIZE, galaxy_pixels
 
 from spiralarms.cli import main
 from spiralarms.data.dataset import make_dataset
 from spiralarms.data.images import decode, preprocess, read_rgb, to_rgb
-from spiralarms.data.shards import shard_files, write_shards
+from spiralarms.data.shards import EXCLUDED, shard_files, write_shards
 from spiralarms.data.variants import VARIANTS
 from spiralarms.models.model_card import ModelCardError
 from spiralarms.predict import chunks
 from spiralarms.predict.predictor import (
     ModelFileError,
-    NoImagesError,
     Predictor,
-    class_counts,
     entropy,
     load_model,
     model_input,
@@ -33,6 +33,11 @@ from spiralarms.predict.predictor import (
     predict_rows,
     tta_views,
     window,
+)
+from spiralarms.predict.records import (
+    SKIPPED_COLUMNS,
+    NoImagesError,
+    class_counts,
     write_predictions,
 )
 
@@ -289,16 +294,25 @@ def test_model_without_card_needs_classes_and_crop(model_path, images, tmp_path)
     assert table.attrs["model_card"]["model"] == "b0"  # read from the 1-channel input
 
 
-def test_card_preprocessing_wins_over_anything_else(model_path, tmp_path):
-    """An imported model is fed as its card says: a crop of 424 (the whole frame) changes the
-    input the model sees."""
+def test_the_cards_crop_decides_what_the_model_sees(model_path, images, tmp_path):
+    """An imported model is fed as its card says, not as the paper's default: with a card crop of
+    424 (the whole frame) the prediction is the network's output on the whole-frame training
+    tensor, and differs from the same network's with the 224 crop."""
     folder = tmp_path / "whole_frame"
     folder.mkdir()
     shutil.copy(model_path, folder / "model.keras")
     card = json.loads(model_path.with_name("model.json").read_text())
     (folder / "model.json").write_text(json.dumps({**card, "crop_size": 424}))
-    assert Predictor(folder / "model.keras").card["crop_size"] == 424
-    assert window(424, 424, Predictor(folder / "model.keras").card["crop_size"]) == (0, 0, 424)
+    whole, _ = predict_images(folder / "model.keras", [images / "galaxy.jpg"])
+    central, _ = predict_images(model_path, [images / "galaxy.jpg"])
+    model = keras.models.load_model(model_path, safe_mode=True)
+    jpeg = (images / "galaxy.jpg").read_bytes()
+    # bit for bit, as test_prediction_sees_what_training_sees: the untrained network's outputs
+    # are all near 1/6, so only exact equality tells the two inputs apart
+    for seen, crop in ((whole, 424), (central, 224)):
+        expected = model.predict_on_batch(decode(jpeg, "b0", IMAGE_SIZE, crop)[None])
+        np.testing.assert_array_equal(seen[PROBS].to_numpy(), expected)
+    assert not np.array_equal(whole[PROBS].to_numpy(), central[PROBS].to_numpy())
 
 
 def test_classes_that_do_not_fit_the_network_are_refused(model_path, images):
@@ -549,3 +563,97 @@ def test_schema_defaults_are_the_code_defaults():
 
     fits_defaults = {k: v["default"] for k, v in spec["properties"]["fits"]["properties"].items()}
     assert fits_defaults == FitsOptions().as_dict()
+
+
+def test_a_zero_byte_image_has_the_same_reason_in_predict_and_in_shards(model_path, images,
+                                                                         tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    shutil.copy(images / "galaxy.jpg", folder / "1.jpg")
+    (folder / "2.jpg").write_bytes(b"")
+    _, skipped = predict_images(model_path, [folder])
+    assert [(s["id"], s["code"]) for s in skipped] == [("2.jpg", "unreadable")]
+    labels = pd.DataFrame([{"dr7objid": i, "asset_id": i, "arm_class": 1, "arm_fraction": 0.9,
+                            "subset": "test", "image": f"{i}.jpg"} for i in (1, 2)])
+    write_shards(labels, folder, tmp_path / "shards", workers=1)
+    excluded = pd.read_csv(tmp_path / "shards" / EXCLUDED)
+    assert excluded["reason"].tolist() == [skipped[0]["reason"]] == ["empty file (0 bytes)"]
+
+
+def test_cli_counts_the_images_it_predicted_and_those_it_skipped(model_path, images, tmp_path,
+                                                                  capsys, caplog):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name in ("galaxy.jpg", "grey.png", "corrupt.jpg"):
+        shutil.copy(images / name, folder / name)
+    (folder / "empty.png").write_bytes(b"")
+    with caplog.at_level("INFO", logger="spiralarms.predict.predictor"):
+        assert main(["predict", "--model", str(model_path), str(folder), "-o",
+                     str(tmp_path / "p.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "wrote 2 predictions" in out and "skipped 2 " in out
+    assert "predicted 2 images; skipped 2 that could not be read" in caplog.text
+    assert "predicting 4" not in caplog.text and "predicted 4" not in caplog.text
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 2
+
+
+def test_cli_refuses_an_output_folder_it_cannot_write_before_reading_images(
+        model_path, images, tmp_path, capsys, caplog):
+    (tmp_path / "a_file").write_text("not a folder")
+    cases = [(read_only_folder(tmp_path) / "p.csv", "not writable"),
+             (tmp_path / "a_file" / "p.csv", "is a file, not a folder")]
+    for out, words in cases:
+        with caplog.at_level("INFO"):
+            assert main(["predict", "--model", str(model_path), str(images), "-o", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert words in err and str(out.parent) in err and "Traceback" not in err
+        assert "reading" not in caplog.text  # refused before the first image
+        caplog.clear()
+
+
+def test_cli_on_a_full_disk_names_the_output_and_leaves_no_partial_result(model_path, images,
+                                                                          tmp_path, capsys):
+    with full_folder(tmp_path) as full:
+        for name in ("p.csv", "p.parquet"):
+            assert main(["predict", "-q", "--model", str(model_path), str(images), "-o",
+                         str(full / name)]) == 2
+            err = capsys.readouterr().err
+            assert f"cannot write {full / name}: no space left on device" in err
+        assert [p.name for p in full.iterdir()] == [".ballast"]
+
+
+@pytest.mark.parametrize("value", ["-1", "0"])
+def test_cli_max_upscale_out_of_range_is_refused_at_parsing(model_path, images, tmp_path, capsys,
+                                                             value):
+    with pytest.raises(SystemExit) as stop:
+        main(["predict", "--model", str(model_path), str(images), "-o", str(tmp_path / "p.csv"),
+              f"--max-upscale={value}"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "--max-upscale must be a number greater than 0" in err and repr(value) in err
+
+
+def test_cli_a_missing_input_folder_is_reported_missing(model_path, tmp_path, capsys):
+    missing = tmp_path / "my_cutouts"
+    for extra in ([], ["--chunk-size", "2"]):
+        out = tmp_path / "p.parquet"
+        assert main(["predict", "--model", str(model_path), str(missing), "-o", str(out),
+                     *extra]) == 2
+        err = capsys.readouterr().err
+        assert f"{missing} does not exist" in err and "no images" not in err
+    assert main(["predict", "--model", str(model_path), "--catalog", str(tmp_path / "s.csv"),
+                 "-o", str(tmp_path / "p.parquet")]) == 2
+    assert f"catalogue {tmp_path / 's.csv'} does not exist" in capsys.readouterr().err
+
+
+def test_readme_lists_the_columns_written_for_folder_and_catalogue_input(predicted, tmp_path):
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    output = " ".join(readme[readme.index("**Output**"):readme.index("**In chunks**")].split())
+    table, skipped = predicted
+    written = pd.read_csv(write_predictions(table, skipped, tmp_path / "p.csv")[0]).columns
+    for column in written:
+        assert f"`{column}`" in output or column.startswith("prob_"), column
+    assert "`row` (" in output and "row" not in written  # row: catalogue input only
+    assert f"`{', '.join(SKIPPED_COLUMNS)}`" in output
+    listing = pd.read_csv(tmp_path / "p.skipped.csv").columns
+    assert f"a plain folder: `{', '.join(listing)}`" in output

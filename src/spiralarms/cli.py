@@ -168,8 +168,9 @@ def _predict_parser(commands, common):
                          help="test-time views per galaxy, 1-8 (rotations, then mirrored): mean, "
                               "std and entropy")
     predict.add_argument("--threads", type=int, help="CPU threads (default: all)")
-    predict.add_argument("--max-upscale", type=float, default=DEFAULTS["max_upscale"],
-                         help="skip images whose window the model would enlarge more than this")
+    predict.add_argument("--max-upscale", type=_max_upscale, default=DEFAULTS["max_upscale"],
+                         help="skip images whose window the model would enlarge more than this "
+                              "(a number > 0; 1 = never enlarge)")
     predict.add_argument("--fits-hdu", help="FITS HDU index or name (default: first with an "
                                             "image)")
     predict.add_argument("--fits-bands", help="FITS planes as R,G,B (e.g. 2,1,0) or one plane")
@@ -184,26 +185,47 @@ def _predict_parser(commands, common):
     predict.set_defaults(run=run_predict)
 
 
+def _max_upscale(text) -> float:
+    from spiralarms.predict.records import check_max_upscale
+
+    try:
+        return check_max_upscale(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error).replace("max_upscale", "--max-upscale", 1)) \
+            from None
+
+
 def run_predict(args) -> int:
-    from spiralarms.models.model_card import ModelCardError
+    from spiralarms.atomic import OutputError, check_writable
     from spiralarms.predict import chunks
-    from spiralarms.predict.fits import FitsOptions
-    from spiralarms.predict.predictor import (
-        ModelFileError,
-        NoImagesError,
-        Predictor,
-        check_output_path,
-        configure_threads,
-        predict_images,
-        predict_rows,
-        write_predictions,
-    )
+    from spiralarms.predict.records import NoImagesError, check_output_path
 
     source = _predict_source(args)
     try:
         check_output_path(args.output)
         if args.chunk_size is not None:
             chunks.layout(args.output)
+        check_writable(args.output.parent)  # before any image is predicted
+        return _predict(args, source)
+    except (NoImagesError, chunks.CatalogError, chunks.ChunkError, OutputError, MemoryError,
+            ValueError) as error:
+        raise UserError(str(error)) from error
+
+
+def _predict(args, source) -> int:
+    from spiralarms.models.model_card import ModelCardError
+    from spiralarms.predict import chunks
+    from spiralarms.predict.fits import FitsOptions
+    from spiralarms.predict.predictor import (
+        ModelFileError,
+        Predictor,
+        configure_threads,
+        predict_images,
+        predict_rows,
+    )
+    from spiralarms.predict.records import NoImagesError, write_predictions
+
+    try:
         fits = FitsOptions.from_dict(_fits_options(args))
         args.threads = configure_threads(args.threads)  # the input pipeline's share
         card = {"classes": args.classes, "crop_size": args.crop_size}
@@ -220,8 +242,7 @@ def run_predict(args) -> int:
             table, skipped = predict_rows(predictor, rows, args.threads)
         else:
             table, skipped = predict_images(predictor, args.images, threads=args.threads)
-    except (ModelCardError, ModelFileError, NoImagesError, chunks.CatalogError,
-            chunks.ChunkError, MemoryError, ValueError) as error:
+    except (ModelCardError, ModelFileError) as error:
         raise UserError(str(error)) from error
     written = write_predictions(table, skipped, args.output)
     if not len(table):
@@ -240,6 +261,10 @@ def _predict_source(args):
         raise UserError("give either --catalog or image files/folders, not both")
     if not args.catalog and not args.images:
         raise UserError("nothing to predict: give image files/folders or --catalog FILE")
+    if args.catalog and not args.catalog.exists():
+        raise UserError(f"catalogue {args.catalog} does not exist; check the path")
+    if args.chunk_size is not None and len(args.images) == 1 and not args.images[0].exists():
+        raise UserError(f"input folder {args.images[0]} does not exist; check the path")
     if args.chunk_size is not None and not args.catalog and \
             (len(args.images) != 1 or not args.images[0].is_dir()):
         raise UserError("--chunk-size needs --catalog FILE or one folder of images")
@@ -295,14 +320,14 @@ def _run_chunked(args, predictor, source) -> int:
 def _reasons_line(codes) -> str:
     from collections import Counter
 
-    from spiralarms.predict.predictor import SKIP_MEANINGS
+    from spiralarms.predict.records import SKIP_MEANINGS
 
     return "; ".join(f"{count} {SKIP_MEANINGS.get(code, code)}"
                      for code, count in Counter(codes).most_common())
 
 
 def format_counts(table) -> str:
-    from spiralarms.predict.predictor import class_counts
+    from spiralarms.predict.records import class_counts
 
     counts = class_counts(table)
     lines = [f"{'class':<12} {'count':>6} {'share':>6}"]

@@ -94,6 +94,10 @@ def read_manifest(shard_dir) -> dict:
     return json.loads(path.read_text())
 
 
+# The reason for a zero-byte image, in these words wherever it is met (shards, predict).
+EMPTY_FILE = "empty file (0 bytes)"
+
+
 def check_jpeg(data: bytes, decode: bool = True):
     """(reason, shape): reason is None for a sound JPEG; shape is 'WxHxC' from its frame header.
 
@@ -123,7 +127,7 @@ _OTHER_SOF = {0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 def _jpeg_structure(data: bytes):
     """(reason, shape) from walking the header segments up to the first scan."""
     if not data:
-        return "empty file (0 bytes)", None
+        return EMPTY_FILE, None
     if not data.startswith(b"\xff\xd8"):
         return "not a JPEG (no start-of-image marker)", None
     pos, shape = 2, None

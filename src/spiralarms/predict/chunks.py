@@ -22,7 +22,10 @@ Layout for an output `<out>.parquet` (the workflow's `results/predictions/<name>
     <out>.summary.json / .md     counts by class and share, skipped by reason, reconciled totals
     <out>.confidence.png         distribution of the top-class probability, by predicted class
 
-Nothing here imports TensorFlow: the workflow's split and gather steps stay light.
+Nothing here imports TensorFlow at module level: the workflow's split and gather steps stay
+light (a test checks it); only predicting a chunk imports `predictor`. Every file is written to a
+temporary name and renamed into place once complete (`spiralarms.atomic`), the dataset folder
+included, so nothing here can be read half-written.
 """
 
 import hashlib
@@ -34,6 +37,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from spiralarms import atomic
+from spiralarms.gz2.catalog import CatalogError
+from spiralarms.predict.records import (
+    SKIP_MEANINGS,
+    SKIPPED_COLUMNS,
+    arrow_table,
+    check_max_upscale,
+    scan_folder,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +71,6 @@ DEFAULTS = {
 }
 
 
-class CatalogError(ValueError):
-    """The catalogue cannot be used as it is: the message says what to change."""
-
-
 class ChunkError(RuntimeError):
     """Finished chunks that do not add up to the plan (stale or missing)."""
 
@@ -73,6 +82,10 @@ def job_settings(entry: dict) -> dict:
         raise CatalogError(f"unknown prediction settings {sorted(unknown)}")
     settings = {**DEFAULTS, **{k: v for k, v in entry.items() if v is not None}}
     settings["fits"] = dict(settings.get("fits") or {})
+    try:
+        settings["max_upscale"] = check_max_upscale(settings["max_upscale"])
+    except ValueError as error:
+        raise CatalogError(f"prediction setting {error}") from None
     if bool(entry.get("images")) == bool(entry.get("catalog")):
         raise CatalogError("give either a catalogue (catalog) or a folder of images (images)")
     return settings
@@ -93,7 +106,9 @@ def read_input(source, id_column="id_str", file_column="file_loc", size_column=N
     if source.is_dir():
         return _folder_rows(source)
     if not source.exists():
-        raise CatalogError(f"catalogue {source} does not exist")
+        what = "catalogue" if source.name.lower().endswith(CATALOG_SUFFIXES) else \
+            "input (a folder of images or a catalogue file)"
+        raise CatalogError(f"{what} {source} does not exist; check the path")
     catalogue = read_catalog_file(source, [id_column, file_column]
                                   + ([size_column] if size_column else []))
     ids = catalogue[id_column].map(_as_id)
@@ -158,8 +173,6 @@ def _check_columns(path, wanted, present):
 
 
 def _folder_rows(folder) -> pd.DataFrame:
-    from spiralarms.predict.predictor import scan_folder
-
     paths = scan_folder(folder)
     return pd.DataFrame({"row": np.arange(len(paths), dtype=np.int64),
                          "id": [p.name for p in paths], "file": [p.name for p in paths],
@@ -239,9 +252,8 @@ def write_split(table: pd.DataFrame, plan: dict, catalog_out, plan_out):
     catalog_out, plan_out = Path(catalog_out), Path(plan_out)
     catalog_out.parent.mkdir(parents=True, exist_ok=True)
     arrow = pa.Table.from_pandas(table[NORMALISED_COLUMNS], preserve_index=False)
-    partial = catalog_out.with_name(catalog_out.name + ".partial")
-    pq.write_table(arrow, partial, row_group_size=max(1, plan["chunk_size"]))
-    os.replace(partial, catalog_out)
+    with atomic.replacing(catalog_out) as partial:
+        pq.write_table(arrow, partial, row_group_size=max(1, plan["chunk_size"]))
     _write_json(plan_out, plan)
 
 
@@ -281,26 +293,6 @@ def settings_digest(settings: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
 
 
-INT_COLUMNS = ("row", "width", "height", "pred_index")
-FLOAT_COLUMNS = ("p_max", "entropy")
-
-
-def arrow_table(frame: pd.DataFrame):
-    """`frame` with one fixed type per column (an empty chunk must not give null columns, or
-    the dataset's parts would not read as one table)."""
-    import pyarrow as pa
-
-    def kind(name):
-        if name in INT_COLUMNS:
-            return pa.int64()
-        if name in FLOAT_COLUMNS or name.startswith(("prob_", "std_")):
-            return pa.float32()
-        return pa.string()
-
-    schema = pa.schema([(name, kind(name)) for name in frame.columns])
-    return pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
-
-
 def write_chunk(full: pd.DataFrame, path, metadata: dict) -> Path:
     """A chunk's rows (predicted and skipped) with the plan fingerprint and settings in the
     parquet metadata; written to a temporary name and renamed, so a killed job leaves no chunk
@@ -312,9 +304,8 @@ def write_chunk(full: pd.DataFrame, path, metadata: dict) -> Path:
     arrow = arrow_table(full)
     meta = dict(arrow.schema.metadata or {})
     meta[b"spiralarms"] = json.dumps(metadata, default=str).encode()
-    partial = path.with_name(path.name + ".partial")
-    pq.write_table(arrow.replace_schema_metadata(meta), partial)
-    os.replace(partial, path)
+    with atomic.replacing(path) as partial:
+        pq.write_table(arrow.replace_schema_metadata(meta), partial)
     return path
 
 
@@ -372,21 +363,28 @@ def chunk_path(paths: dict, chunk: str) -> Path:
 def gather(plan: dict, chunk_files, dataset_dir, skipped_csv, summary_json, summary_md=None,
            figure=None, name: str = "") -> dict:
     """Merge finished chunks into the dataset (one part per chunk, predicted rows only), the
-    skipped list and the summary; refuse chunks that do not match the plan. Returns the summary."""
-    import shutil
+    skipped list and the summary; refuse chunks that do not match the plan. Returns the summary.
 
-    import pyarrow.parquet as pq
-
-    from spiralarms.predict.predictor import SKIP_MEANINGS, SKIPPED_COLUMNS
-
+    The dataset folder is built beside its final path and swapped in whole: until then a reader
+    sees the previous complete dataset, never part of the new one."""
     chunk_files = [Path(p) for p in chunk_files]
     entries = plan["chunks"]
     if len(chunk_files) != len(entries):
         raise ChunkError(f"{len(chunk_files)} chunk files for a plan of {len(entries)} chunks")
     dataset_dir = Path(dataset_dir)
-    if dataset_dir.exists():
-        shutil.rmtree(dataset_dir) if dataset_dir.is_dir() else dataset_dir.unlink()
-    dataset_dir.mkdir(parents=True)
+    if dataset_dir.is_file():
+        dataset_dir.unlink()
+    dataset_dir.parent.mkdir(parents=True, exist_ok=True)
+    with atomic.replacing_dir(dataset_dir) as partial_dir:
+        merged = _merge_chunks(entries, chunk_files, partial_dir)
+    return _write_gathered(plan, *merged, skipped_csv, summary_json, summary_md, figure, name)
+
+
+def _merge_chunks(entries, chunk_files, dataset_dir):
+    """Write one dataset part per chunk into `dataset_dir`; return (total, predicted, skipped,
+    class counts, confidence histograms, card, tta)."""
+    import pyarrow.parquet as pq
+
     skipped_parts, class_counts, confidence, card, tta = [], None, None, None, 1
     total = predicted = 0
     for entry, path in zip(entries, chunk_files):
@@ -420,13 +418,19 @@ def gather(plan: dict, chunk_files, dataset_dir, skipped_csv, summary_json, summ
     skipped = pd.concat(skipped_parts) if skipped_parts else pd.DataFrame(
         columns=["row", "id", "file", "path", "skip_code", "skip_reason"])
     skipped = skipped.rename(columns={"skip_code": "code", "skip_reason": "reason"})
+    return total, predicted, skipped, class_counts, confidence, card, tta
+
+
+def _write_gathered(plan, total, predicted, skipped, class_counts, confidence, card, tta,
+                    skipped_csv, summary_json, summary_md, figure, name) -> dict:
     Path(skipped_csv).parent.mkdir(parents=True, exist_ok=True)
-    skipped[SKIPPED_COLUMNS].to_csv(skipped_csv, index=False)
+    with atomic.replacing(skipped_csv) as partial:
+        skipped[SKIPPED_COLUMNS].to_csv(partial, index=False)
     summary = summarise(name, plan, total, predicted, skipped, class_counts, confidence, card, tta,
                         SKIP_MEANINGS)
     _write_json(summary_json, summary)
     if summary_md:
-        Path(summary_md).write_text(summary_markdown(summary))
+        atomic.write_text(summary_md, summary_markdown(summary))
     if figure:
         confidence_figure(summary, figure)
     if not summary["reconciles"]:
@@ -526,16 +530,15 @@ def confidence_figure(summary: dict, path):
     ax.legend(title="predicted class", fontsize=8)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    with atomic.replacing(path) as partial:
+        fig.savefig(partial, dpi=120, format="png")
     plt.close(fig)
 
 
 def _write_json(path, data):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(data, indent=1, default=str))
-    os.replace(partial, path)
+    atomic.write_text(path, json.dumps(data, indent=1, default=str))
 
 
 # --- the workflow's three rules: predict_split, predict_chunk, predict_gather ----------------------

@@ -51,15 +51,20 @@ from PIL import Image, UnidentifiedImageError
 from spiralarms import runtime
 from spiralarms.data.channels import CHANNELS
 from spiralarms.data.images import crop_fraction, preprocess, read_pil, read_rgb
+from spiralarms.data.shards import EMPTY_FILE
 from spiralarms.data.variants import get_variant, long_names
 from spiralarms.gz2 import FRAME
 from spiralarms.models import model_card
-from spiralarms.predict.fits import FITS_SUFFIXES, FitsOptions, SkipImage, is_fits, read_fits
+from spiralarms.predict.fits import FitsOptions, SkipImage, is_fits, read_fits
+from spiralarms.predict.records import (  # noqa: F401 - write_predictions: callers' one import
+    NoImagesError,
+    check_max_upscale,
+    find_images,
+    write_predictions,
+)
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-INPUT_SUFFIXES = IMAGE_SUFFIXES + FITS_SUFFIXES  # what a folder scan picks up
 JPEG_SUFFIXES = (".jpg", ".jpeg")
 GZ2_R90_PER_PIXEL = 0.02  # GZ2 cut-outs: 424 px at 0.02 x Petrosian R90 per pixel
 MAX_TTA = 8
@@ -68,59 +73,12 @@ JPEG_BLOCK, JPEG_MARGIN = 16, 8  # decode window: 16 px blocks, 8 px of context 
 PROGRESS_EVERY_S = 60.0
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
-# Plain words for each reason a row can be skipped (summary tables and the skipped list).
-SKIP_MEANINGS = {
-    "missing_file": "the file does not exist",
-    "unreadable": "the file is not an image that can be read (corrupt, truncated or another format)",
-    "too_small": "the image is far smaller than the training frame",
-    "no_image_data": "the FITS file holds no image data",
-    "no_finite_pixels": "every pixel of the FITS image is NaN or infinite",
-    "blank": "every pixel has the same value",
-    "bad_bands": "the FITS image's bands do not fit the band choice",
-    "no_size": "the galaxy-size column is empty or not a positive number",
-    "empty_id": "the id is empty",
-    "empty_file": "no file is given",
-    "duplicate_id": "the id occurs on an earlier row (only the first is predicted)",
-}
-
-
-class NoImagesError(ValueError):
-    """No image files were found among the inputs."""
-
 
 class ModelFileError(ValueError):
     """The model path is missing or is not a Keras model file."""
 
 
 # --- finding and reading images ----------------------------------------------------------------
-
-def find_images(inputs) -> tuple[list, list]:
-    """Image paths from files and folders (folders: .jpg/.jpeg/.png and FITS, any case, sorted),
-    and `skipped` entries for inputs that do not exist. Explicit files are taken whatever their
-    name."""
-    images, skipped = [], []
-    for item in map(Path, as_list(inputs)):
-        if item.is_dir():
-            images += scan_folder(item)
-        elif item.is_file():
-            images.append(item)
-        else:
-            skipped.append({"path": str(item), "code": "missing_file",
-                            "reason": f"no such file or folder: {item}"})
-    return list(dict.fromkeys(images)), skipped  # a file named twice is predicted once
-
-
-def scan_folder(folder) -> list:
-    """Image and FITS files of `folder` (not its subfolders), sorted by name."""
-    # dotfiles are macOS resource forks ('._x.jpg') and editor droppings, not images
-    return sorted(p for p in Path(folder).iterdir() if p.is_file() and not p.name.startswith(".")
-                  and p.name.lower().endswith(INPUT_SUFFIXES))
-
-
-def as_list(inputs) -> list:
-    """One path or many."""
-    return [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
-
 
 def model_input(rgb: np.ndarray, card: dict) -> np.ndarray:
     """The training preprocessing (images.preprocess) applied to one uint8 RGB GZ2 frame."""
@@ -235,6 +193,7 @@ class Predictor:
             raise ValueError(f"batch size must be >= 1, got {self.batch_size}")
         if isinstance(self.fits, dict):
             self.fits = FitsOptions.from_dict(self.fits)
+        self.max_upscale = check_max_upscale(self.max_upscale)
         self.tta, self.batch_size = int(self.tta), int(self.batch_size)
         self.model = load_model(self.model_path)
         self.card = model_card.complete(self.model, self.model_path, self.card)
@@ -268,6 +227,8 @@ class Predictor:
     def load(self, path, size_px=None) -> tuple[np.ndarray, int, int, str]:
         """The framed float32 window of one file and its width, height, mode; SkipImage when it
         cannot be used. The reference path, outside tf.data (the pipeline gives the same)."""
+        if os.path.isfile(path) and not os.path.getsize(path):
+            raise SkipImage("unreadable", EMPTY_FILE)  # the shards' words for the same file
         try:
             if is_fits(path):
                 image, mode = read_fits(path, self.fits)
@@ -438,7 +399,7 @@ class Predictor:
             if time.perf_counter() - last > PROGRESS_EVERY_S:
                 last = time.perf_counter()
                 done = int(seen.sum())
-                log.info("%spredicted %d of %d images (%.0f images/s)", progress, done, n,
+                log.info("%sread %d of %d images (%.0f images/s)", progress, done, n,
                          done / (last - started))
         retry = np.flatnonzero(~seen)
         inputs = []
@@ -531,9 +492,6 @@ def predict_images(model_path, inputs, batch_size: int = 32, card: dict | None =
     `model_path` may also be a ready Predictor (the other model settings are then its own).
     """
     paths, missing = find_images(inputs)
-    if not paths:
-        raise NoImagesError(f"no images ({', '.join(INPUT_SUFFIXES)}) found in "
-                            f"{', '.join(map(str, as_list(inputs)))}")
     predictor = model_path if isinstance(model_path, Predictor) else \
         Predictor(model_path, card, batch_size, tta, fits or FitsOptions(), max_upscale)
     rows = pd.DataFrame({"id": [p.name for p in paths], "file": [str(p) for p in paths],
@@ -557,11 +515,15 @@ def predict_all_rows(predictor: Predictor, rows: pd.DataFrame, threads=None, pro
     given = rows["skip_code"].fillna("") if "skip_code" in rows else pd.Series("", rows.index)
     todo = np.flatnonzero(given.to_numpy() == "")
     sizes = rows["size"].to_numpy(np.float64) if "size" in rows else np.full(len(rows), np.nan)
-    log.info("%spredicting %d images with %s (%s, classes %s, %d px, crop %s, tta %d)", progress,
+    log.info("%sreading %d images for %s (%s, classes %s, %d px, crop %s, tta %d)", progress,
              len(todo), predictor.model_path, predictor.card["model"], predictor.card["classes"],
              predictor.card["image_size"], predictor.card["crop_size"], predictor.tta)
     result = predictor.predict([rows["path"].iloc[i] for i in todo], sizes[todo], threads,
                                progress)
+    unread = int((result["skip_code"] != "").sum()) if len(result) else 0
+    # the count is what was predicted: images that could not be read are counted apart
+    log.info("%spredicted %d images; skipped %d that could not be read and %d rows without an "
+             "image", progress, len(todo) - unread, unread, len(rows) - len(todo))
     columns = [c for c in ("row", "id", "file", "path") if c in rows]
     full = rows[columns].copy()
     empty = predictor.probability_columns(
@@ -590,85 +552,3 @@ def split_predicted(full: pd.DataFrame, card: dict):
     skipped = full.loc[skipped_mask, columns + ["skip_code", "skip_reason"]]
     skipped = skipped.rename(columns={"skip_code": "code", "skip_reason": "reason"})
     return table, skipped.to_dict("records")
-
-
-def prediction_table(rows, proba, card) -> pd.DataFrame:
-    """Rows (dicts) and their class probabilities as a prediction table (card in `attrs`)."""
-    names = list(card["class_names"])
-    labels = long_names(get_variant(card["classes"]))
-    table = pd.DataFrame(rows)
-    index = np.argmax(proba, axis=1).astype("int64")
-    table["pred_index"] = index
-    table["pred_name"] = [names[i] for i in index]
-    table["pred_label"] = [labels[i] for i in index]
-    table["p_max"] = proba.max(axis=1, initial=0.0)
-    table["entropy"] = entropy(proba)
-    for i, name in enumerate(names):
-        table[f"prob_{name}"] = proba[:, i]
-    table.attrs["model_card"] = dict(card)
-    return table
-
-
-# --- writing -----------------------------------------------------------------------------------
-
-OUTPUT_SUFFIXES = (".parquet", ".csv")
-
-
-def check_output_path(out_path) -> Path:
-    """The output path if this command writes its suffix (.parquet or .csv), else ValueError."""
-    out_path = Path(out_path)
-    if out_path.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise ValueError(f"output {out_path}: the suffix must be .parquet or .csv (the format "
-                         f"written), got {out_path.suffix or 'none'!r}")
-    return out_path
-
-
-def skipped_path(out_path) -> Path:
-    out_path = Path(out_path)
-    return out_path.with_name(out_path.stem + ".skipped.csv")
-
-
-SKIPPED_COLUMNS = ["row", "id", "file", "path", "code", "reason"]
-
-
-def write_skipped(skipped, path) -> Path:
-    frame = pd.DataFrame(skipped, columns=None if skipped else SKIPPED_COLUMNS)
-    frame = frame[[c for c in SKIPPED_COLUMNS if c in frame.columns]]
-    frame.to_csv(path, index=False)
-    return Path(path)
-
-
-def write_predictions(table, skipped, out_path) -> list:
-    """Parquet (or CSV for a .csv path) of the predictions, plus `<out stem>.skipped.csv`
-    (id, file, path, code, reason) when anything was skipped; a stale list from an earlier run is
-    removed. Returns the written paths."""
-    out_path = check_output_path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    if out_path.suffix.lower() == ".csv":
-        table.to_csv(out_path, index=False)
-    else:
-        from spiralarms.predict.chunks import arrow_table
-
-        table.to_parquet(out_path, index=False, schema=arrow_table(table).schema)
-    written = [out_path]
-    listing = skipped_path(out_path)
-    if skipped:
-        written.append(write_skipped(skipped, listing))
-    elif listing.exists():
-        listing.unlink()
-    return written
-
-
-def class_counts(table) -> pd.DataFrame:
-    """Predicted galaxies per class (every class, zeros included) and their share."""
-    card = table.attrs["model_card"]
-    return counts_frame(table["pred_name"].value_counts(), card)
-
-
-def counts_frame(counts: pd.Series, card: dict) -> pd.DataFrame:
-    names = list(card["class_names"])
-    counts = counts.reindex(names, fill_value=0)
-    labels = long_names(get_variant(card["classes"]))
-    total = max(1, int(counts.sum()))
-    return pd.DataFrame({"class": names, "label": labels, "count": counts.to_numpy(),
-                         "share": counts.to_numpy() / total})
