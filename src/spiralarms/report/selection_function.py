@@ -28,7 +28,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullLocator
 from scipy.stats import binomtest
 
-from spiralarms import atomic
+from spiralarms import atomic, gz2
 from spiralarms.data.variants import DROPPED
 from spiralarms.plotting import PNG_DPI
 from spiralarms.report.tables import to_markdown as markdown_table
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 N_BINS = 5
 NO_VALUE = "no value"
-CANT_TELL = "?"
+CANT_TELL = gz2.ARM_CLASS_NAMES[5]  # "?", the class name of "can't tell"
 # (column in the table, its prefix in the output, what the count of successes is)
 MEASURES = (("truth", "accuracy_truth"), ("label", "accuracy_label"), ("cant_tell", "cant_tell"))
 COLUMNS = ["experiment", "model", "classes", "subset", "quantity", "bin", "value_low",
