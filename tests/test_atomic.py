@@ -106,3 +106,11 @@ def test_the_partial_name_is_hidden_and_per_process(tmp_path):
     partial = atomic.partial_name(tmp_path / "out.csv")
     assert partial.parent == tmp_path
     assert partial.name == f".out.csv.partial-{os.getpid()}"
+
+
+def test_a_writer_that_needs_a_suffix_gets_it(tmp_path):
+    target = tmp_path / "best.weights.h5"
+    with atomic.replacing(target, suffix=".weights.h5") as partial:
+        assert partial.name.endswith(".weights.h5") and partial.name.startswith(".best.")
+        partial.write_bytes(b"h5")
+    assert [p.name for p in tmp_path.iterdir()] == ["best.weights.h5"]

@@ -45,10 +45,11 @@ def output_error(error: OSError, path: str | Path) -> OSError:
     return converted
 
 
-def partial_name(path: str | Path) -> Path:
-    """The temporary sibling `path` is written to before it is renamed into place."""
+def partial_name(path: str | Path, suffix: str = "") -> Path:
+    """The temporary sibling `path` is written to before it is renamed into place. `suffix` ends
+    it for writers that insist on one (Keras: `.keras`, `.weights.h5`)."""
     path = Path(path)
-    return path.with_name(f".{path.name}.partial-{os.getpid()}")
+    return path.with_name(f".{path.name}.partial-{os.getpid()}{suffix}")
 
 
 def _fsync(path: Path) -> None:
@@ -67,13 +68,14 @@ def _fsync_folder(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def replacing(path: str | Path) -> Iterator[Path]:
+def replacing(path: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path to write `path`'s content to; it replaces `path` on normal exit.
 
     On an exception the temporary file is removed and an existing `path` is left untouched.
+    `suffix`: see `partial_name`.
     """
     path = Path(path)
-    partial = partial_name(path)
+    partial = partial_name(path, suffix)
     try:
         yield partial
         _fsync(partial)
