@@ -40,8 +40,9 @@ log = logging.getLogger(__name__)
 N_BINS = 5
 NO_VALUE = "no value"
 CANT_TELL = gz2.ARM_CLASS_NAMES[5]  # "?", the class name of "can't tell"
-# (column in the table, its prefix in the output, what the count of successes is)
-MEASURES = (("truth", "accuracy_truth"), ("label", "accuracy_label"), ("cant_tell", "cant_tell"))
+# (per-galaxy outcome column of `outcomes`, prefix of its columns in the table)
+MEASURES = (("right_truth", "accuracy_truth"), ("right_label", "accuracy_label"),
+            ("cant_tell", "cant_tell"))
 COLUMNS = ["experiment", "model", "classes", "subset", "quantity", "bin", "value_low",
            "value_high", "value_median", "n",
            *[f"{prefix}{suffix}" for _, prefix in MEASURES
@@ -138,8 +139,8 @@ def _range_label(values):
 def _proportions(frame):
     """n and, per measure, successes, proportion and Wilson interval of a group of galaxies."""
     row = {"n": len(frame)}
-    for measure, prefix in MEASURES:
-        column = frame[f"right_{measure}" if measure != "cant_tell" else "cant_tell"]
+    for outcome, prefix in MEASURES:
+        column = frame[outcome]
         if column.isna().all() and len(frame):
             row.update({f"{prefix}_n": np.nan, prefix: np.nan, f"{prefix}_low": np.nan,
                         f"{prefix}_high": np.nan})
