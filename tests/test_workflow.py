@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from spiralarms.logs import TENSORFLOW_NOISE
+
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 TINY = ROOT / ".test" / "config" / "tiny.yaml"
@@ -21,7 +23,7 @@ def snakemake(workdir, *args, targets=(), configs=(), timeout=1500):
     # gpu=2 as `make demo`: two one-thread network jobs (tiny.yaml threads: 1) share the 2 cores.
     command = [str(SNAKEMAKE), *targets, "-s", str(ROOT / "Snakefile"), "--cores", "2",
                *args, "--resources", "gpu=2", "--configfile", str(TINY), *map(str, configs)]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a user's
     return subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True,
                           timeout=timeout, check=False)
 
@@ -31,6 +33,7 @@ def run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("tiny")
     result = snakemake(workdir)
     assert result.returncode == 0, result.stderr[-5000:]
+    (workdir / "terminal.txt").write_text(result.stderr)  # what the user read
     return workdir
 
 
@@ -151,6 +154,96 @@ def test_summary_has_one_row_per_experiment_and_subset(run):
 
 
 @pytest.mark.slow
+def test_terminal_shows_each_epoch_and_no_tensorflow_start_up_lines(run):
+    terminal = (run / "terminal.txt").read_text().splitlines()
+    assert [line for line in terminal if TENSORFLOW_NOISE.match(line)] == []
+    assert not any("oneDNN" in line or "absl" in line for line in terminal)
+    for experiment in EXPERIMENTS:
+        (line,) = [line for line in terminal if line.startswith(f"train {experiment}: epoch")]
+        assert line.startswith(f"train {experiment}: epoch 1/1  loss ") and "left)" in line
+    log = (run / "results/logs/train" / f"{EXPERIMENTS[0]}.log").read_text()
+    assert "oneDNN" in log  # TensorFlow's start-up lines went to the job's log instead
+
+
+@pytest.mark.slow
+def test_a_failing_job_ends_in_its_own_message(tmp_path):
+    """Bad input in a workflow job: its message, once, in place of a traceback."""
+    import yaml
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "catalog.csv").write_text("specobjid,dr7objid\n1,2\n")  # columns missing
+    (tmp_path / "mapping.csv").write_text("objid,sample,asset_id\n2,x,3\n")
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({
+        "synthetic": {"enabled": False},
+        "data": {"catalog": "catalog.csv", "mapping": "mapping.csv", "images": "images",
+                 "physical": None}}))
+    result = snakemake(tmp_path, configs=[tmp_path / "bad.yaml"],
+                       targets=["results/labels/labels.parquet"], timeout=300)
+    assert result.returncode == 1
+    message = ("labels: catalog.csv: missing column(s) ['total_votes', "
+               "'t01_smooth_or_features_a02_features_or_disk_weighted_fraction'")
+    shown = [line for line in result.stderr.splitlines() if line.startswith("labels: ")]
+    assert len(shown) == 1 and shown[0].startswith(message), result.stderr[-3000:]
+    assert "in the GZ2 catalogue" in shown[0]
+    assert "Traceback" not in result.stderr
+    log = (tmp_path / "results/logs/labels.log").read_text().splitlines()
+    assert log[-1].endswith(shown[0])  # the log ends in the same line
+
+
+def test_report_before_any_run_says_what_to_do(tmp_path):
+    result = snakemake(tmp_path, "--report", "report.html", timeout=300)
+    assert result.returncode == 1
+    assert (f"--report: none of this config's results exist in {tmp_path}/results "
+            "(e.g. results/summary/metrics.csv). Run the workflow first, or give the "
+            "--configfile of the run to report") in result.stderr
+
+
+def job_script(body: str, log) -> list:
+    """A workflow script's start (`logs.job`) with a stand-in for Snakemake's object."""
+    return [sys.executable, "-c", "import types\nfrom spiralarms import logs\n"
+            f"snakemake = types.SimpleNamespace(rule='figures', log=[{str(log)!r}], "
+            "wildcards={'experiment': 'b0_6class_xai_s1'})\nlogs.job(snakemake)\n" + body]
+
+
+def test_bad_input_in_a_job_is_one_line_on_the_terminal_and_in_the_log(tmp_path):
+    log = tmp_path / "job.log"
+    body = ("from spiralarms.gz2.catalog import read_mapping\n"
+            f"read_mapping({str(tmp_path / 'absent.csv')!r})\n")
+    result = subprocess.run(job_script(body, log), capture_output=True, text=True, check=False)
+    line = (f"figures experiment=b0_6class_xai_s1: {tmp_path / 'absent.csv'}: file not found; "
+            "expected the image-id map (gz2_filename_mapping.csv)")
+    assert result.returncode == 1
+    assert result.stderr == line + "\n"
+    assert log.read_text().splitlines()[-1].endswith(f"ERROR spiralarms.logs: {line}")
+    assert "Traceback" not in log.read_text()
+
+
+def test_a_bug_in_a_job_keeps_its_traceback_in_the_log(tmp_path):
+    log = tmp_path / "job.log"
+    body = "import pandas\npandas.DataFrame({'a': [1]})['b']\n"  # a KeyError: a bug, not input
+    result = subprocess.run(job_script(body, log), capture_output=True, text=True, check=False)
+    assert result.returncode == 1
+    assert result.stderr == (f"figures experiment=b0_6class_xai_s1: unexpected KeyError: 'b' "
+                             f"(a bug: the traceback is in {log})\n")
+    text = log.read_text()
+    assert "Traceback (most recent call last)" in text and "pandas" in text
+    assert text.splitlines()[-1].endswith(result.stderr.strip())
+
+
+@pytest.mark.slow
+def test_cli_keeps_tensorflow_start_up_lines_off_the_terminal(tmp_path):
+    (tmp_path / "notes.keras").write_text("not a model")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run(
+        [str(SNAKEMAKE.with_name("spiralarms")), "import-model", "notes.keras",
+         "--experiment-dir", "results/experiments/b0_6class_standard_s42"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 2
+    assert result.stderr.startswith("spiralarms import-model: error: notes.keras")  # first line
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+
+
+@pytest.mark.slow
 def test_second_run_has_nothing_to_do(run):
     result = snakemake(run, "--dry-run", "--quiet", "rules")
     assert result.returncode == 0
@@ -217,6 +310,12 @@ def test_imported_model_is_evaluated_like_a_trained_one_and_nothing_else_runs(ru
     assert (ours / "figures/confusion_test.png").stat().st_size > 0
     assert sorted(p.name for p in (work / "results/experiments").iterdir()) == \
         ["b0_6class_standard_s1"]  # the single target built only what it needs
+
+    # `snakemake --report` after this one-target run: a report of what ran, not an error
+    report = snakemake(work, "--report", "report.html", configs=[tmp_path / "imports.yaml"])
+    assert report.returncode == 0, report.stderr[-3000:]
+    html = (work / "report.html").read_text(errors="replace")
+    assert "confusion_test.png" in html and "metrics.csv" not in html
 
 
 @pytest.mark.slow

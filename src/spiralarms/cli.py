@@ -7,12 +7,12 @@ Heavy modules (TensorFlow) are imported inside the subcommands, so `--help` and 
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
 import pandas as pd
 
+from spiralarms import logs
 from spiralarms.data.variants import VARIANTS
 from spiralarms.models import MODES
 from spiralarms.report.tables import count, number, with_interval
@@ -30,7 +30,10 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow's first import
+    if argv is None:  # the `spiralarms` command, not a call from Python: before TensorFlow
+        logs.filter_tensorflow_noise()  # its start-up lines stay off the terminal
+    else:
+        logs.quiet_tensorflow()
     try:
         return args.run(args)
     except UserError as error:

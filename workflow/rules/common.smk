@@ -3,6 +3,8 @@ import re
 import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
+
 # Snakemake and every job import this checkout's src/spiralarms, even where the environment
 # holds an install from another checkout (a shared environment on a cluster): Snakemake appends
 # the script folder to a job's sys.path, after any install, while PYTHONPATH comes before it.
@@ -244,12 +246,33 @@ def trained_history(wildcards):
     return expand(rules.train.output.history, experiment=wildcards.experiment)[0]
 
 
+# `snakemake --report` reports whatever has run (one target, part of the grid): the outputs of
+# this config that exist, instead of failing on the first one that does not.
+REPORTING = any(a == "--report" or a.startswith("--report=") for a in sys.argv)
+
+
 def all_targets():
-    """Everything `rule all` builds (called after every rule file is included)."""
-    return [
+    """Everything `rule all` builds (called after every rule file is included); with --report,
+    those that exist."""
+    targets = [
         rules.aggregate.output.metrics,
         *expand(rules.figures.output.figures, experiment=EXPERIMENTS),
         *expand(rules.xai.output.xai, experiment=xai_experiments()),
         *([rules.xai_summary.output.csv] if xai_experiments() else []),
+        *(
+            [rules.selection_function.output.figure]
+            if config["synthetic"]["enabled"]
+            else []
+        ),
         *expand(rules.predict_gather.output.predictions, name=config["predict"]),
     ]
+    if not REPORTING:
+        return targets
+    existing = [target for target in targets if os.path.exists(target)]
+    if not existing:
+        raise WorkflowError(
+            f"--report: none of this config's results exist in {os.getcwd()}/{RESULTS} "
+            f"(e.g. {targets[0]}). Run the workflow first, or give the --configfile of the "
+            "run to report (e.g. --configfile config/demo.yaml)."
+        )
+    return existing

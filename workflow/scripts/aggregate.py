@@ -1,7 +1,8 @@
 from spiralarms import logs
+
+logs.job(snakemake)  # first, before TensorFlow is imported (spiralarms.logs)
 from spiralarms.report.aggregate import run_aggregate
 
-logs.to_file(snakemake.log[0])
 run_aggregate(
     snakemake.input.metrics,
     snakemake.input.predictions,

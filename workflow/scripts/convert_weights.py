@@ -1,7 +1,7 @@
 from spiralarms import logs
 from spiralarms.models import timm_to_keras
 
-logs.to_file(snakemake.log[0])
+logs.job(snakemake)
 timm_to_keras.convert(
     snakemake.input.state_dict,
     snakemake.output.weights,

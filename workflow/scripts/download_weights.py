@@ -1,5 +1,5 @@
 from spiralarms import logs
 from spiralarms.models import weights
 
-logs.to_file(snakemake.log[0])
+logs.job(snakemake)
 weights.fetch(snakemake.params.source, snakemake.output.weights, key=snakemake.params.key)

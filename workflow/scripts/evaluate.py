@@ -1,7 +1,8 @@
 from spiralarms import logs
+
+logs.job(snakemake)  # first, before TensorFlow is imported (spiralarms.logs)
 from spiralarms.evaluation.evaluate import run_evaluate
 
-logs.to_file(snakemake.log[0])
 run_evaluate(
     snakemake.wildcards.experiment,
     snakemake.input.model,

@@ -1,5 +1,5 @@
 from spiralarms import logs
 from spiralarms.models import networks
 
-logs.to_file(snakemake.log[0])
+logs.job(snakemake)
 networks.save_backbone(snakemake.input.model, snakemake.output.backbone)

@@ -1,7 +1,8 @@
 from spiralarms import logs
+
+logs.job(snakemake)  # first, before TensorFlow is imported (spiralarms.logs)
 from spiralarms.evaluation.experiment_figures import write_experiment_figures
 
-logs.to_file(snakemake.log[0])
 write_experiment_figures(
     snakemake.input.metrics,
     snakemake.input.predictions,

@@ -3,5 +3,5 @@ from pathlib import Path
 from spiralarms import logs
 from spiralarms.training.importer import import_model
 
-logs.to_file(snakemake.log[0])
+logs.job(snakemake)
 import_model(snakemake.params.source, Path(snakemake.output.model).parent, overwrite=True)

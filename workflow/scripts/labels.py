@@ -1,7 +1,8 @@
 from spiralarms import logs
+
+logs.job(snakemake)  # first, before TensorFlow is imported (spiralarms.logs)
 from spiralarms.gz2 import selection
 
-logs.to_file(snakemake.log[0])
 selection.run_labels(
     snakemake.input.catalog,
     snakemake.input.mapping,

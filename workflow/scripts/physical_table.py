@@ -1,4 +1,4 @@
 from spiralarms import acquire, logs
 
-logs.to_file(snakemake.log[0])
+logs.job(snakemake)
 acquire.physical_csv(snakemake.input.archive, snakemake.output.csv)

@@ -3,7 +3,7 @@
 from spiralarms import logs
 from spiralarms.predict.chunks import run_predict_chunk  # no TensorFlow: that starts in the call
 
-logs.to_file(snakemake.log[0])  # before TensorFlow starts: its start-up lines go to the log too
+logs.job(snakemake)  # before TensorFlow starts: its start-up lines go to the log too
 run_predict_chunk(
     snakemake.input.model,
     snakemake.input.catalog,

@@ -3,7 +3,7 @@
 from spiralarms import logs
 from spiralarms.predict.chunks import run_predict_split
 
-logs.to_file(snakemake.log[0])
+logs.job(snakemake)
 run_predict_split(
     snakemake.input.source,
     snakemake.params.settings,

@@ -1,7 +1,8 @@
 from spiralarms import logs
+
+logs.job(snakemake)  # first, before TensorFlow is imported (spiralarms.logs)
 from spiralarms.data.shards import run_shards
 
-logs.to_file(snakemake.log[0])
 run_shards(
     snakemake.input.labels,
     snakemake.input.images,

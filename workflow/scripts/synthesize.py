@@ -1,7 +1,8 @@
 from spiralarms import logs
+
+logs.job(snakemake)  # first, before TensorFlow is imported (spiralarms.logs)
 from spiralarms.data.synthesize import run_synthesize
 
-logs.to_file(snakemake.log[0])
 run_synthesize(
     snakemake.output.catalog,
     snakemake.output.physical,

@@ -1,7 +1,8 @@
 from spiralarms import logs
+
+logs.job(snakemake)  # first, before TensorFlow is imported (spiralarms.logs)
 from spiralarms.training.train import run_train
 
-logs.to_file(snakemake.log[0])
 run_train(
     snakemake.wildcards.experiment,
     snakemake.input.shards,

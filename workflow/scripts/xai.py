@@ -1,7 +1,8 @@
 from spiralarms import logs
+
+logs.job(snakemake)  # first, before TensorFlow is imported (spiralarms.logs)
 from spiralarms.xai.stage import run_xai
 
-logs.to_file(snakemake.log[0])
 run_xai(
     snakemake.wildcards.experiment,
     snakemake.input.model,

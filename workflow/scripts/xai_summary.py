@@ -1,5 +1,6 @@
 from spiralarms import logs
+
+logs.job(snakemake)  # first, before TensorFlow is imported (spiralarms.logs)
 from spiralarms.report.attribution import run_xai_summary
 
-logs.to_file(snakemake.log[0])
 run_xai_summary(snakemake.input.xai, snakemake.output.csv, snakemake.output.markdown)
