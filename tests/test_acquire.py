@@ -229,8 +229,14 @@ def test_retry_after_longer_than_worth_waiting_ends_at_once(server, tmp_path, mo
 def test_unreachable_host_is_named(tmp_path):
     with FileServer() as gone:
         url = gone.url("catalog.csv")  # a port that nobody listens on once the server stops
-    with pytest.raises(DownloadError, match="catalog.csv: download failed after 1 retries"):
-        download(url, tmp_path / "catalog.csv", retries=1)
+    with pytest.raises(DownloadError, match=r"catalog.csv\): download failed after 1 retries") \
+            as failure:
+        download(url, tmp_path / "catalog.csv", retries=1, key="data.catalog")
+    message = str(failure.value)
+    assert f"data.catalog ({url})" in message and "cannot connect" in message
+    assert "Connection refused" in message and "HTTPConnectionPool" not in message
+    assert "check the network, or download the file elsewhere and give its local path in " \
+        "data.catalog" in message
     assert leftovers(tmp_path) == []
 
 
@@ -765,6 +771,11 @@ def test_readme_troubleshooting_quotes_the_real_download_messages(no_kaggle_logi
     server.answer_status("catalog.csv.gz", 503, times=4)
     with pytest.raises(DownloadError) as failure:
         download(server.url("catalog.csv.gz"), tmp_path / "c.gz", key="data.catalog")
+    failures.append(failure.value)
+    with FileServer() as gone:
+        url = gone.url("pytorch_model.bin")  # nobody listens there once the server stops
+    with pytest.raises(DownloadError) as failure:
+        download(url, tmp_path / "p.bin", key="models.b0.weights", retries=0)
     failures.append(failure.value)
     assert [str(error).splitlines()[0] for error in failures if not documented(str(error))] == []
 

@@ -194,8 +194,10 @@ def _download_with_retries(
                 if failures > retries or wait > MAX_RETRY_AFTER_S:
                     raise _gave_up(url, key, part, retries, error, wait) from None
                 logger.warning(
-                    "%s: transfer interrupted at %.1f MB (%s); resuming in %.0f s",
-                    url, _size(part) / 1e6, _describe(error), wait,
+                    "%s: %s (%s); %s in %.0f s", url,
+                    f"transfer interrupted at {_size(part) / 1e6:.1f} MB" if _size(part)
+                    else "no response", _describe(error),
+                    "resuming" if _size(part) else "trying again", wait,
                 )
                 time.sleep(wait)
             except requests.RequestException as error:  # bad URL, redirect loop: retrying won't help
@@ -220,11 +222,28 @@ def _gave_up(url: str, key: str | None, part: Path, retries: int, error: Excepti
         why = f"the server asks to wait {wait:.0f} s before the next request ({_describe(error)})"
     else:
         why = f"download failed after {retries} retries without progress: {_describe(error)}"
-    return DownloadError(
-        f"Cannot download {describe_source(url, key)}: {why}. The server or the network is "
-        f"failing for now: rerun later{kept}.",
-        resumable=bool(kept),
-    )
+    if _unreachable(error):
+        fix = ("This machine reaches no server there (offline, a wrong host name, or a compute "
+               "node without internet: downloads run where Snakemake starts): check the "
+               f"network, or download the file elsewhere and give its local path in "
+               f"{key or 'the config'}")
+    else:
+        fix = "The server or the network is failing for now: rerun later"
+    return DownloadError(f"Cannot download {describe_source(url, key)}: {why}. {fix}{kept}.",
+                         resumable=bool(kept))
+
+
+def _unreachable(error: BaseException) -> bool:
+    """No connection was made at all (name resolution or connect failed), as opposed to a
+    server that answered badly or a transfer that was cut."""
+    return isinstance(_root_cause(error), urllib3.exceptions.NewConnectionError)
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    """The urllib3 reason inside requests' ConnectionError(MaxRetryError(reason))."""
+    inner = error.args[0] if error.args and isinstance(error.args[0], BaseException) else None
+    reason = getattr(inner, "reason", None)
+    return reason if isinstance(reason, BaseException) else error
 
 
 def _transfer_once(
@@ -380,6 +399,14 @@ def _size(path: Path) -> int:
 
 
 def _describe(error: BaseException) -> str:
+    """`Type: message`; for a connection that never opened, urllib3's reason alone (the host
+    name and why), not requests' three nested wrappers."""
+    # NameResolutionError: urllib3 >= 2 (requests >= 2.31 allows 1.26, which has no such class)
+    if isinstance(_root_cause(error), getattr(urllib3.exceptions, "NameResolutionError", ())):
+        return f"cannot resolve the host name ({_root_cause(error).__context__})"
+    if isinstance(_root_cause(error), urllib3.exceptions.NewConnectionError):
+        cause = _root_cause(error).__context__ or _root_cause(error)
+        return f"cannot connect ({cause})"
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
