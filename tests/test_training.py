@@ -7,6 +7,8 @@ weights it trains are real.
 """
 
 import json
+import logging
+import re
 
 import keras
 import numpy as np
@@ -45,14 +47,24 @@ def run(tmp_path_factory):
         fits.append({**kwargs, "schedule": getattr(model.optimizer, "_learning_rate", None)})
         return fit(model, *args, **kwargs)
 
+    terminal = []  # what the terminal Snakemake runs in would show (logs.TERMINAL records)
+    catcher = logging.Handler()
+    catcher.emit = lambda record: terminal.append(record.getMessage()) \
+        if getattr(record, "terminal", False) else None
+    logger = logging.getLogger(train.__name__)
+    level = logger.level
+    logger.setLevel(logging.INFO)  # as in a job (logs.to_file)
+    logger.addHandler(catcher)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(train, "EpochLedger", ScriptedLedger)
         patch.setattr(keras.Model, "fit", recording_fit)
         summary = train.train_experiment(
             "b0", STRIPES, "xai", 3, files["train"], files["val"], SETTINGS, None,
-            root / "model.keras", root / "history.csv", root / "work")
+            root / "model.keras", root / "history.csv", root / "work", name="stripes_run")
+    logger.removeHandler(catcher)
+    logger.setLevel(level)
     return {"root": root, "files": files, "summary": summary, "fits": fits,
-            "epochs": weights_at_epoch_end}
+            "epochs": weights_at_epoch_end, "terminal": terminal}
 
 
 def test_saved_model_is_the_best_epoch_not_the_last(run):
@@ -75,6 +87,33 @@ def test_early_stopping_after_patience_epochs_without_gain(run):
     assert run["summary"]["epochs_run"] == 6 and run["summary"]["best_val_accuracy"] == 0.7
     card = json.loads((run["root"] / "model.json").read_text())
     assert card["classes"] == "stripes"
+
+
+def test_every_epoch_shows_progress_on_the_terminal(run):
+    lines = [line for line in run["terminal"] if line.startswith("train stripes_run: epoch")]
+    assert len(lines) == 6  # one per epoch run, early stopping after the sixth
+    history = pd.read_csv(run["root"] / "history.csv")
+    for line, (_, row) in zip(lines, history.iterrows()):
+        assert f"epoch {int(row['epoch'])}/{SETTINGS['epochs']} " in line
+        assert f"loss {row['loss']:.4f}" in line and f"accuracy {row['accuracy']:.4f}" in line
+        assert "val_accuracy " in line
+        span = r"(\d+ s|\d+ min|\d+ h \d\d min)"
+        assert re.search(rf"\({span} per epoch, at most {span} left\)$", line), line
+
+
+def test_progress_counts_the_pace_from_a_resumed_epoch(caplog):
+    progress = train.EpochProgress("b0_6class_xai_s1")
+    progress.set_params({"epochs": 50})
+    progress.on_epoch_begin(39)  # resumed: epochs 1-39 ran in an earlier process
+    progress.started -= 2 * 3600  # this process' first two epochs took two hours
+    progress.on_epoch_begin(40)
+    with caplog.at_level(logging.INFO, logger=train.__name__):
+        progress.on_epoch_end(40, {"loss": 0.5, "accuracy": 0.75, "val_accuracy": 0.7})
+    (record,) = caplog.records
+    assert record.terminal
+    assert record.getMessage() == ("train b0_6class_xai_s1: epoch 41/50  loss 0.5000  accuracy "
+                                   "0.7500  val_accuracy 0.7000  (1 h 00 min per epoch, at most "
+                                   "9 h 00 min left)")
 
 
 def test_class_weights_are_balanced_and_reach_fit(run):

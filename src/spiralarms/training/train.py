@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from spiralarms import logs as logs_module
 from spiralarms import runtime
 from spiralarms.data.dataset import make_dataset
 from spiralarms.data.shards import shard_files
@@ -125,6 +126,38 @@ class EpochLedger(keras.callbacks.Callback):
         if stale >= self.patience:
             log.info("early stopping: no %s gain for %d epochs", self.monitor, stale)
             self.model.stop_training = True
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """One line per epoch where Snakemake runs (`logs.TERMINAL`): a training is hours, and the
+    epochs are its only sign of life. The time left assumes every remaining epoch runs (early
+    stopping may end sooner) at the mean pace of this process' epochs so far."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.name, self.first, self.started = name, None, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.first is None:  # a resumed run starts at a later epoch
+            self.first, self.started = epoch, time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        values = logs or {}
+        epochs = self.params.get("epochs") or epoch + 1
+        pace = (time.perf_counter() - self.started) / (epoch + 1 - self.first)
+        metrics = "  ".join(f"{key} {values[key]:.4f}" for key in
+                            ("loss", "accuracy", "val_loss", "val_accuracy") if key in values)
+        log.info("train %s: epoch %d/%d  %s  (%s per epoch, at most %s left)", self.name,
+                 epoch + 1, epochs, metrics, duration(pace),
+                 duration(pace * (epochs - epoch - 1)), extra=logs_module.TERMINAL)
+
+
+def duration(seconds: float) -> str:
+    """'45 s', '12 min', '3 h 05 min'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def _tmp(path: Path) -> Path:
@@ -249,9 +282,12 @@ def train_experiment(
     weights_source: dict | None = None,
     synthetic: bool = False,
     note: str | None = None,
+    name: str | None = None,
 ) -> dict:
-    """Train one experiment; returns a summary. Rerunning after a kill resumes from the backup."""
+    """Train one experiment (`name` in progress lines); returns a summary. Rerunning after a kill
+    resumes from the backup."""
     s = {**DEFAULTS, **settings}
+    name = name or f"{model_name}_{variant.name}_{mode}_s{seed}"
     work_dir = Path(work_dir)
     prepare_work_dir(work_dir, run_fingerprint(model_name, variant, mode, seed, s,
                                                [*train_files, *val_files], weights))
@@ -290,7 +326,7 @@ def train_experiment(
         verbose=2,
         callbacks=[ledger, keras.callbacks.BackupAndRestore(
                        str(work_dir / "backup"), double_checkpoint=True),
-                   keras.callbacks.TerminateOnNaN()],
+                   keras.callbacks.TerminateOnNaN(), EpochProgress(name)],
     )
     model.load_weights(best_path)  # restore the best epoch, as restore_best_weights did
     save_model(model, model_path, s["save_optimizer"])
@@ -334,6 +370,7 @@ def run_train(experiment_name: str, shard_dir, settings: dict, weights, model_pa
         weights_source=weights_source,
         synthetic=synthetic,
         note=note,
+        name=experiment_name,
     )
 
 
