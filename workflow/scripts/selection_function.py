@@ -1,7 +1,7 @@
 from spiralarms import logs
 from spiralarms.report.selection_function import run_selection_function
 
-logs.to_file(snakemake.log[0])
+logs.job(snakemake)
 run_selection_function(
     snakemake.input.predictions,
     snakemake.input.truth,
