@@ -24,7 +24,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from spiralarms import gz2, logs
+from spiralarms import atomic, gz2, logs
 
 logger = logging.getLogger(__name__)
 SUBSET_ORDER = ("train", "val", "test", "overflow")
@@ -200,8 +200,8 @@ def write_shards(labels, images_dir, out_dir, shard_size: int = 256, workers: in
         raise ShardError(f"no image in {images_dir} could be sharded (first: "
                          f"{excluded[0]['image']}: {excluded[0]['reason']}); is it the right folder?")
     manifest = _manifest(labels, shards, excluded, shapes, shard_size, check)
-    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     _write_excluded_csv(out_dir / EXCLUDED, excluded)
+    atomic.write_text(out_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")  # last: done
     logger.info("shards: %s", describe(manifest), extra=logs.TERMINAL)
     return manifest
 
@@ -379,7 +379,7 @@ def _manifest(labels, shards, excluded, shapes, shard_size, check) -> dict:
 
 
 def _write_excluded_csv(path: Path, excluded: list):
-    with path.open("w", newline="") as f:
+    with atomic.replacing(path) as partial, partial.open("w", newline="") as f:
         writer = csv.DictWriter(f, ["dr7objid", "asset_id", "subset", "image", "reason"],
                                 lineterminator="\n")
         writer.writeheader()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from spiralarms import atomic
 from spiralarms.report.tables import number
 from spiralarms.report.tables import to_markdown as markdown_table
 from spiralarms.training.experiment import Experiment
@@ -74,8 +75,9 @@ def write_summary(xai_dirs, csv_path, markdown_path) -> pd.DataFrame:
     """results/summary/attribution.csv and .md over every xai-mode experiment."""
     table = collect(xai_dirs)
     Path(csv_path).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(csv_path, index=False, float_format="%.4f", lineterminator="\n")
-    Path(markdown_path).write_text(to_markdown(table))
+    with atomic.replacing(csv_path) as partial:
+        table.to_csv(partial, index=False, float_format="%.4f", lineterminator="\n")
+    atomic.write_text(markdown_path, to_markdown(table))
     return table
 
 

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binomtest, chi2
 
+from spiralarms import atomic
 from spiralarms.data.variants import VARIANTS
 from spiralarms.evaluation.metrics import per_class_f1, resample_blocks
 from spiralarms.report.tables import (
@@ -266,8 +267,9 @@ def write_comparisons(table, out_dir) -> list:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     csv, md = out_dir / "comparisons.csv", out_dir / "comparisons.md"
-    table.to_csv(csv, index=False)
-    md.write_text(comparisons_markdown(table))
+    with atomic.replacing(csv) as partial:
+        table.to_csv(partial, index=False)
+    atomic.write_text(md, comparisons_markdown(table))
     return [csv, md]
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from spiralarms import atomic
 from spiralarms.data.variants import CLASS_ORDER, display_name
 from spiralarms.report.summary import load_notebook_reference
 
@@ -99,7 +100,8 @@ def overview_figure(table) -> tuple:
 def write_overview(table, path, dpi=150) -> pd.DataFrame:
     """Save the overview figure as `path` (PNG); return the plotted data."""
     fig, data = overview_figure(table)
-    fig.savefig(path, dpi=dpi)
+    with atomic.replacing(path) as partial:
+        fig.savefig(partial, dpi=dpi, format="png")
     return data
 
 

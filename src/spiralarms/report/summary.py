@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from spiralarms import atomic
 from spiralarms.report.tables import count, mean_std, number, to_latex, to_markdown, with_interval
 from spiralarms.training.experiment import Experiment
 
@@ -215,9 +216,10 @@ def write_tables(df, out_dir) -> list:
 
 def _write_three(stem, full, display):
     csv, md, tex = (stem.with_suffix(s) for s in (".csv", ".md", ".tex"))
-    full.to_csv(csv, index=False)
-    md.write_text(to_markdown(display))
-    tex.write_text(to_latex(display))
+    with atomic.replacing(csv) as partial:
+        full.to_csv(partial, index=False)
+    atomic.write_text(md, to_markdown(display))
+    atomic.write_text(tex, to_latex(display))
     return [csv, md, tex]
 
 
@@ -324,8 +326,9 @@ def write_comparison(df, out_dir) -> list:
     out_dir.mkdir(parents=True, exist_ok=True)
     table = paper_comparison(df)
     csv, md = out_dir / "comparison.csv", out_dir / "comparison.md"
-    table.to_csv(csv, index=False)
-    md.write_text(_comparison_markdown(table, df))
+    with atomic.replacing(csv) as partial:
+        table.to_csv(partial, index=False)
+    atomic.write_text(md, _comparison_markdown(table, df))
     return [csv, md]
 
 

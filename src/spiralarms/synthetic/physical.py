@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from spiralarms import atomic
 from spiralarms.synthetic.generate import read_truth
 
 # Mean log10(M*/Msun) offset per truth kind; ellipticals are the most massive.
@@ -30,5 +31,6 @@ def write_physical(out_dir, path, seed: int) -> pd.DataFrame:
     physical = pd.DataFrame({"specObjID": table["specobjid"], "LGM_TOT_P50": log_mass.round(4),
                              "sfr_tot_p50": log_sfr.round(4)})
     physical = physical[rng.random(len(physical)) > 0.05]
-    physical.sort_values("specObjID").to_csv(path, index=False)
+    with atomic.replacing(path) as partial:
+        physical.sort_values("specObjID").to_csv(partial, index=False)
     return physical

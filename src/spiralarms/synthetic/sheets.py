@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spiralarms import gz2
+from spiralarms import atomic, gz2
 from spiralarms.synthetic.generate import IMAGE_DIR, TRUTH_FILE, read_truth
 
 ROW_ORDER = [*gz2.ARM_CLASS_NAMES, "elliptical", "edgeon"]
@@ -53,6 +53,7 @@ def contact_sheet(out_dir, png_path, load, title, per_class=6, class_titles=None
         ax_row[0].set_ylabel(titles.get(kind, kind), fontsize=10)
     fig.suptitle(f"synthetic GZ2: {title}", fontsize=11)
     fig.tight_layout()
-    fig.savefig(png_path, dpi=90)
+    with atomic.replacing(png_path) as partial:
+        fig.savefig(partial, dpi=90, format="png")
     plt.close(fig)
     return png_path
