@@ -9,6 +9,7 @@ from PIL import Image
 
 from spiralarms import gz2
 from spiralarms.gz2.selection import select
+from spiralarms.synthetic import sdss
 from spiralarms.synthetic.generate import (
     CATALOG_FILE,
     IMAGE_DIR,
@@ -17,9 +18,17 @@ from spiralarms.synthetic.generate import (
     read_truth,
     synthesize,
 )
-from spiralarms.synthetic.render import KINDS, draw_params, render_galaxy
+from spiralarms.synthetic.render import (
+    KINDS,
+    NON_TARGET_KINDS,
+    draw_params,
+    measure_r90,
+    observe_galaxy,
+    render_from_params,
+    render_galaxy,
+)
 from spiralarms.synthetic.sheets import contact_sheet
-from spiralarms.synthetic.votes import catalogue_votes
+from spiralarms.synthetic.votes import assign_scenarios, catalogue_votes
 
 PER_CLASS = [5, 5, 5, 5, 5, 5]
 N_MISSING = 2
@@ -85,6 +94,10 @@ def test_truth_lists_every_galaxy_with_its_kind(dataset):
     truth = read_truth(out)
     assert truth["kind"].value_counts().to_dict() == {
         "1": 5, "2": 5, "3": 5, "4": 5, "5+": 5, "?": 5, "elliptical": 3, "edgeon": 3}
+    for column in ["asset_id", "dr7objid", "kind", "arm_class", "n_arms", "has_image", "mag_r",
+                   "r90_arcsec", "psf_fwhm_arcsec", "arm_snr", "psf_arm_spacings",
+                   "inclination_deg", "bar", "pitch_deg", "flocculent"]:
+        assert column in truth.columns and truth[column].notna().all(), column
     assert set(truth["dr7objid"]) == set(_catalogue(out)["dr7objid"])
     spirals = truth[truth["arm_class"].between(0, 3)]
     assert (spirals["n_arms"] == spirals["arm_class"] + 1).all()
@@ -117,20 +130,24 @@ def test_vote_columns_are_consistent_within_each_task(dataset):
 
 @pytest.fixture(scope="module")
 def votes_only():
-    """Catalogue votes of 100 galaxies per kind (no images: the votes need only the parameters),
-    with the ids and image-id map the selection joins on."""
-    rows, kinds = [], []
-    for kind in KINDS:
-        for i in range(100):
-            params = draw_params(kind, np.random.default_rng([5, i, hash(str(kind)) % 97]))
-            row, _ = catalogue_votes(kind, params, np.random.default_rng([6, i, len(rows)]))
-            rows.append(row)
-            kinds.append(str(kind))
+    """Catalogue votes of 40 rendered galaxies per kind (the votes need what each image shows),
+    with the ids and image-id map the selection joins on, and the truth."""
+    rows, kinds, measured = [], [], []
+    draws = [(kind, i) for kind in KINDS for i in range(40)]
+    scenarios = assign_scenarios([kind for kind, _ in draws], np.random.default_rng(4))
+    for (kind, i), scenario in zip(draws, scenarios):
+        rng = np.random.default_rng([5, i, KINDS.index(kind)])
+        params = draw_params(kind, rng, size=212)
+        render_from_params(params, rng)
+        row, _ = catalogue_votes(kind, params, np.random.default_rng([6, len(rows)]), scenario)
+        rows.append(row)
+        kinds.append(str(kind))
+        measured.append(params)
     catalogue = pd.DataFrame(rows)
     catalogue.insert(0, "dr7objid", np.arange(len(catalogue), dtype=np.int64) + 587_722_981_736_120_347)
     catalogue.insert(0, "specobjid", np.arange(len(catalogue), dtype=np.int64) * 7 + 10**18)
     mapping = pd.DataFrame({"objid": catalogue["dr7objid"], "asset_id": np.arange(len(catalogue))})
-    return catalogue, mapping, pd.Series(kinds)
+    return catalogue, mapping, pd.Series(kinds), pd.DataFrame(measured)
 
 
 def paper_selection(catalogue, mapping):
@@ -139,19 +156,23 @@ def paper_selection(catalogue, mapping):
     return select(catalogue, mapping, image_exists=None, settings={"cap": None})
 
 
-def test_paper_selection_recovers_most_arm_classes_and_rejects_non_spirals(votes_only):
-    catalogue, mapping, kinds = votes_only
+def test_paper_selection_keeps_every_arm_class_and_rejects_non_spirals(votes_only):
+    catalogue, mapping, kinds, _ = votes_only
     labels, _ = paper_selection(catalogue, mapping)
     kind_of = dict(zip(catalogue["dr7objid"], kinds))
     labelled_kind = labels["dr7objid"].map(kind_of)
     for arm_class in range(6):
         correct = ((labelled_kind == str(arm_class)) & (labels["arm_class"] == arm_class)).sum()
-        assert 0.75 <= correct / (kinds == str(arm_class)).sum() <= 0.97, (arm_class, correct)
-    assert not labelled_kind.isin(["elliptical", "edgeon"]).any()
+        # the paper's cuts and clean flag keep a good share of every class, not all of it
+        assert 0.35 <= correct / (kinds == str(arm_class)).sum() <= 0.97, (arm_class, correct)
+    assert not labelled_kind.isin(list(NON_TARGET_KINDS)).any()
+    countable = labelled_kind.isin([str(c) for c in range(5)]) & (labels["arm_class"] < 5)
+    agree = (labels.loc[countable, "arm_class"].astype(str) == labelled_kind[countable]).mean()
+    assert agree > 0.9  # where volunteers counted, they mostly counted right
 
 
 def test_paper_selection_rejects_some_spirals_for_every_reason(votes_only):
-    catalogue, mapping, kinds = votes_only
+    catalogue, mapping, kinds, _ = votes_only
     spirals = kinds.isin([str(c) for c in range(6)]).to_numpy()
     labels, report = paper_selection(catalogue[spirals], mapping[spirals])
     for step in ["features_cut", "not_edgeon_cut", "spiral_cut", "vote_cut",
@@ -159,7 +180,25 @@ def test_paper_selection_rejects_some_spirals_for_every_reason(votes_only):
         assert report["excluded"][step] > 0, f"no spiral rejected by {step}: {report['excluded']}"
     truth = labels["dr7objid"].map(dict(zip(catalogue["dr7objid"], kinds))).astype(int)
     wrong = (labels["arm_class"] != truth).sum()
-    assert 0 < wrong < 0.1 * len(labels)  # a few neighbouring-class labels, as in GZ2
+    assert 0 < wrong < 0.15 * len(labels)  # a few miscounts and unseen arms, as in GZ2
+
+
+def test_cant_tell_votes_rise_as_arm_snr_falls():
+    """The same two-armed spiral, ever fainter: its arms sink into the noise and volunteers
+    answer "can't tell" more and more."""
+    base = draw_params(1, np.random.default_rng(12), size=212)
+    base.update(inclination_deg=20.0, r90_model_arcsec=14.0, n_stars=0, companion=0)
+    snr, cant = [], []
+    for mag in (13.5, 15.5, 17.0, 18.5):
+        params = dict(base, mag_r=mag)
+        render_from_params(params, np.random.default_rng(3))
+        shares = [catalogue_votes(1, params, np.random.default_rng([8, k]), "clean")[0][
+            "t11_arms_number_a37_cant_tell_fraction"] for k in range(15)]
+        snr.append(params["arm_snr"])
+        cant.append(float(np.mean(shares)))
+    assert snr == sorted(snr, reverse=True), snr
+    assert cant == sorted(cant), (snr, cant)
+    assert cant[0] < 0.15 and cant[-1] > 0.5, (snr, cant)
 
 
 def test_same_seed_gives_identical_files_whatever_the_number_of_workers(tmp_path):
@@ -229,7 +268,7 @@ def _azimuthal_harmonics(view):
     """Strength of the 1st-8th azimuthal harmonics in annuli around the brightest pixel."""
     from scipy.ndimage import map_coordinates
 
-    radius, angle = np.meshgrid(np.linspace(4, 30, 14), np.linspace(0, 2 * np.pi, 64,
+    radius, angle = np.meshgrid(np.linspace(3, 17, 12), np.linspace(0, 2 * np.pi, 64,
                                                                       endpoint=False),
                                 indexing="ij")
     cy, cx = np.unravel_index(np.argmax(view), view.shape)
@@ -241,7 +280,8 @@ def _azimuthal_harmonics(view):
 
 def test_arm_number_is_resolvable_in_the_64px_model_view():
     """m arms give m-fold azimuthal symmetry; a linear model on those harmonics must count them
-    in the central 224 crop at 64 px greyscale, or the demo model cannot learn the classes."""
+    in the central 224 crop at 64 px greyscale (R90 is 14 px there) where the arms are visible,
+    or the demo model cannot learn the classes."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import cross_val_score
 
@@ -250,7 +290,11 @@ def test_arm_number_is_resolvable_in_the_64px_model_view():
     features, labels = [], []
     for arm_class in range(5):
         for i in range(30):
-            image = render_galaxy(arm_class, np.random.default_rng([21, arm_class, i]))
+            rng = np.random.default_rng([21, arm_class, i])
+            params = draw_params(arm_class, rng)
+            # where volunteers can count them: a bright, nearly face-on spiral
+            params.update(inclination_deg=15.0, mag_r=14.5)
+            image = render_from_params(params, rng)
             features.append(_azimuthal_harmonics(model_view(image)))
             labels.append(arm_class)
     features = np.array(features)
@@ -273,3 +317,74 @@ def test_masks_can_be_left_out_without_changing_any_other_file(tmp_path):
     for name in names:
         assert filecmp.cmp(tmp_path / "with" / name, tmp_path / "without" / name,
                            shallow=False), name
+
+
+# ---------------------------------------------------------------- the camera's physics
+
+
+def _quiet_params(kind, seed, **changes):
+    """A galaxy alone in its frame (no stars, no companion), with `changes`."""
+    params = draw_params(kind, np.random.default_rng(seed))
+    params.update(n_stars=0, companion=0, **changes)
+    return params
+
+
+@pytest.mark.parametrize("fwhm", [1.0, 1.4, 2.0])
+def test_fwhm_of_a_rendered_point_source_is_the_drawn_seeing(fwhm):
+    """A star through the camera steps of a galaxy (fine grid, PSF, native 0.396" pixels): its
+    FWHM, from the area above half its peak on a cubic interpolation of the native image, is
+    the drawn seeing within 10 % (pixel integration broadens it by ~3 % at 1.0"; the GZ2
+    frame's bilinear resampling adds up to ~7 % more, as SkyServer's did)."""
+    from scipy.ndimage import zoom
+
+    oversample, n_native = 2, 41
+    fine = np.zeros((1, n_native * oversample, n_native * oversample), np.float32)
+    fine[0, n_native, n_native] = 1.0  # the centre of native pixel 20
+    kernel = sdss.moffat_kernel(fwhm, 3.5, sdss.PIXEL_SCALE / oversample)
+    native = sdss.observe(fine, [kernel], oversample)[0]
+    factor = 8
+    star = zoom(native.astype(float), factor, order=3)
+    area = (star >= star.max() / 2).sum() * (sdss.PIXEL_SCALE / factor) ** 2
+    measured = 2 * np.sqrt(area / np.pi)
+    assert measured == pytest.approx(fwhm, rel=0.10)
+
+
+def test_noise_in_an_empty_patch_is_the_drawn_sky_level():
+    """Sky-dominated noise of a 53.9 s exposure: the pixel-to-pixel scatter far from the
+    galaxy equals sqrt(sky electrons + read noise^2) / (electrons per nanomaggy), and the sky
+    electrons follow from the drawn sky brightness and the photometric zero point."""
+    params = _quiet_params("elliptical", 2, sky_r=20.6)
+    bands, _, _, sigma = observe_galaxy(params, np.random.default_rng(5))
+    patch = bands[1, :40, :40]  # a corner of the native cut-out: sky only
+    expected_e = sdss.nmgy(20.6) * sdss.PIXEL_SCALE ** 2 * sdss.electrons_per_nmgy("r")
+    expected = np.sqrt(expected_e + sdss.READ_NOISE_E ** 2) / sdss.electrons_per_nmgy("r")
+    assert sigma[1] == pytest.approx(expected)
+    assert patch.std() == pytest.approx(expected, rel=0.05)
+    assert abs(patch.mean()) < 3 * expected / 40  # sky-subtracted
+
+
+def test_r90_of_a_rendered_face_on_galaxy_spans_50_px_of_the_frame():
+    """The frame is 0.02 R90 "/px, R90 as the camera measures it: the curve of growth of the
+    rendered (noisy) r band in the frame reaches 90 % at 50 px. Tolerance 6 %: sky noise in
+    the aperture sum (~1 %), the bilinear resampling and the frame's sub-pixel centring."""
+    for seed in (1, 2, 3):
+        params = _quiet_params(1, seed, inclination_deg=0.0, mag_r=14.5)
+        bands = {}
+        render_from_params(params, np.random.default_rng(seed), bands_out=bands)
+        r = bands["r"].copy()
+        rows, cols = np.ogrid[:424, :424]
+        r[np.hypot(rows - 211.5, cols - 211.5) > 150] = 0  # 3 R90: all the light, little sky
+        r90_px = measure_r90(r, (211.5, 211.5), scale=1.0)
+        assert r90_px == pytest.approx(50, rel=0.06), (seed, r90_px)
+
+
+def test_composite_is_make_lupton_rgb_of_the_bands():
+    from astropy.visualization import make_lupton_rgb
+
+    bands = {}
+    image = render_from_params(draw_params(2, np.random.default_rng(4)),
+                               np.random.default_rng(4), bands_out=bands)
+    w = sdss.BAND_WEIGHTS
+    reference = make_lupton_rgb(bands["i"] * w["i"], bands["r"] * w["r"], bands["g"] * w["g"],
+                                minimum=0, stretch=sdss.LUPTON_STRETCH, Q=sdss.LUPTON_Q)
+    np.testing.assert_array_equal(image, reference)

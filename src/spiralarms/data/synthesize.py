@@ -15,7 +15,8 @@ from spiralarms.synthetic.physical import write_physical
 
 def run_synthesize(catalog_path, physical_path, sheet_png, model_view_png, settings: dict,
                    model_view: dict, workers=1) -> dict:
-    """The dataset (config `synthetic`: per_class, ellipticals, edgeon, seed, missing_images) in
+    """The dataset (config `synthetic`: per_class, ellipticals, edgeon, irregulars, mergers,
+    seed, missing_images) in
     the folder of `catalog_path`, `physical_path`, and the sheets; `model_view`: model,
     image_size and crop_size (the training sizes). Returns synthesize's summary."""
     out_dir = Path(catalog_path).parent
@@ -24,6 +25,9 @@ def run_synthesize(catalog_path, physical_path, sheet_png, model_view_png, setti
         n_per_class=settings["per_class"],
         n_elliptical=settings["ellipticals"],
         n_edgeon=settings["edgeon"],
+        # not in the config schema yet: none unless given
+        n_irregular=settings.get("irregulars", 0),
+        n_merger=settings.get("mergers", 0),
         seed=settings["seed"],
         n_missing_images=settings["missing_images"],
         workers=workers,

@@ -11,9 +11,14 @@
   attribution measure only. One archive rather than a file per image: creating thousands of small
   files would cost more than drawing the masks;
 - `truth.csv`: per galaxy `asset_id, dr7objid, kind` ('1'..'4', '5+', '?', 'elliptical',
-  'edgeon'; read it with `read_truth`), `arm_class` (0-5, -1 for non-targets), `n_arms` (the
-  rendered arm number, also for "can't tell"), `has_image`, `vote_scenario` and the render
-  parameters. For checks only: the pipeline never reads it.
+  'edgeon', 'irregular', 'merger'; read it with `read_truth`), `arm_class` (0-5, -1 for
+  non-targets), `n_arms` (the rendered arm number; 0 for a flocculent disc), `has_image`,
+  `vote_scenario`, `volunteer_label` (the argmax of the debiased t11 fractions, the paper's
+  rule), every drawn parameter and what the renderer measured on the image (`mag_r,
+  r90_arcsec, psf_fwhm_arcsec, arm_snr, psf_arm_spacings, inclination_deg, bar, pitch_deg,
+  flocculent`, ...: docs/synthetic-sky.md). For checks only: the pipeline never reads it;
+- `volunteer_confusion.csv`: galaxies per renderer truth (rows) and volunteers' label
+  (columns), also printed.
 
 Contact sheets of the result are `spiralarms.synthetic.sheets`; the command line is
 `python -m spiralarms.synthetic`.
@@ -29,8 +34,15 @@ import pandas as pd
 from PIL import Image
 
 from spiralarms import gz2
+from spiralarms.synthetic import sdss
 from spiralarms.synthetic.masks import encode_mask, write_masks
-from spiralarms.synthetic.render import KIND_LABELS, KINDS, draw_params, render_from_params
+from spiralarms.synthetic.render import (
+    KIND_LABELS,
+    KINDS,
+    NON_TARGET_KINDS,
+    draw_params,
+    render_from_params,
+)
 from spiralarms.synthetic.votes import assign_scenarios, catalogue_votes
 
 CATALOG_FILE = "zoo2MainSpecz.csv.gz"
@@ -38,7 +50,8 @@ MAPPING_FILE = "gz2_filename_mapping.csv"
 IMAGE_DIR = "images_gz2/images"
 TRUTH_FILE = "truth.csv"
 MASK_FILE = "masks.zip"
-JPEG_QUALITY = 90
+CONFUSION_FILE = "volunteer_confusion.csv"
+JPEG_QUALITY = sdss.JPEG_QUALITY
 
 
 # ---------------------------------------------------------------- identifiers and positions
@@ -83,7 +96,7 @@ def _identity_columns(n, rng):
 # ---------------------------------------------------------------- the dataset
 
 
-def _kind_list(n_per_class, n_elliptical, n_edgeon):
+def _kind_list(n_per_class, n_elliptical, n_edgeon, n_irregular=0, n_merger=0):
     """Galaxy kinds in class order, after checking the requested counts."""
     if isinstance(n_per_class, dict):
         counts = [0] * 6
@@ -99,7 +112,7 @@ def _kind_list(n_per_class, n_elliptical, n_edgeon):
         if len(counts) != 6:
             raise ValueError(f"n_per_class needs 6 counts (classes {gz2.ARM_CLASS_NAMES}), "
                              f"got {len(counts)}")
-    counts += [n_elliptical, n_edgeon]
+    counts += [n_elliptical, n_edgeon, n_irregular, n_merger]
     for kind, count in zip(KINDS, counts):
         if int(count) != count or count < 0:
             raise ValueError(f"count for kind {KIND_LABELS[kind]!r} must be a whole number "
@@ -108,21 +121,31 @@ def _kind_list(n_per_class, n_elliptical, n_edgeon):
 
 
 def _render_one(task):
-    """Draw one galaxy's parameters and, unless its image is 'missing', write its JPEG.
+    """Draw one galaxy's parameters, render it (the votes need what its image shows) and,
+    unless its image is 'missing', write its JPEG.
 
-    Returns the parameters and the mask PNG bytes (None without an image or `with_mask`)."""
+    Returns the parameters (with the renderer's measurements) and the mask PNG bytes (None
+    without an image or `with_mask`)."""
     seed, index, kind, path, size, with_mask = task
     rng = np.random.default_rng([seed, index])
     params = draw_params(kind, rng, size)
     mask = None
+    if with_mask and path is not None:
+        image, label = render_from_params(params, rng, masks=True)
+        mask = encode_mask(label)
+    else:
+        image = render_from_params(params, rng)
     if path is not None:
-        if with_mask:
-            image, label = render_from_params(params, rng, masks=True)
-            mask = encode_mask(label)
-        else:
-            image = render_from_params(params, rng)
         Image.fromarray(image).save(path, "JPEG", quality=JPEG_QUALITY)
     return params, mask
+
+
+def _one_blas_thread():
+    """Each renderer is one process on one core: threaded BLAS in the frame resampling would
+    only fight the other workers (10x slower on a loaded 2-core machine, measured)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
 
 
 def _render_all(tasks, workers, progress):
@@ -133,10 +156,14 @@ def _render_all(tasks, workers, progress):
         # fork: the workers need no re-import of the caller's script (spawn would re-run an
         # unguarded script, e.g. a Snakemake `script:`); they use only numpy, scipy and PIL
         methods = multiprocessing.get_all_start_methods()
-        pool = multiprocessing.get_context("fork" if "fork" in methods else "spawn").Pool(workers)
+        pool = multiprocessing.get_context("fork" if "fork" in methods else "spawn").Pool(
+            workers, initializer=_one_blas_thread)
         chunk = max(1, min(32, len(tasks) // (8 * workers)))
         iterator = pool.imap(_render_one, tasks, chunksize=chunk)
     else:
+        from threadpoolctl import threadpool_limits
+
+        limits = threadpool_limits(1)
         pool, iterator = None, map(_render_one, tasks)
     try:
         for result in iterator:
@@ -150,6 +177,8 @@ def _render_all(tasks, workers, progress):
         if pool is not None:
             pool.close()
             pool.join()
+        else:
+            limits.restore_original_limits()
     return results, time.perf_counter() - start
 
 
@@ -162,16 +191,17 @@ def _write_csv_gz(frame, path):
 
 
 def synthesize(out_dir, n_per_class, n_elliptical, n_edgeon, seed, n_missing_images=0,
-               workers=1, progress=True, size=424, masks=True):
-    """Write a synthetic GZ2 dataset (catalogue, filename map, JPEGs, masks, truth) under
-    `out_dir` (`masks`: also the arm and galaxy mask of each image, in MASK_FILE).
+               workers=1, progress=True, size=424, masks=True, n_irregular=0, n_merger=0):
+    """Write a synthetic GZ2 dataset (catalogue, filename map, JPEGs, masks, truth, the
+    volunteers' confusion) under `out_dir` (`masks`: also the arm and galaxy mask of each
+    image, in MASK_FILE). Non-targets: `n_elliptical`, `n_edgeon`, `n_irregular`, `n_merger`.
 
     n_per_class: 6 counts for arm classes 1, 2, 3, 4, 5+, can't tell (a list, or a dict keyed by
     class index or name). Each galaxy's randomness comes from (seed, index), so the files are
     byte-identical for a given seed whatever `workers` is. Returns counts and the images/s rate.
     """
     start, cpu_start = time.perf_counter(), time.process_time()
-    kinds = _kind_list(n_per_class, n_elliptical, n_edgeon)
+    kinds = _kind_list(n_per_class, n_elliptical, n_edgeon, n_irregular, n_merger)
     n = len(kinds)
     if n == 0:
         raise ValueError("no galaxies requested: give n_per_class, n_elliptical or n_edgeon > 0")
@@ -209,8 +239,10 @@ def synthesize(out_dir, n_per_class, n_elliptical, n_edgeon, seed, n_missing_ima
     mapping = pd.DataFrame({"objid": identity["dr7objid"], "sample": identity["sample"],
                             "asset_id": asset_ids}).iloc[rng.permutation(n)]
     mapping.to_csv(out_dir / MAPPING_FILE, index=False, lineterminator="\n")
-    _truth_table(kinds, all_params, identity, asset_ids, missing, scenarios).to_csv(
-        out_dir / TRUTH_FILE, index=False, lineterminator="\n")
+    truth = _truth_table(kinds, all_params, identity, asset_ids, missing, scenarios, votes)
+    truth.to_csv(out_dir / TRUTH_FILE, index=False, lineterminator="\n")
+    confusion = volunteer_confusion(truth)
+    confusion.to_csv(out_dir / CONFUSION_FILE, lineterminator="\n")
 
     seconds = time.perf_counter() - start
     n_images = int((~missing).sum())
@@ -224,23 +256,60 @@ def synthesize(out_dir, n_per_class, n_elliptical, n_edgeon, seed, n_missing_ima
         "images_per_s": round(n_images / seconds, 1) if seconds else None,
     }
     if progress:
+        print("synthesize: volunteers' label (columns, argmax of debiased t11) against the "
+              "renderer's truth (rows):\n" + confusion.to_string(), flush=True)
         print(f"synthesize: wrote {n} galaxies ({n_images} images) to {out_dir} in "
               f"{seconds:.1f} s: {summary['images_per_s']} images/s", flush=True)
     return summary
 
 
-def _truth_table(kinds, all_params, identity, asset_ids, missing, scenarios):
-    params = pd.DataFrame(all_params).drop(columns=["kind", "n_arms"])
+NON_TARGET_LABELS = [KIND_LABELS[k] for k in NON_TARGET_KINDS]
+# truth.csv's leading columns, in this order (the selection-function report reads them)
+TRUTH_COLUMNS = ["asset_id", "dr7objid", "kind", "arm_class", "n_arms", "has_image",
+                 "vote_scenario", "volunteer_label", "mag_r", "r90_arcsec", "psf_fwhm_arcsec",
+                 "arm_snr", "psf_arm_spacings", "inclination_deg", "bar", "pitch_deg",
+                 "flocculent"]
+# parameters a kind does not have (an elliptical has no bar): 0 rather than empty
+ZERO_WHEN_ABSENT = ["bar", "pitch_deg", "flocculent", "inclination_deg", "n_arms"]
+
+
+def volunteer_label(vote_row):
+    """The paper's label of one catalogue row: the arm class whose debiased t11 fraction is
+    largest (first wins a tie), or 'none' when no volunteer reached the question."""
+    fractions = [vote_row[f"{a}_debiased"] for a in gz2.ARM_ANSWERS]
+    if not any(fractions):
+        return "none"
+    return gz2.ARM_CLASS_NAMES[int(np.argmax(fractions))]
+
+
+def _truth_table(kinds, all_params, identity, asset_ids, missing, scenarios, votes):
+    params = pd.DataFrame(all_params).drop(columns=["kind"])
+    for column in ZERO_WHEN_ABSENT:
+        params[column] = params[column].fillna(0) if column in params else 0
     truth = pd.DataFrame({
         "asset_id": asset_ids,
         "dr7objid": identity["dr7objid"].to_numpy(),
         "kind": [KIND_LABELS[k] for k in kinds],
         "arm_class": [k if isinstance(k, int) else -1 for k in kinds],
-        "n_arms": [p["n_arms"] for p in all_params],
         "has_image": (~missing).astype(int),
         "vote_scenario": scenarios,
+        "volunteer_label": [volunteer_label(row) for row in votes],
     })
-    return pd.concat([truth, params[sorted(params.columns)].round(4)], axis=1)
+    truth = pd.concat([truth, params.round(4)], axis=1)
+    truth["n_arms"] = truth["n_arms"].astype(int)
+    rest = sorted(c for c in truth.columns if c not in TRUTH_COLUMNS)
+    return truth[TRUTH_COLUMNS + rest]
+
+
+def volunteer_confusion(truth):
+    """Galaxies per renderer truth `kind` (rows) and volunteers' label (columns)."""
+    rows = [k for k in ["1", "2", "3", "4", "5+", "?", *NON_TARGET_LABELS]
+            if k in set(truth["kind"])]
+    columns = [*gz2.ARM_CLASS_NAMES, "none"]
+    table = pd.crosstab(truth["kind"], truth["volunteer_label"])
+    table = table.reindex(index=rows, columns=columns, fill_value=0)
+    table.index.name, table.columns.name = "truth", "volunteers"
+    return table
 
 
 def read_truth(out_dir):

@@ -12,9 +12,10 @@ import numpy as np
 from spiralarms import atomic, gz2
 from spiralarms.synthetic.generate import IMAGE_DIR, TRUTH_FILE, read_truth
 
-ROW_ORDER = [*gz2.ARM_CLASS_NAMES, "elliptical", "edgeon"]
+ROW_ORDER = [*gz2.ARM_CLASS_NAMES, "elliptical", "edgeon", "irregular", "merger"]
 # Arm classes are titled by the caller (data.variants.display_name: this layer is below data).
-OTHER_TITLES = {"elliptical": "elliptical", "edgeon": "edge-on"}
+OTHER_TITLES = {"elliptical": "elliptical", "edgeon": "edge-on", "irregular": "irregular",
+                "merger": "merger"}
 
 
 def contact_sheet(out_dir, png_path, load, title, per_class=6, class_titles=None) -> Path:

@@ -1,15 +1,21 @@
 """Simulated Galaxy Zoo 2 volunteers: vote columns of the catalogue, one volunteer at a time.
 
-Votes follow the GZ2 decision tree, so counts, weights and fractions are consistent. Most spirals
-get a clear majority for their true arm number; a few get ambiguous or misread votes, too few
-votes, or fail one of the paper's cuts (`VOTE_SCENARIOS`), so the selection rejects some galaxies
-for every reason, as on the real catalogue.
+Volunteers answer what the image shows: the renderer measures on the rendered r band how far
+the arms stand out of the noise (`arm_snr`), whether the PSF resolves neighbouring arms
+(`psf_arm_spacings`) and the inclination, and `arm_visibility` turns them into the chance that
+a volunteer can count the arms. So "can't tell" arises where arms are not visible (small, faint
+or inclined spirals, flocculent discs), and blended arms are undercounted, as in GZ2 (Willett
+et al. 2013; Hart et al. 2016). Votes follow the GZ2 decision tree, so counts, weights and
+fractions are consistent. A few galaxies get volunteers' idiosyncrasies on top
+(`VOTE_SCENARIOS`: too few votes, a misread or ambiguous count, ...), so the selection rejects
+some galaxies for every reason, as on the real catalogue.
 
 `_flag` rule (documented choice): 1 when the answer's debiased fraction is >= 0.8 (the
 Willett et al. 2013 "clean" threshold), else 0.
 """
 
 import numpy as np
+from scipy.special import expit
 
 from spiralarms import gz2
 from spiralarms.synthetic.render import check_kind
@@ -34,66 +40,106 @@ def _ordered_levels(n, centre, width):
     return p / p.sum()
 
 
-def _spread(n, true, p_true, rng, neighbour_share=0.6):
-    """Answer probabilities with `p_true` on `true`, the rest mostly on its neighbours."""
-    rest = np.full(n, 0.0)
-    for j in (true - 1, true + 1):
-        if 0 <= j < n:
-            rest[j] += neighbour_share
-    rest += (1 - neighbour_share) / n * rng.uniform(0.5, 1.5, n)
-    rest[true] = 0
-    return (1 - p_true) * rest / rest.sum() + p_true * (np.arange(n) == true)
+# What volunteers can see (docs/synthetic-sky.md): arms stand out of the noise at a ridge S/N of
+# about 2 per native pixel, the PSF resolves neighbouring arms while its FWHM is below about 0.4
+# arm spacings, and arms are hard to follow beyond ~65 deg inclination.
+ARM_SNR_SEEN = 2.0
+SPACINGS_RESOLVED = 0.4
+INCLINATION_SEEN_DEG = 65.0
 
 
-def _arm_votes(arm_class, scenario, rng):
-    """t11 answer probabilities for a spiral of `arm_class` (0..5)."""
-    if arm_class == 5:
-        neighbour = int(rng.choice([0, 1, 1, 2]))  # uncountable arms are mostly called "2"
-    else:
-        neighbour = arm_class + (1 if arm_class == 0 or (arm_class < 4 and rng.random() < 0.5)
-                                 else -1)
+def arm_visibility(params):
+    """Probability (0-1) that a volunteer sees the arms well enough to count them, from what
+    the renderer measured on the image: arm S/N, PSF FWHM in arm spacings, inclination."""
+    snr = max(params.get("arm_snr", 0.0), 1e-3)
+    seen = expit((np.log(snr) - np.log(ARM_SNR_SEEN)) / 0.3)
+    resolved = expit((SPACINGS_RESOLVED - params.get("psf_arm_spacings", 0.0)) / 0.07)
+    face_on = expit((INCLINATION_SEEN_DEG - params.get("inclination_deg", 0.0)) / 5.0)
+    return float(seen * resolved * face_on)
+
+
+def _arm_votes(kind, params, scenario, rng):
+    """t11 answer probabilities: the truth where the arms are visible, "can't tell" where
+    they are not, an undercount where the PSF blends neighbouring arms."""
+    if kind == 5 or not isinstance(kind, int):  # flocculent or weak arms: nothing to count
+        cant = rng.uniform(0.86, 0.985)
+        p = np.array([0.04, 0.3, 0.2, 0.16, 0.3, 0.0]) * rng.uniform(0.5, 1.5, 6)
+        p *= (1 - cant) / p.sum()
+        p[5] = cant
+        return p
+    vis = arm_visibility(params)
+    blend = expit((params.get("psf_arm_spacings", 0.0) - 0.35) / 0.05)
+    neighbour = kind - 1 if kind > 0 else 1
     if scenario == "misread":
-        return _spread(6, neighbour, rng.uniform(0.88, 0.97), rng, neighbour_share=0.8)
-    p_true = rng.uniform(0.45, 0.7) if scenario == "ambiguous" else rng.uniform(0.94, 0.995)
-    p = _spread(6, arm_class, p_true, rng)
-    if scenario == "ambiguous":  # the runner-up takes most of what is left
-        p[neighbour] += 0.6 * (1 - p_true)
-        p /= p.sum()
-    return p
+        neighbour = kind + 1 if kind < 4 and rng.random() < 0.5 else neighbour
+    p = np.zeros(6)
+    p[5] = 0.005 + 0.99 * (1 - vis) ** 1.5
+    counted = 1 - p[5]
+    miss = 0.02 + 0.45 * blend
+    if scenario == "misread":
+        miss = rng.uniform(0.88, 0.97)
+    elif scenario == "ambiguous":
+        miss = rng.uniform(0.3, 0.55)
+    to_neighbour = 0.97 if scenario == "misread" else 0.75
+    p[kind] += counted * (1 - miss)
+    p[neighbour] += counted * miss * to_neighbour
+    spread = rng.uniform(0.5, 1.5, 5)
+    p[:5] += counted * miss * (1 - to_neighbour) * spread / spread.sum()
+    return p / p.sum()
 
 
 def _latent_answers(kind, params, scenario, rng):
-    """Per task, the answer probabilities a careful volunteer would have for this galaxy."""
+    """Per task, the answer probabilities a careful volunteer would have for this galaxy,
+    from what the image shows (the renderer's measured arm visibility, inclination, bar,
+    bulge, rings, dust) and the vote scenario."""
     u = rng.uniform
+    incl = params.get("inclination_deg", 0.0)
+    odd_feature = np.full(7, 0.05)  # ring, lens, disturbed, irregular, other, merger, dust lane
+    odd = u(0.02, 0.15)
     if kind == "elliptical":
-        smooth = u(0.75, 0.97)
+        smooth = u(0.8, 0.97)
         t01 = [smooth, (1 - smooth) * 0.85, (1 - smooth) * 0.15]
         edgeon, spiral = 0.1, u(0.02, 0.2)
-    elif kind == "edgeon":
-        features = u(0.7, 0.95)
+    elif kind in ("irregular", "merger"):
+        features = u(0.6, 0.9)
         t01 = [0.99 - features, features, 0.01]
-        edgeon, spiral = u(0.82, 0.98), u(0.1, 0.5)
+        edgeon, spiral = u(0.02, 0.15), u(0.05, 0.45)
+        odd = u(0.75, 0.97)
+        odd_feature[3 if kind == "irregular" else 5] = 1.0
+        odd_feature[2] = 0.3
     else:
+        vis = 1.0 if kind == 5 else arm_visibility(params)
+        edge_like = expit((incl - 76.0) / 3.0)  # projected thin discs look edge-on from ~76 deg
         clear = scenario == "few_votes"  # an obvious spiral that few volunteers saw
-        features = u(0.2, 0.4) if scenario == "looks_smooth" else u(0.95 if clear else 0.7, 0.97)
+        features = (u(0.2, 0.4) if scenario == "looks_smooth"
+                    else min(0.97, u(0.72, 0.97) * (0.55 + 0.45 * max(vis, edge_like))))
+        if clear:
+            features = u(0.95, 0.97)
         t01 = [0.99 - features, features, 0.01]
-        edgeon = u(0.4, 0.65) if scenario == "looks_edgeon" else u(0.0, 0.01 if clear else 0.06)
-        spiral = u(0.3, 0.55) if scenario == "no_spiral" else u(0.98 if clear else 0.85, 0.99)
+        edgeon = (u(0.4, 0.65) if scenario == "looks_edgeon"
+                  else float(np.clip(edge_like + u(0.0, 0.01 if clear else 0.05), 0, 0.99)))
+        spiral = (u(0.3, 0.55) if scenario == "no_spiral"
+                  else u(0.98 if clear else 0.88, 0.99) * (0.6 + 0.4 * vis))
+        if kind == "edgeon":
+            edgeon, spiral = u(0.85, 0.98), u(0.1, 0.4)
+        if params.get("ring", 0) > 0.25:
+            odd, odd_feature[0] = max(odd, u(0.4, 0.8)), 1.0
+        if params.get("dust", 0) > 0.8 and incl > 60:
+            odd, odd_feature[6] = max(odd, u(0.4, 0.8)), 1.0
     bt = params.get("bt", 0.3)
-    arm_class = kind if isinstance(kind, int) else int(rng.integers(0, 6))
-    odd = u(0.02, 0.2)
+    bar = params.get("bar", 0.0) * (arm_visibility(params) if isinstance(kind, int) else 0.5)
     return {
         "t01_smooth_or_features": t01,
         "t02_edgeon": [edgeon, 1 - edgeon],
-        "t03_bar": [odd + 0.1, 0.9 - odd],
+        "t03_bar": [0.05 + 0.85 * bar, 0.95 - 0.85 * bar],
         "t04_spiral": [spiral, 1 - spiral],
-        "t05_bulge_prominence": _ordered_levels(4, 0.5 + 8 * bt, 0.7),
+        "t05_bulge_prominence": _ordered_levels(4, 0.5 + 8 * min(bt, 0.4), 0.7),
         "t06_odd": [odd, 1 - odd],
         "t07_rounded": _ordered_levels(3, 2 * (1 - params.get("bulge_q", 0.9)) / 0.4, 0.6),
-        "t08_odd_feature": rng.dirichlet(np.full(7, 0.7)),
+        "t08_odd_feature": odd_feature / odd_feature.sum(),
         "t09_bulge_shape": _ordered_levels(3, 0.0 if bt > 0.1 else 2.0, 0.8),
         "t10_arms_winding": _ordered_levels(3, (params.get("pitch_deg", 20) - 12) / 10, 0.6),
-        "t11_arms_number": _arm_votes(arm_class, scenario, rng),
+        "t11_arms_number": _arm_votes(kind, params, scenario, rng),
     }
 
 
