@@ -1,5 +1,6 @@
 """Importing a trained model: archives, safety checks, model card and provenance."""
 
+import errno
 import json
 import shutil
 import tarfile
@@ -12,6 +13,7 @@ from PIL import Image
 from tiny_models import CARD_SETTINGS, IMAGE_SIZE, galaxy_pixels, save_tiny_model
 
 from spiralarms.acquire import UnsafeArchiveError, sha256_of
+from spiralarms.atomic import OutputError
 from spiralarms.cli import main
 from spiralarms.data.variants import VARIANTS
 from spiralarms.models import model_card
@@ -249,3 +251,24 @@ def test_a_file_that_is_neither_model_nor_archive_says_what_it_is(tmp_path):
     with pytest.raises(ModelImportError, match=r"galaxy.jpg is a JPEG image, neither a .keras "
                                                r"model nor a zip/tar archive nor a folder"):
         import_model(jpeg, tmp_path / "b0_6class_standard_s1")
+
+
+def test_a_full_disk_leaves_no_model_that_reads_as_imported(trained, tmp_path, monkeypatch):
+    model, _ = trained
+    experiment = tmp_path / "b0_merge45_standard_s4"
+    import_model(model, experiment)
+    real_copy = shutil.copyfile
+
+    def disk_fills_half_way(source, dest):
+        real_copy(source, dest)
+        with open(dest, "r+b") as stream:
+            stream.truncate(1000)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("spiralarms.training.importer.shutil.copyfile", disk_fills_half_way)
+    with pytest.raises(OutputError, match=f"cannot write {experiment / 'model.keras'}: no space "
+                                          f"left on device"):
+        import_model(model, experiment, overwrite=True)
+    # neither the half copy nor the replaced model (which the new card no longer describes)
+    assert sorted(p.name for p in experiment.iterdir()) == ["imported.json", "model.json"]
+    assert _staging_left(experiment.parent) == []

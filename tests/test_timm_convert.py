@@ -5,18 +5,21 @@ The parity tests build timm's own efficientnet_b0 (random weights, no download) 
 pooled `forward_features` with our backbone built by `spiralarms.models.networks` from the converted file.
 """
 
+import errno
 import json
 import os
 import pickle
 import types
 import zipfile
 from collections import OrderedDict
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 from timm_support import torch_and_timm
 
+from spiralarms.atomic import OutputError
 from spiralarms.cli import main
 from spiralarms.models import tf_checkpoint, timm_to_keras, torch_pickle, weights_card
 from spiralarms.models.networks import _backbone, build_model
@@ -246,6 +249,22 @@ def test_the_card_also_travels_inside_the_weights_file(timm_b0, tmp_path):
     keras.applications.EfficientNetB0(include_top=False, weights=None, input_shape=(32, 32, 1)
                                       ).save_weights(tmp_path / "plain.weights.h5")
     assert weights_card.read_card(tmp_path / "plain.weights.h5") is None
+
+
+def test_a_full_disk_leaves_the_earlier_weights_and_no_partial_file(tmp_path):
+    dest = tmp_path / "zoobot.weights.h5"
+    dest.write_bytes(b"earlier weights")
+
+    class DiskFillsUp:  # a model whose save_weights runs out of space half-way
+        def save_weights(self, path):
+            assert str(path).endswith(".weights.h5")  # Keras insists on the suffix
+            Path(path).write_bytes(b"half")
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OutputError, match=f"cannot write {dest}: no space left on device"):
+        weights_card.save(DiskFillsUp(), dest, {"format": weights_card.CARD_FORMAT})
+    assert dest.read_bytes() == b"earlier weights"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["zoobot.weights.h5"]
 
 
 def test_converted_colour_weights_refuse_the_greyscale_model(timm_b0, tmp_path):

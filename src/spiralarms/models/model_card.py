@@ -10,6 +10,7 @@ config's: an imported model keeps the preprocessing it was trained with.
 import json
 from pathlib import Path
 
+from spiralarms import atomic
 from spiralarms.data.channels import CHANNELS
 from spiralarms.data.variants import VARIANTS, get_variant
 
@@ -37,7 +38,7 @@ def write(model_path, model_name, variant, mode, settings, training=None) -> Pat
             "crop_size": settings["crop_size"],
             **({"training": training} if training is not None else {})}
     path = card_path(model_path)
-    path.write_text(json.dumps(card, indent=1))
+    atomic.write_json(path, card, indent=1)
     return path
 
 

@@ -12,10 +12,11 @@ the input range. docs/zoobot-weights.md explains the choices.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+from spiralarms import atomic
 from spiralarms.models.file_kinds import is_hdf5
+from spiralarms.models.saving import replacing_keras_file
 
 # The name predates the split of the converter into modules; cards already written carry it.
 CARD_FORMAT = "spiralarms.timm_convert/1"
@@ -45,20 +46,15 @@ def check_destination(dest: Path) -> None:
 
 
 def save(model, dest: Path, card: dict) -> None:
-    """Weights, then card, each written to a temporary name and renamed into place."""
+    """Weights (with the card inside), then the card beside them, each complete or not at all."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     import h5py
 
-    partial = dest.with_name(f".{dest.name[: -len(WEIGHTS_SUFFIX)]}.partial{WEIGHTS_SUFFIX}")
-    model.save_weights(partial)
-    with h5py.File(partial, "a") as h5:  # the card also travels inside the weights file
-        h5.attrs[CARD_ATTRIBUTE] = json.dumps(card)
-    os.replace(partial, dest)
-    card_file = card_path(dest)
-    partial_card = card_file.with_name(f".{card_file.name}.partial")
-    partial_card.write_text(json.dumps(card, indent=2) + "\n")
-    os.replace(partial_card, card_file)
-
+    with replacing_keras_file(dest) as partial:
+        model.save_weights(partial)
+        with h5py.File(partial, "a") as h5:  # the card also travels inside the weights file
+            h5.attrs[CARD_ATTRIBUTE] = json.dumps(card)
+    atomic.write_json(card_path(dest), card)
 
 
 def card_path(weights_path) -> Path:

@@ -10,9 +10,7 @@ The original notebook saved TF checkpoints (`results/finetune_minimal.index` + `
 `save_weights_only=True`), not whole models; they cannot be imported directly (see CHECKPOINT_HINT).
 """
 
-import json
 import logging
-import os
 import re
 import shutil
 import tarfile
@@ -23,6 +21,7 @@ from pathlib import Path
 
 import keras
 
+from spiralarms import atomic
 from spiralarms.acquire import AcquireError, fetch_gdrive, safe_extract, sha256_of
 from spiralarms.data.channels import CHANNELS
 from spiralarms.data.variants import VARIANTS, get_variant
@@ -74,11 +73,15 @@ def import_model(source, experiment_dir, card: dict | None = None, max_bytes=2e9
         full_card = model_card.complete(model, model_file,
                                         _card_overrides(claimed, experiment_dir))
         experiment_dir.mkdir(parents=True, exist_ok=True)
-        _copy_atomic(model_file, target)
+        # The card and provenance first, the model last: model.keras (the rule's output) is
+        # there only with everything it needs, each file complete or absent; a model being
+        # replaced goes first, so it is never paired with the new card.
+        target.unlink(missing_ok=True)
         variant = get_variant(full_card["classes"])
         model_card.write(target, full_card["model"], variant, full_card["mode"], full_card)
-        _write_provenance(experiment_dir / "imported.json", source, local, model_file, target,
-                          staging)
+        _write_provenance(experiment_dir / "imported.json", source, local, model_file, staging)
+        with atomic.replacing(target) as partial:
+            shutil.copyfile(model_file, partial)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log.info("imported %s to %s", source, target)
@@ -238,21 +241,15 @@ def _card_from_name(experiment_dir: Path) -> dict:
     return {"model": experiment.model, "classes": experiment.classes, "mode": experiment.mode}
 
 
-def _copy_atomic(source: Path, target: Path) -> None:
-    partial = target.with_name(target.name + ".partial")
-    shutil.copyfile(source, partial)
-    os.replace(partial, target)
-
-
-def _write_provenance(path, source, local, model_file, target, staging):
+def _write_provenance(path, source, local, model_file, staging):
     record = {
         "source": str(source),
         "source_sha256": sha256_of(local) if local.is_file() else None,
         "member": None if model_file == local else _member_name(model_file, local, staging),
-        "sha256": sha256_of(target),
+        "sha256": sha256_of(model_file),  # model.keras is a copy of it
         "imported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    path.write_text(json.dumps(record, indent=1) + "\n")
+    atomic.write_json(path, record, indent=1)
 
 
 def _member_name(model_file: Path, local: Path, staging: Path) -> str:
