@@ -22,6 +22,7 @@ from spiralarms.synthetic.render import (
     KINDS,
     NON_TARGET_KINDS,
     draw_params,
+    expose,
     measure_r90,
     observe_galaxy,
     render_from_params,
@@ -354,13 +355,16 @@ def test_noise_in_an_empty_patch_is_the_drawn_sky_level():
     galaxy equals sqrt(sky electrons + read noise^2) / (electrons per nanomaggy), and the sky
     electrons follow from the drawn sky brightness and the photometric zero point."""
     params = _quiet_params("elliptical", 2, sky_r=20.6)
-    bands, _, _, sigma = observe_galaxy(params, np.random.default_rng(5))
-    patch = bands[1, :40, :40]  # a corner of the native cut-out: sky only
+    native, _ = observe_galaxy(params, np.random.default_rng(5))
     expected_e = sdss.nmgy(20.6) * sdss.PIXEL_SCALE ** 2 * sdss.electrons_per_nmgy("r")
     expected = np.sqrt(expected_e + sdss.READ_NOISE_E ** 2) / sdss.electrons_per_nmgy("r")
-    assert sigma[1] == pytest.approx(expected)
-    assert patch.std() == pytest.approx(expected, rel=0.05)
-    assert abs(patch.mean()) < 3 * expected / 40  # sky-subtracted
+    assert sdss.sky_sigma_nmgy("r", 20.6) == pytest.approx(expected)
+    for block in (1, 3):  # native pixels, and means of 3 x 3 (large galaxies' frames)
+        images, _ = sdss.bin_blocks(native.copy(), (0, 0), block)
+        expose(images, params, np.random.default_rng(6), block)
+        patch = images[1, :40 // block, :40 // block]  # a corner of the cut-out: sky only
+        assert patch.std() == pytest.approx(expected / block, rel=0.06), block
+        assert abs(patch.mean()) < 3 * expected / 40  # sky-subtracted
 
 
 def test_r90_of_a_rendered_face_on_galaxy_spans_50_px_of_the_frame():

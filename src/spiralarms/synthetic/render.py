@@ -38,7 +38,9 @@ DUST_TAU_RATIO = {"g": 1.32, "r": 1.0, "i": 0.77}  # extinction relative to r (S
 
 # a face-on exponential disc holds 90 % of its light within 3.89 scale lengths
 EXP_R90_OVER_H = 3.8897
-MAX_OVERSAMPLE_PIXELS = 420  # native cut-outs beyond this are modelled at native resolution
+# galaxies wider than this (native px, R90 >~ 20") are modelled at native resolution: their
+# 3.5 px PSF is well sampled, and the frame is coarser than the native pixels anyway
+MAX_OVERSAMPLE_PIXELS = 150
 
 
 def check_kind(kind):
@@ -512,8 +514,9 @@ def _paste(target, stamp, row, col):
 
 
 def observe_galaxy(params, rng):
-    """The galaxy in SDSS's native pixels: (bands (3, N, N) with noise, nanomaggies; arm and
-    smooth r light without noise (2, N, N); centre (row, col); sky sigma per band).
+    """The noiseless galaxy in SDSS's native pixels, after the PSF: ((5, N, N) images in
+    nanomaggies: g, r, i with companions and stars, then the galaxy's arm and smooth r light;
+    the galaxy's centre (row, col)). `expose` adds the noise.
 
     The galaxy (and a companion) are modelled on a fine grid only where they have light;
     stars are point sources drawn with the native-pixel PSF; the sky covers the cut-out."""
@@ -564,10 +567,15 @@ def observe_galaxy(params, rng):
                 _paste(native[b], native_kernels[b] * np.float32(flux[b]), int(row), int(col))
     centre = ((n_native - 1) / 2 + params["dy_arcsec"] / sdss.PIXEL_SCALE,
               (n_native - 1) / 2 + params["dx_arcsec"] / sdss.PIXEL_SCALE)
+    return native, centre
+
+
+def expose(images, params, rng, block=1):
+    """Sky and source noise of the 53.9 s exposures on the g, r, i images (the first three of
+    `images`, in place), whose pixels are means of block x block native pixels."""
     sky = [params[f"sky_{b}"] for b in sdss.BANDS]
-    bands = sdss.add_noise(native[:3], sky, rng)
-    sigma = [sdss.sky_sigma_nmgy(b, s) for b, s in zip(sdss.BANDS, sky)]
-    return bands, native[3:], centre, sigma
+    sdss.add_noise(images[:3], sky, rng, pixels=block * block)
+    return images
 
 
 def measure_r90(image, centre, scale=sdss.PIXEL_SCALE):
@@ -611,26 +619,34 @@ def render_from_params(params, rng, masks=False, bands_out=None):
     labels of `galaxy_mask`. `bands_out` (a dict), if given, receives the linear frame bands
     ("g", "r", "i", nanomaggies per native pixel) and the noiseless "arms" and "smooth" r light.
     """
-    bands, components, centre, sigma = observe_galaxy(params, rng)
-    galaxy_r = components[0] + components[1]
-    r90 = measure_r90(galaxy_r, centre)
+    native, centre = observe_galaxy(params, rng)
+    r90 = measure_r90(native[3] + native[4], centre)
     frame_scale = sdss.FRAME_R90_SCALE * r90
+    sigma_r = sdss.sky_sigma_nmgy("r", params["sky_r"])
     params["r90_arcsec"] = r90
     params["frame_scale_arcsec"] = frame_scale
-    params["sky_sigma_r"] = sigma[1]
-    params["arm_snr"] = _visibility(components, centre, r90, sigma[1])
+    params["sky_sigma_r"] = sigma_r
+    params["arm_snr"] = _visibility(native[3:], centre, r90, sigma_r)
     m = params["n_arms"] if params["n_arms"] else (8 if params.get("flocculent") else 0)
     params["psf_arm_spacings"] = (params["psf_fwhm_arcsec"] / (2 * np.pi * 0.5 * r90 / m)
                                   if m else 0.0)
-    stack = np.concatenate([bands, components]) if (masks or bands_out is not None) else bands
-    frame = sdss.to_frame(stack, centre, frame_scale, params["size"])
+    # a frame pixel coarser than the camera's: average blocks of native pixels first (and draw
+    # the noise of the averages: the same statistics, block^2 fewer draws)
+    block = max(1, int(frame_scale / sdss.PIXEL_SCALE))
+    native, centre = sdss.bin_blocks(native, centre, block)
+    expose(native, params, rng, block)
+    keep = 5 if bands_out is not None else 3
+    frame = sdss.to_frame(native[:keep], centre, frame_scale, params["size"],
+                          pixel_scale=block * sdss.PIXEL_SCALE)
     image = sdss.composite(frame[0], frame[1], frame[2])
     if bands_out is not None:
         bands_out.update(zip(("g", "r", "i", "arms", "smooth"), frame))
     if not masks:
         return image
-    block = max(1, int(frame_scale / sdss.PIXEL_SCALE))
-    return image, galaxy_mask(frame[3], frame[4], sigma[1] / np.sqrt(block))
+    # labels in the camera's (binned) pixels, then sampled at the frame's pixels
+    label = galaxy_mask(native[3], native[4], sigma_r / block)
+    return image, sdss.nearest_frame(label, centre, frame_scale, params["size"],
+                                     pixel_scale=block * sdss.PIXEL_SCALE)
 
 
 # ---------------------------------------------------------------- arm and galaxy masks
@@ -647,7 +663,8 @@ def galaxy_mask(arms, smooth, sky_sigma):
     """Label image (MASK_SKY / MASK_GALAXY / MASK_ARM) of a frame from its noiseless r light.
 
     `arms` is the arm light (arms, spurs, flocculent segments and knots) and `smooth` the rest
-    of the galaxy (disc, bulge, bar, rings), both PSF-blurred in the frame, per native pixel;
+    of the galaxy (disc, bulge, bar, rings), both PSF-blurred, in (block-averaged) native
+    pixels;
     `sky_sigma` the sky noise per pixel. A pixel is *galaxy* where all the galaxy's light
     reaches GALAXY_SKY_SIGMAS sky sigma, and *arm* where the arm light alone reaches
     ARM_SKY_SIGMAS sky sigma and ARM_CONTRAST of the smooth light under it: where an arm stands
