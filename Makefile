@@ -9,7 +9,13 @@ CORES ?= 2
 # a second job nearly doubles the work done).
 DEMO := --configfile config/demo.yaml --cores $(CORES) --resources gpu=$(CORES)
 
-.PHONY: install demo test lint bench clean
+# `make check`, the inner loop (within 3 minutes on 2 cores): lint and the unit tests that build no
+# network and start no workflow (each file measured; test_synthetic, test_figures and every file
+# that trains, predicts or runs snakemake stay in `make test`).
+FAST_TESTS := $(addprefix tests/test_,$(addsuffix .py,architecture atomic comparisons config_layers \
+	experiment metrics schema selection shards summary acquire predict_records readme))
+
+.PHONY: install demo test check lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +36,9 @@ results/report.html: results/summary/metrics.csv
 
 test: $(STAMP)
 	$(BIN)/pytest
+
+check: lint
+	$(BIN)/pytest -m "not slow" -p no:cacheprovider $(FAST_TESTS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench workflow/scripts

@@ -226,6 +226,7 @@ def inputs_named(args, root) -> int:
                if p.name.lower().endswith(IMAGE_SUFFIXES))
 
 
+@pytest.mark.slow  # runs the commands: minutes
 @pytest.mark.parametrize("command", [c for c in COMMANDS if kind(c)[0] == "run"])
 def test_offline_commands_run_as_written_and_write_what_they_say(command, layout):
     args = build_parser().parse_args(shlex.split(command)[1:])
@@ -240,6 +241,7 @@ def test_offline_commands_run_as_written_and_write_what_they_say(command, layout
     assert f"wrote {len(table)} predictions" in result.stdout or args.chunk_size
 
 
+@pytest.mark.slow  # runs the commands: minutes
 @pytest.mark.parametrize("command", [c for c in COMMANDS if kind(c)[0] == "dry-run"])
 def test_workflow_commands_dry_run(command, workflow_layout):
     result = shell(command, workflow_layout, ["-n"])
