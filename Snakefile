@@ -13,8 +13,6 @@ if not workflow.overwrite_configfiles:
     configfile: f"{workflow.basedir}/config/config.yaml"
 
 
-
-
 include: "workflow/rules/common.smk"
 include: "workflow/rules/names.smk"
 include: "workflow/rules/synthesize.smk"
