@@ -8,7 +8,6 @@ in `work_dir`, outside Snakemake's declared outputs (Snakemake deletes a failed 
 import csv
 import json
 import logging
-import os
 import shutil
 import time
 from pathlib import Path
@@ -17,8 +16,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from spiralarms import atomic, runtime
 from spiralarms import logs as logs_module
-from spiralarms import runtime
 from spiralarms.data.dataset import make_dataset
 from spiralarms.data.shards import shard_files
 from spiralarms.models import model_card
@@ -115,8 +114,8 @@ class EpochLedger(keras.callbacks.Callback):
         self.rows.append(row)
         _write_rows(self.history_path, self.rows)
         if row[self.monitor] > best:
-            self.model.save_weights(_tmp(self.best_path))
-            os.replace(_tmp(self.best_path), self.best_path)
+            with atomic.replacing(self.best_path, suffix=".weights.h5") as partial:
+                self.model.save_weights(partial)
         stale = len(self.rows) - 1 - int(np.argmax([r[self.monitor] for r in self.rows]))
         log.info(
             "epoch %d: %s  (%.0f s, %.0f images/s)", epoch + 1,
@@ -160,10 +159,6 @@ def duration(seconds: float) -> str:
     return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
-def _tmp(path: Path) -> Path:
-    return path.with_name(path.name + ".tmp" + "".join(path.suffixes[-2:]))
-
-
 def _read_rows(path: Path) -> list:
     if not path.exists():
         return []
@@ -173,13 +168,11 @@ def _read_rows(path: Path) -> list:
 
 def _write_rows(path: Path, rows: list):
     keys = list(dict.fromkeys(k for r in rows for k in r))
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic.replacing(path) as partial, open(partial, "w", newline="") as f:
         writer = csv.DictWriter(f, keys)
         writer.writeheader()
         for r in rows:
             writer.writerow({k: int(v) if k == "epoch" else v for k, v in r.items()})
-    os.replace(tmp, path)
 
 
 FINGERPRINT = "fingerprint.json"
@@ -377,9 +370,9 @@ def run_train(experiment_name: str, shard_dir, settings: dict, weights, model_pa
 def save_model(model, path, with_optimizer: bool = False):
     """model.keras; without the optimizer's state unless asked (Adam's two moments would triple
     the file: a V2M is 625 MB with them, about 210 MB without)."""
-    if with_optimizer:
-        model.save(path)
-        return
-    inference = keras.Model.from_config(model.get_config())  # the same graph, never compiled
-    inference.set_weights(model.get_weights())
-    inference.save(path)
+    if not with_optimizer:
+        inference = keras.Model.from_config(model.get_config())  # the same graph, never compiled
+        inference.set_weights(model.get_weights())
+        model = inference
+    with atomic.replacing(path, suffix=".keras") as partial:
+        model.save(partial)
