@@ -18,7 +18,8 @@ from PIL import Image
 from tiny_models import galaxy_pixels, save_tiny_model
 
 from spiralarms.predict import chunks
-from spiralarms.predict.predictor import Predictor, predict_rows, write_predictions
+from spiralarms.predict.predictor import Predictor, predict_rows
+from spiralarms.predict.records import write_predictions
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
