@@ -18,13 +18,16 @@ def main(argv=None):
                         help="galaxies per arm class (1 value for all six, or 6 values)")
     parser.add_argument("--elliptical", type=int, default=20)
     parser.add_argument("--edgeon", type=int, default=20)
+    parser.add_argument("--irregular", type=int, default=10)
+    parser.add_argument("--merger", type=int, default=10)
     parser.add_argument("--missing-images", type=int, default=0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
     per_class = args.per_class * 6 if len(args.per_class) == 1 else args.per_class
     synthesize(args.out_dir, per_class, args.elliptical, args.edgeon, args.seed,
-               n_missing_images=args.missing_images, workers=args.workers)
+               n_missing_images=args.missing_images, workers=args.workers,
+               n_irregular=args.irregular, n_merger=args.merger)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from spiralarms.synthetic.generate import read_truth
 
 # Mean log10(M*/Msun) offset per truth kind; ellipticals are the most massive.
 MASS_OFFSET = {"1": -0.1, "2": 0.1, "3": -0.25, "4": 0.0, "5+": 0.05, "?": -0.05,
-               "elliptical": 0.4, "edgeon": 0.0}
+               "elliptical": 0.4, "edgeon": 0.0, "irregular": -0.5, "merger": 0.3}
 
 
 def write_physical(out_dir, path, seed: int) -> pd.DataFrame:

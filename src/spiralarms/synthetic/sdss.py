@@ -192,6 +192,7 @@ def composite(g, r, i):
     from astropy.visualization import make_lupton_rgb
 
     w = BAND_WEIGHTS
-    return make_lupton_rgb(i * np.float32(w["i"]), r * np.float32(w["r"]),
-                           g * np.float32(w["g"]), minimum=0, stretch=LUPTON_STRETCH,
-                           Q=LUPTON_Q)
+    with np.errstate(invalid="ignore", divide="ignore"):  # its f(I)/I where I = 0 (masked)
+        return make_lupton_rgb(i * np.float32(w["i"]), r * np.float32(w["r"]),
+                               g * np.float32(w["g"]), minimum=0, stretch=LUPTON_STRETCH,
+                               Q=LUPTON_Q)
