@@ -14,11 +14,11 @@ from pathlib import Path
 
 import keras
 
+from spiralarms import atomic
 from spiralarms.data.augment import augmentation_layers
 from spiralarms.data.channels import CHANNELS
 from spiralarms.models import MODES, weights_card
 from spiralarms.models.file_kinds import describe, is_hdf5
-from spiralarms.models.saving import replacing_keras_file
 
 # The notebook's feature-map layers (section 7): lower, middle and upper depth of each backbone.
 FEATURE_LAYERS = {
@@ -145,6 +145,6 @@ def save_backbone(model_path, dest) -> Path:
             dst.set_weights(src.get_weights())
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with replacing_keras_file(dest) as partial:
+    with atomic.replacing(dest, suffix=".weights.h5") as partial:  # Keras insists on it
         backbone.save_weights(partial)
     return dest

@@ -16,7 +16,6 @@ from pathlib import Path
 
 from spiralarms import atomic
 from spiralarms.models.file_kinds import is_hdf5
-from spiralarms.models.saving import replacing_keras_file
 
 # The name predates the split of the converter into modules; cards already written carry it.
 CARD_FORMAT = "spiralarms.timm_convert/1"
@@ -50,7 +49,7 @@ def save(model, dest: Path, card: dict) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     import h5py
 
-    with replacing_keras_file(dest) as partial:
+    with atomic.replacing(dest, suffix=WEIGHTS_SUFFIX) as partial:  # Keras insists on it
         model.save_weights(partial)
         with h5py.File(partial, "a") as h5:  # the card also travels inside the weights file
             h5.attrs[CARD_ATTRIBUTE] = json.dumps(card)
