@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from spiralarms import runtime
+from spiralarms import atomic, runtime
 from spiralarms.data import shards
 from spiralarms.data.dataset import make_dataset
 from spiralarms.evaluation.metrics import compute_metrics
@@ -66,7 +66,8 @@ def evaluate_experiment(experiment, model_path, subset_files: dict, settings: di
         frame.insert(2, "subset", subset)
         if physical is not None:
             frame = frame.merge(physical, on="dr7objid", how="left", validate="one_to_one")
-        frame.to_parquet(predictions_dir / f"{subset}.parquet", index=False)
+        with atomic.replacing(predictions_dir / f"{subset}.parquet") as partial:
+            frame.to_parquet(partial, index=False)
         proba = frame[[f"prob_{n}" for n in variant.class_names]].to_numpy()
         subsets[subset] = {
             **compute_metrics(frame["true"], frame["pred"], proba, list(variant.class_names),
@@ -81,7 +82,7 @@ def evaluate_experiment(experiment, model_path, subset_files: dict, settings: di
                "preprocessing": {k: settings[k] for k in model_card.PREPROCESSING},
                "training": training, "subset": primary, **subsets[primary], "subsets": subsets,
                "subsets_skipped": skipped}
-    Path(metrics_path).write_text(json.dumps(metrics, indent=1))
+    atomic.write_text(metrics_path, json.dumps(metrics, indent=1))
     return metrics
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from spiralarms import atomic
 from spiralarms.data.images import asset_path, read_crop
 from spiralarms.evaluation import figures
 
@@ -49,5 +50,6 @@ def write_experiment_figures(metrics_path, predictions_dir, history_path, images
     if mass is None:
         log.info("no physical properties configured (data.physical): stellar-mass figure skipped")
     else:
-        mass.to_csv(out_dir / f"stellar_mass_medians_{primary}.csv", index=False)
+        with atomic.replacing(out_dir / f"stellar_mass_medians_{primary}.csv") as partial:
+            mass.to_csv(partial, index=False)
     return written

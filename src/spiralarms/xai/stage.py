@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from spiralarms import runtime
+from spiralarms import atomic, runtime
 from spiralarms.data.images import load_as_seen
 from spiralarms.models import model_card
 from spiralarms.models.networks import FEATURE_LAYERS
@@ -69,7 +69,7 @@ def run_xai(experiment: str, model_path, predictions_dir, images_dir, settings, 
         result["attribution"] = measure_attribution(
             experiment, model, predictions, images_dir, masks, settings, xai, out_dir)
         result["files"] += result["attribution"].pop("files")
-    (Path(out_dir) / "xai.json").write_text(json.dumps(result, indent=1, default=str))
+    atomic.write_text(Path(out_dir) / "xai.json", json.dumps(result, indent=1, default=str))
     return result
 
 
@@ -99,8 +99,9 @@ def measure_attribution(experiment, model, predictions, images_dir, masks, setti
     summary = attribution.summarise(table, class_names)
     out_dir = Path(out_dir)
     files = [out_dir / attribution.SUMMARY_FILE, out_dir / "attribution_galaxies.csv"]
-    summary.to_csv(files[0], index=False, float_format="%.4f", lineterminator="\n")
-    table.to_csv(files[1], index=False, float_format="%.4f", lineterminator="\n")
+    for frame, path in ((summary, files[0]), (table, files[1])):
+        with atomic.replacing(path) as partial:
+            frame.to_csv(partial, index=False, float_format="%.4f", lineterminator="\n")
     files += _plot_first_of_each_class(galaxies, images, regions, maps, table, class_names,
                                        out_dir / "attribution_masks")
     for row in summary[summary["class"] == attribution.ALL_CLASSES].itertuples():
