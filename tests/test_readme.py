@@ -238,7 +238,12 @@ def test_offline_commands_run_as_written_and_write_what_they_say(command, layout
     skipped = pd.read_csv(skipped_path) if skipped_path.exists() else []
     assert len(table) > 0 and table["pred_name"].notna().all()
     assert len(table) + len(skipped) == inputs_named(args, layout)
-    assert f"wrote {len(table)} predictions" in result.stdout or args.chunk_size
+    if args.chunk_size:  # the README's list of what a chunked run writes beside the dataset
+        stem = output.name.split(".")[0]
+        for suffix in (".skipped.csv", ".summary.json", ".summary.md", ".confidence.png"):
+            assert (output.parent / f"{stem}{suffix}").is_file(), suffix
+    else:
+        assert f"wrote {len(table)} predictions" in result.stdout
 
 
 @pytest.mark.slow  # runs the commands: minutes

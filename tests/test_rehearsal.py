@@ -39,7 +39,11 @@ IMAGENET_PATH = "tensorflow/keras-applications/efficientnet_v2/efficientnetv2-m_
 # The one source override (see above): the URL `imagenet` stands for, without its md5.
 SOURCES = {"models": {"v2m": {"weights": f"https://storage.googleapis.com/{IMAGENET_PATH}"}}}
 EXPERIMENTS = ["b0_select12_standard_s42", "b0_merge45_xai_s42", "v2m_6class_standard_s42"]
-# What the rehearsal may change besides SOURCES: sizes only. No data.* or models.* key.
+# The config keys that are sizes (how much runs, not where from or how): the only keys besides the
+# one weights source that the rehearsal may change. `comparisons` names experiments of the grid.
+SIZE_KEYS = ("experiments.", "selection.cap", "shards.size", "train.epochs", "train.image_size",
+             "train.threads", "evaluate.bootstrap", "xai.per_class", "xai.smooth_samples",
+             "xai.batch_size", "comparisons")
 SIZES = {
     "experiments": {"models": ["b0"], "classes": ["select12"], "modes": ["standard"],
                     "seeds": [42], "extra": EXPERIMENTS[1:]},
@@ -83,6 +87,12 @@ def keras_imagenet_file(folder: Path) -> bytes:
     return path.read_bytes()
 
 
+def write_overrides(path) -> Path:
+    """The file the rehearsal lists after config/config.yaml."""
+    path.write_text(yaml.safe_dump({**SIZES, **SOURCES}))
+    return path
+
+
 def snakemake(workdir, overrides, *args, timeout=1500):
     # V2M (about 150 s, the B0 jobs about 25 s each) first, so the B0 jobs run beside it.
     command = [str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "--cores", "2", *args,
@@ -109,8 +119,7 @@ def rehearsal(tmp_path_factory, kaggle_tls):
 
     base = tmp_path_factory.mktemp("rehearsal")
     sources = build_gz2_sources(base / "gz2", per_class=(28, 30, 28, 28, 28, 28), workers=2)
-    overrides = base / "sizes.yaml"
-    overrides.write_text(yaml.safe_dump({**SIZES, **SOURCES}))
+    overrides = write_overrides(base / "sizes.yaml")
     work = base / "work"
     work.mkdir()
     with KaggleServer(kaggle_tls) as server, pytest.MonkeyPatch.context() as monkeypatch:
@@ -128,13 +137,20 @@ def rehearsal(tmp_path_factory, kaggle_tls):
     return {"work": work, "results": work / "results", "sources": sources, "hosts": hosts}
 
 
-def test_the_rehearsal_changes_only_sizes_and_one_weights_source():
-    assert not {"data", "models", "synthetic"} & set(SIZES)
-    assert SOURCES == {"models": {"v2m": {"weights": SOURCES["models"]["v2m"]["weights"]}}}
-    real = yaml.safe_load(REAL.read_text())
-    assert real["data"]["images"] == f"kaggle:{KAGGLE_DATASET}"
-    assert real["models"]["b0"]["weights"] == f"hf_hub:{ZOOBOT}"
-    assert real["models"]["v2m"]["weights"] == "imagenet"
+def test_the_rehearsal_changes_only_sizes_and_one_weights_source(tmp_path):
+    from spiralarms import config_layers
+
+    # the config the rehearsal runs against the real run's, key by key as the workflow merges them
+    real = dict(config_layers.leaves(config_layers.load([REAL])))
+    rehearsed = dict(config_layers.leaves(
+        config_layers.load([REAL, write_overrides(tmp_path / "sizes.yaml")])))
+    changed = {key for key in real.keys() | rehearsed.keys() if real.get(key) != rehearsed.get(key)}
+    assert "models.v2m.weights" in changed  # the one source it must override (see above)
+    not_sizes = {key for key in changed - {"models.v2m.weights"} if not key.startswith(SIZE_KEYS)}
+    assert not not_sizes, f"the rehearsal must keep the real run's {sorted(not_sizes)}"
+    assert real["data.images"] == f"kaggle:{KAGGLE_DATASET}"
+    assert rehearsed["models.b0.weights"] == real["models.b0.weights"] == f"hf_hub:{ZOOBOT}"
+    assert real["models.v2m.weights"] == "imagenet"
 
 
 @pytest.mark.slow
@@ -193,9 +209,29 @@ def test_b0_is_the_papers_recipe_the_zoobot_backbone_stays_frozen(rehearsal):
 
 @pytest.mark.slow
 def test_xai_explains_the_xai_experiment(rehearsal):
-    folder = rehearsal["results"] / "experiments" / "b0_merge45_xai_s42" / "xai"
-    assert json.loads((folder / "xai.json").read_text())["subset"] == "val"
-    assert list(folder.glob("*.png"))
+    from PIL import Image
+
+    from spiralarms.xai.maps import choose_examples
+
+    experiments = rehearsal["results"] / "experiments"
+    assert not any((experiments / e / "xai").exists() for e in EXPERIMENTS if "_xai_" not in e)
+    folder = experiments / "b0_merge45_xai_s42"
+    card = json.loads((folder / "model.json").read_text())
+    assert (card["mode"], card["classes"]) == ("xai", "merge45")
+    xai = json.loads((folder / "xai" / "xai.json").read_text())
+    assert xai["subset"] == "val"
+    # the galaxies explained are the ones this experiment's own val predictions choose
+    examples = choose_examples(pd.read_parquet(folder / "predictions" / "val.parquet"),
+                               per_class=SIZES["xai"]["per_class"],
+                               class_names=card["class_names"])
+    assert (xai["n_correct"], xai["n_misclassified"]) == (
+        (examples["kind"] == "correct").sum(), (examples["kind"] == "misclassified").sum())
+    assert xai["n_maps"] == xai["n_correct"] + 2 * xai["n_misclassified"] > 0
+    figures = [Path(f) for f in xai["files"] if f.endswith(".png")]
+    assert {f.name.split(".")[0].split("_")[0] for f in figures} >= {"feature", "xai"}
+    for figure in figures:
+        pixels = np.asarray(Image.open(folder / "xai" / figure.name).convert("L"), dtype=float)
+        assert min(pixels.shape) > 100 and pixels.std() > 5, figure  # a drawn figure, not blank
 
 
 @pytest.mark.slow
