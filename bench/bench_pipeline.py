@@ -7,7 +7,7 @@ crossentropy) for every feed; epoch 1 (tracing, cache filling) is left out of th
 pipeline is also iterated alone (no model) to show its headroom.
 
     .venv/bin/python bench/bench_pipeline.py [--images 600] [--image-size 64] [--batch-size 32]
-        [--epochs 3] [--cache | --no-cache] [--repeats 1] [--model b0]
+        [--epochs 3] [--cache | --no-cache] [--repeats 1] [--model b0] [--precision float32]
 
 Synthetic 424x424 galaxies and their shards are cached under results/bench/pipeline/. Prints a
 table and writes results/bench/pipeline.json. Besides images/s it records process CPU ms per
@@ -38,6 +38,7 @@ from spiralarms.data.shards import read_manifest, shard_files, write_shards
 from spiralarms.data.variants import VARIANTS
 from spiralarms.models.networks import build_model
 from spiralarms.synthetic.generate import IMAGE_DIR, read_truth, synthesize
+from spiralarms.training.train import PRECISIONS
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "bench"
@@ -197,7 +198,8 @@ def print_table(result: dict):
     m = result["machine"]
     print(f"\n{result['images']} images {result['image_size']}px (crop 224), batch "
           f"{result['batch_size']}, {result['epochs']} epochs x {result['repeats']} repeats "
-          f"({result['model']}, from scratch); {m['cpus_usable']} CPUs, TF {m['tensorflow']}, "
+          f"({result['model']}, from scratch, {result['precision']}); {m['cpus_usable']} CPUs, "
+          f"TF {m['tensorflow']}, "
           f"GPU: {m['gpu'] or 'none'}; load average {result['load_average_1min']}")
     print(f"{'':28s} {'img/s':>8s} {'ratio':>6s} {'CPU ms/img':>11s} {'ratio':>6s}   "
           "per-epoch img/s of each run (epoch 1 untimed)")
@@ -228,7 +230,10 @@ def main(argv=None):
     parser.add_argument("--model", default="b0", choices=["b0", "v2m"])
     parser.add_argument("--workers", type=int, default=2,
                         help="threads for making the cached galaxies and shards")
+    parser.add_argument("--precision", default="float32", choices=PRECISIONS,
+                        help="Keras global dtype policy, as train.precision sets it")
     args = parser.parse_args(argv)
+    keras.mixed_precision.set_global_policy(args.precision)
     if args.epochs < 2:
         parser.error("--epochs must be >= 2 (epoch 1 traces the graph and is not timed)")
 
@@ -249,7 +254,8 @@ def main(argv=None):
     result = {
         "benchmark": "pipeline", "images": args.images, "image_size": args.image_size,
         "crop_size": 224, "batch_size": args.batch_size, "epochs": args.epochs,
-        "repeats": args.repeats, "model": args.model, "goal_ratio": GOAL_RATIO,
+        "repeats": args.repeats, "model": args.model, "precision": args.precision,
+        "goal_ratio": GOAL_RATIO,
         "training": training, "pipeline_alone": alone,
         "in_memory_prepare_s": round(prepare_s, 2), "in_memory_mb": memory_bytes / 1e6,
         "load_average_1min": round(os.getloadavg()[0], 2), "machine": machine(),
