@@ -67,6 +67,14 @@ def _fsync_folder(folder: Path) -> None:
         _fsync(folder)
 
 
+def _raise_as_output_error(error: BaseException, path: Path) -> None:
+    """Raise an OSError about a scratch name again as one about `path` (full disk, read-only)."""
+    if isinstance(error, OSError):
+        converted = output_error(error, path)
+        if converted is not error:
+            raise converted from error
+
+
 @contextlib.contextmanager
 def replacing(path: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path to write `path`'s content to; it replaces `path` on normal exit.
@@ -83,10 +91,7 @@ def replacing(path: str | Path, suffix: str = "") -> Iterator[Path]:
     except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()
-        if isinstance(error, OSError):
-            converted = output_error(error, path)
-            if converted is not error:
-                raise converted from error
+        _raise_as_output_error(error, path)
         raise
     _fsync_folder(path.parent)
 
@@ -130,10 +135,7 @@ def replacing_dir(path: str | Path) -> Iterator[Path]:
         shutil.rmtree(partial, ignore_errors=True)
         if retired.exists() and not path.exists():
             os.replace(retired, path)
-        if isinstance(error, OSError):
-            converted = output_error(error, path)
-            if converted is not error:
-                raise converted from error
+        _raise_as_output_error(error, path)
         raise
     _fsync_folder(path.parent)
     shutil.rmtree(retired, ignore_errors=True)
