@@ -1,7 +1,8 @@
 from spiralarms import logs
+
+logs.job(snakemake)  # first, before TensorFlow is imported (spiralarms.logs)
 from spiralarms.models import timm_to_keras
 
-logs.job(snakemake)
 timm_to_keras.convert(
     snakemake.input.state_dict,
     snakemake.output.weights,

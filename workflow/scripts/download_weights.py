@@ -1,5 +1,6 @@
 from spiralarms import logs
+
+logs.job(snakemake)  # first, before TensorFlow is imported (spiralarms.logs)
 from spiralarms.models import weights
 
-logs.job(snakemake)
 weights.fetch(snakemake.params.source, snakemake.output.weights, key=snakemake.params.key)

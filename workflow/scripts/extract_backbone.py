@@ -1,5 +1,6 @@
 from spiralarms import logs
+
+logs.job(snakemake)  # first, before TensorFlow is imported (spiralarms.logs)
 from spiralarms.models import networks
 
-logs.job(snakemake)
 networks.save_backbone(snakemake.input.model, snakemake.output.backbone)

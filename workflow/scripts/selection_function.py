@@ -1,7 +1,8 @@
 from spiralarms import logs
+
+logs.job(snakemake)  # first, before TensorFlow is imported (spiralarms.logs)
 from spiralarms.report.selection_function import run_selection_function
 
-logs.job(snakemake)
 run_selection_function(
     snakemake.input.predictions,
     snakemake.input.truth,
