@@ -47,7 +47,7 @@ SIZE_KEYS = ("experiments.", "selection.cap", "shards.size", "train.epochs", "tr
 SIZES = {
     "experiments": {"models": ["b0"], "classes": ["select12"], "modes": ["standard"],
                     "seeds": [42], "extra": EXPERIMENTS[1:]},
-    "selection": {"cap": 12},  # below every class of the sky rendered, so each overflows
+    "selection": {"cap": 12},  # below five of the six classes the cuts leave: an overflow subset
     "shards": {"size": 64},
     "train": {"epochs": 1, "image_size": 32, "threads": 1},  # two jobs at once: gpu=2 below
     "evaluate": {"bootstrap": 20},
