@@ -34,8 +34,10 @@ demo: $(STAMP)
 results/report.html: results/summary/metrics.csv
 	$(BIN)/snakemake $(DEMO) --report $@
 
+# One worker per core, at most 4 (the long modules set the pace beyond that); tests/conftest.py
+# keeps each module on one worker and hands out the long ones first.
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest --numprocesses auto --maxprocesses 4 --dist loadgroup --no-loadscope-reorder
 
 check: lint
 	$(BIN)/pytest -m "not slow" -p no:cacheprovider $(FAST_TESTS)

@@ -1,4 +1,5 @@
-"""Fixtures shared by the prediction, CLI and import tests."""
+"""Fixtures shared by the prediction, CLI and import tests, and how `make test` spreads the
+suite over workers (pytest-xdist, `--dist loadgroup`)."""
 
 import os
 
@@ -29,3 +30,25 @@ from kaggle_server import kaggle_server, kaggle_tls  # noqa: F401
 # One throwaway SLURM per session (tests/slurm_support.py): `slurm_cluster`.
 from slurm_support import slurm_cluster  # noqa: F401
 
+
+
+# --- workers -----------------------------------------------------------------------------------
+# Each module runs whole on one worker, so a module fixture (a workflow run, a trained model) is
+# built once; the two SLURM modules share a worker and so the one controller it brings up.
+SHARED_WORKER = {"test_slurm": "slurm", "test_predict_slurm": "slurm"}
+# The modules that take minutes (measured: bench/README.md "Test suite"), handed out first so that
+# no long module starts last while the other worker idles.
+LONGEST_FIRST = ["test_rehearsal", "test_workflow", "test_slurm", "test_predict_slurm",
+                 "test_train", "test_predict_workflow", "test_readme", "test_training",
+                 "test_resume", "test_predict", "test_xai", "test_attribution"]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    def module(item):
+        return item.path.stem
+
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(SHARED_WORKER.get(module(item), module(item))))
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(module(item), len(rank)))  # stable: file order otherwise
