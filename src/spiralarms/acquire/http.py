@@ -208,11 +208,23 @@ def _download_with_retries(
 
 
 def _backoff(failures: int, error: Exception) -> float:
-    """Seconds before the next attempt: what the server asked for (429/503 Retry-After), else
-    doubling from RETRY_BASE_WAIT_S."""
-    backoff = min(RETRY_BASE_WAIT_S * 2 ** (failures - 1), MAX_RETRY_WAIT_S)
-    retry_after = getattr(error, "retry_after", None)
+    return retry_wait(failures, getattr(error, "retry_after", None))
+
+
+def retry_wait(failures: int, retry_after: float | None = None,
+               base: float | None = None) -> float:
+    """Seconds before attempt `failures` + 1: what the server asked for (429/503 Retry-After),
+    and at least the backoff doubling from `base` (default RETRY_BASE_WAIT_S) up to
+    MAX_RETRY_WAIT_S. The one retry policy of acquire/: the cut-out fetcher uses it too. A wait
+    above MAX_RETRY_AFTER_S is the caller's cue to give up and leave it to a rerun."""
+    base = RETRY_BASE_WAIT_S if base is None else base
+    backoff = min(base * 2 ** (failures - 1), MAX_RETRY_WAIT_S)
     return backoff if retry_after is None else max(retry_after, backoff)
+
+
+def is_transient(status: int) -> bool:
+    """A status worth retrying (the server or a proxy is briefly unhappy)."""
+    return status in TRANSIENT_STATUSES or status >= 500
 
 
 def _gave_up(url: str, key: str | None, part: Path, retries: int, error: Exception,
@@ -288,8 +300,8 @@ def _check_status(url: str, key: str | None, response: requests.Response, offset
         length = response.headers.get("Content-Length")
         return int(length) if length and length.isdigit() else None
     reason = f"HTTP {status} {response.reason or ''}".strip()
-    if status in TRANSIENT_STATUSES or status >= 500:
-        raise _TransientFailure(reason, _retry_after(response.headers.get("Retry-After")))
+    if is_transient(status):
+        raise _TransientFailure(reason, parse_retry_after(response.headers.get("Retry-After")))
     meaning = PERMANENT_MEANINGS.get(status, "the server refused the request")
     raise DownloadError(
         f"Cannot download {describe_source(url, key)}: {reason}: {meaning}. Retrying will not "
@@ -297,7 +309,7 @@ def _check_status(url: str, key: str | None, response: requests.Response, offset
     )
 
 
-def _retry_after(header: str | None) -> float | None:
+def parse_retry_after(header: str | None) -> float | None:
     """Seconds from a Retry-After header (a number of seconds or an HTTP date), None if absent."""
     if not header:
         return None
