@@ -33,6 +33,25 @@ class Variant:
         """Target index of each original arm class (array-like), DROPPED where the variant drops it."""
         return np.asarray(self.lookup, np.int64)[np.asarray(arm_class, np.int64)]
 
+    @property
+    def vote_matrix(self) -> np.ndarray:
+        """(6, n_classes) 0/1 matrix: t11 answer i counts towards target t. Merged answers sum
+        their votes; a dropped answer's row is zero, so its votes are discarded."""
+        matrix = np.zeros((len(self.class_map), self.n_classes), np.float32)
+        for answer, target in enumerate(self.class_map):
+            if target is not None:
+                matrix[answer, target] = 1.0
+        return matrix
+
+    def merge_votes(self, votes) -> np.ndarray:
+        """The six t11 vote counts (..., 6) as the variant's targets (..., n_classes): merged
+        classes sum their answers' votes, `select12` keeps the votes for 1 and 2 arms only."""
+        votes = np.asarray(votes, np.float64)
+        if votes.shape[-1] != len(self.class_map):
+            raise ValueError(f"vote counts must have {len(self.class_map)} answers on the last "
+                             f"axis (t11: 1, 2, 3, 4, 5+, ?), got shape {votes.shape}")
+        return votes @ self.vote_matrix.astype(np.float64)
+
     def counts(self, arm_class) -> np.ndarray:
         """Galaxies per target class among the original arm classes `arm_class`."""
         targets = self.targets(arm_class)

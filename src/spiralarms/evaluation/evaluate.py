@@ -12,7 +12,10 @@ from spiralarms import atomic, runtime
 from spiralarms.data import shards
 from spiralarms.data.dataset import make_dataset
 from spiralarms.evaluation.metrics import compute_metrics
-from spiralarms.models import model_card
+from spiralarms.models import (
+    model_card,
+    votes,  # noqa: F401 - registers the votes head's layer for load_model
+)
 from spiralarms.training.experiment import Experiment
 
 log = logging.getLogger(__name__)

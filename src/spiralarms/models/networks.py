@@ -3,7 +3,8 @@
 - `b0`: EfficientNetB0 on 1-channel greyscale scaled to [0, 1] (Zoobot's B0 had no internal rescaling);
   backbone frozen when pretrained weights are given, trained when starting from scratch.
 - `v2m`: EfficientNetV2M on RGB 0-255 with its built-in preprocessing, fully fine-tuned.
-Both get the head GlobalAveragePooling -> Dense(1024, relu) -> Dense(N, softmax).
+Both get the head GlobalAveragePooling -> Dense(1024, relu) -> Dense(N, softmax); a votes
+experiment (issue 20) ends in Zoobot's Dirichlet head instead (spiralarms.models.votes).
 
 Modes: `standard` keeps the augmentation layers inside the model (active in fit only); `xai` leaves
 augmentation to the input pipeline, keeps the graph flat so `top_conv` is reachable, and freezes V2M's
@@ -17,7 +18,7 @@ import keras
 from spiralarms import atomic
 from spiralarms.data.augment import augmentation_layers
 from spiralarms.data.channels import CHANNELS
-from spiralarms.models import MODES, weights_card
+from spiralarms.models import MODES, votes, weights_card
 from spiralarms.models.file_kinds import describe, is_hdf5
 
 # The notebook's feature-map layers (section 7): lower, middle and upper depth of each backbone.
@@ -80,8 +81,15 @@ def build_model(
     augment: dict | None = None,
     bn_momentum: float | None = None,
     seed: int | None = None,
+    target: str = "labels",
 ) -> keras.Model:
-    """Return an uncompiled classifier. `weights`: None (from scratch), 'imagenet' or a file path."""
+    """Return an uncompiled classifier. `weights`: None (from scratch), 'imagenet' or a file path.
+
+    `target` "labels" (the paper): a softmax over the classes. "votes": Zoobot's Dirichlet head
+    (spiralarms.models.votes), the model's output the expected vote fraction of each class; its
+    `vote_concentration` layer gives the concentrations the loss needs (`training_view`)."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; choose one of {TARGETS}")
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
     inputs = keras.Input((image_size, image_size, CHANNELS[model]), name="image")
@@ -116,6 +124,11 @@ def build_model(
 
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool_head")(features)
     x = keras.layers.Dense(1024, activation="relu", name="dense_head")(x)
+    if target == "votes":
+        logits = keras.layers.Dense(n_classes, dtype="float32", name="vote_logits")(x)
+        outputs = votes.ExpectedVoteFraction(dtype="float32", name="vote_fraction")(
+            votes.concentrations(logits))
+        return keras.Model(inputs, outputs, name=f"{model}_{mode}")
     # float32 softmax keeps probabilities stable under mixed precision.
     outputs = keras.layers.Dense(
         n_classes, activation="softmax", dtype="float32", name="softmax_output"
@@ -123,7 +136,17 @@ def build_model(
     return keras.Model(inputs, outputs, name=f"{model}_{mode}")
 
 
-HEAD_LAYERS = ("avg_pool_head", "dense_head", "softmax_output")
+def training_view(model: keras.Model, target: str = "labels") -> keras.Model:
+    """The model the loss sees: the classifier itself for labels; for votes the same layers up to
+    the concentrations (the Dirichlet-multinomial needs alpha, not the fractions)."""
+    if target == "labels":
+        return model
+    return keras.Model(model.inputs, model.get_layer("vote_concentration").output,
+                       name=f"{model.name}_concentrations")
+
+
+TARGETS = ("labels", "votes")
+HEAD_LAYERS = ("avg_pool_head", "dense_head", "softmax_output", "vote_logits")
 
 
 def save_backbone(model_path, dest) -> Path:

@@ -54,7 +54,10 @@ from spiralarms.data.images import crop_fraction, preprocess, read_pil, read_rgb
 from spiralarms.data.shards import EMPTY_FILE
 from spiralarms.data.variants import get_variant, long_names
 from spiralarms.gz2 import FRAME
-from spiralarms.models import model_card
+from spiralarms.models import (
+    model_card,
+    votes,  # noqa: F401 - registers the votes head's layer for load_model
+)
 from spiralarms.predict.fits import FitsOptions, SkipImage, is_fits, read_fits
 from spiralarms.predict.records import (  # noqa: F401 - write_predictions: callers' one import
     NoImagesError,

@@ -25,7 +25,11 @@ from spiralarms import atomic
 from spiralarms.acquire import AcquireError, fetch_gdrive, safe_extract, sha256_of
 from spiralarms.data.channels import CHANNELS
 from spiralarms.data.variants import VARIANTS, get_variant
-from spiralarms.models import MODES, model_card
+from spiralarms.models import (
+    MODES,
+    model_card,
+    votes,  # noqa: F401 - registers the votes head's layer for load_model
+)
 from spiralarms.models.file_kinds import describe
 from spiralarms.training.experiment import Experiment
 

@@ -1,0 +1,82 @@
+"""Learning from the votes (issue 20): the Dirichlet-multinomial loss, its head, vote merges."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import dirichlet_multinomial
+
+from spiralarms.data.variants import VARIANTS
+
+tf = pytest.importorskip("tensorflow")
+votes = pytest.importorskip("spiralarms.models.votes")
+
+
+def hand_log_p(k, alpha):
+    """The closed form term by term with math.lgamma (docs: spiralarms.models.votes)."""
+    n, a = sum(k), sum(alpha)
+    return (math.lgamma(n + 1) - sum(math.lgamma(x + 1) for x in k) + math.lgamma(a)
+            - math.lgamma(n + a) + sum(math.lgamma(x + y) - math.lgamma(y)
+                                       for x, y in zip(k, alpha)))
+
+
+def test_loss_matches_hand_values_and_scipy():
+    counts = np.array([[3, 0, 1, 0, 0, 2], [0, 25, 4, 0, 0, 1], [1, 1, 1, 1, 1, 1]], np.float32)
+    alpha = np.array([[1, 2, 3, 4, 5, 6], [1.5, 80, 10, 1, 1, 3], [101, 1, 1, 1, 1, 1]],
+                     np.float32)
+    nll = votes.dirichlet_multinomial_nll(counts, alpha).numpy()
+    # One galaxy by hand: k = (3,0,1,0,0,2), alpha = 1..6: N = 6, A = 21.
+    first = (math.log(720) - math.log(6) - math.log(2) + math.lgamma(21) - math.lgamma(27)
+             + math.log(1 * 2 * 3) + math.log(3) + math.log(6 * 7))
+    assert -nll[0] == pytest.approx(first, rel=1e-5)
+    for row, (k, a) in enumerate(zip(counts, alpha)):
+        assert -nll[row] == pytest.approx(hand_log_p(k.tolist(), a.tolist()), rel=1e-5)
+        reference = dirichlet_multinomial.logpmf(k, a.astype(np.float64), int(k.sum()))
+        assert -nll[row] == pytest.approx(reference, rel=1e-5, abs=1e-4)
+
+
+def test_zero_vote_galaxy_contributes_nothing():
+    counts = tf.constant([[0, 0, 0, 0, 0, 0], [2, 5, 0, 0, 0, 1]], tf.float32)
+    logits = tf.Variable([[0.3, -2.0, 4.0, 0.0, 1.0, -1.0], [0.1, 0.2, -0.3, 0.0, 0.5, 2.0]])
+    with tf.GradientTape() as tape:
+        alpha = 1.0 + 100.0 * tf.sigmoid(logits)
+        nll = votes.dirichlet_multinomial_nll(counts, alpha)
+    grad = tape.gradient(nll, logits).numpy()
+    assert nll.numpy()[0] == 0.0
+    assert np.all(grad[0] == 0.0) and np.any(grad[1] != 0.0)
+
+
+@pytest.mark.parametrize("logit", [-1e4, -30.0, 0.0, 30.0, 1e4])
+def test_gradients_finite_at_extreme_concentrations(logit):
+    counts = tf.constant([[0, 40, 0, 0, 0, 0], [7, 0, 3, 0, 0, 0], [1000, 0, 0, 0, 0, 1000]],
+                         tf.float32)
+    logits = tf.Variable(tf.fill((3, 6), logit) + tf.constant([0.0, 1, 0, 0, 0, 0]))
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(votes.dirichlet_multinomial_nll(counts, 1.0 + 100.0 * tf.sigmoid(logits)))
+    grad = tape.gradient(loss, logits).numpy()
+    assert np.isfinite(loss.numpy()) and np.isfinite(grad).all()
+
+
+def test_head_outputs_expected_fractions_that_sum_to_one():
+    import keras
+
+    logits = keras.Input((6,))
+    alpha = votes.concentrations(logits)
+    model = keras.Model(logits, [alpha, votes.ExpectedVoteFraction()(alpha)])
+    x = np.array([[-50.0, 0, 50, 1, -1, 3]], np.float32)
+    a, fraction = (v.numpy() if hasattr(v, "numpy") else v for v in model(x))
+    assert a.min() >= 1.0 and a.max() <= 101.0
+    assert a[0, 0] == pytest.approx(1.0) and a[0, 2] == pytest.approx(101.0)
+    assert fraction.sum() == pytest.approx(1.0, abs=1e-6)
+    assert fraction[0] == pytest.approx(a[0] / a[0].sum(), rel=1e-6)
+
+
+def test_vote_merges_sum_or_keep_answers():
+    counts = np.array([[1, 2, 3, 4, 5, 6], [0, 10, 0, 7, 2, 0]])
+    assert VARIANTS["6class"].merge_votes(counts).tolist() == counts.tolist()
+    # merge34: 3 and 4 arms summed; merge45: 4 and 5+ summed; select12 keeps 1 and 2 only
+    assert VARIANTS["merge34"].merge_votes(counts).tolist() == [[1, 2, 7, 5, 6], [0, 10, 7, 2, 0]]
+    assert VARIANTS["merge45"].merge_votes(counts).tolist() == [[1, 2, 3, 9, 6], [0, 10, 0, 9, 0]]
+    assert VARIANTS["select12"].merge_votes(counts).tolist() == [[1, 2], [0, 10]]
+    with pytest.raises(ValueError, match="6 answers"):
+        VARIANTS["6class"].merge_votes([1, 2, 3])
