@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.stats import dirichlet_multinomial
 
@@ -80,3 +81,60 @@ def test_vote_merges_sum_or_keep_answers():
     assert VARIANTS["select12"].merge_votes(counts).tolist() == [[1, 2], [0, 10]]
     with pytest.raises(ValueError, match="6 answers"):
         VARIANTS["6class"].merge_votes([1, 2, 3])
+
+
+# --- the votes' sample ----------------------------------------------------------------------------
+
+def vote_sample(tmp_path, votes_settings):
+    from fixtures_gz2 import ARM_FLAG, galaxies, write_catalog, write_mapping
+
+    from spiralarms.gz2.catalog import ARM_COUNT, SELECTION_COLUMNS, read_catalog, read_mapping
+    from spiralarms.gz2.selection import select, vote_labels
+
+    rows = galaxies([0, 1, 2, 3, 4, 5] * 3 + [1, 2, 4])
+    for j, column in enumerate(ARM_COUNT):  # votes follow the class: 30 for it, 2 elsewhere
+        rows[column] = np.where(rows.index % 6 == j, 30, 2)
+    unflagged = [18, 19, 20]  # the arm flag unset: the paper drops them
+    for i in unflagged:
+        rows.loc[i, ARM_FLAG] = 0
+    rows.loc[20, ARM_COUNT] = 1  # only 6 arm votes
+    rows.loc[3, "t02_edgeon_a05_no_weighted_fraction"] = 0.1  # fails a cut: never added
+    rows.loc[3, ARM_FLAG] = 0
+    catalog = read_catalog(write_catalog(rows, tmp_path / "cat.csv.gz"),
+                           [*SELECTION_COLUMNS, *ARM_COUNT])
+    mapping = read_mapping(write_mapping(rows, tmp_path / "map.csv"))
+    settings = {"cap": None, "val_fraction": 0.3}
+    labels, _ = select(catalog, mapping, None, settings)
+    frame, report = vote_labels(catalog, mapping, labels, None, settings, votes_settings)
+    return rows, labels, frame, report
+
+
+def test_vote_labels_carry_counts_and_keep_the_held_out_galaxies(tmp_path):
+    from spiralarms.gz2.catalog import ARM_COUNT
+
+    rows, labels, frame, report = vote_sample(tmp_path, {"unflagged": True, "min_arm_votes": 10})
+    by_id = rows.set_index("dr7objid")
+    assert frame[ARM_COUNT].to_numpy().tolist() == \
+        by_id.loc[frame["dr7objid"], ARM_COUNT].to_numpy().tolist()
+    extra = frame[frame["unflagged"]]
+    # rows 18 and 19 added (dropped only for the flag, 40 arm votes); 20 has 6 votes; 3 fails a cut
+    assert sorted(extra["dr7objid"] - rows["dr7objid"].min()) == [18, 19]
+    assert set(extra["subset"]) == {"train"} and extra["arm_class"].tolist() == [1, 2]
+    assert report["unflagged_candidates"] == 3 and report["unflagged_too_few_votes"] == 1
+    same = frame[~frame["unflagged"]].drop(columns=[*ARM_COUNT, "unflagged"])
+    pd.testing.assert_frame_equal(same.reset_index(drop=True), labels.reset_index(drop=True))
+
+
+def test_vote_labels_without_the_switch_are_the_labelled_galaxies(tmp_path):
+    _, labels, frame, report = vote_sample(tmp_path, None)
+    assert len(frame) == len(labels) and not frame["unflagged"].any()
+    assert report["unflagged_added"] == 0
+
+
+def test_vote_settings_are_checked():
+    from spiralarms.gz2.selection import SelectionError, resolve_vote_settings
+
+    with pytest.raises(SelectionError, match="votes.min_arm_votes"):
+        resolve_vote_settings({"min_arm_votes": 0})
+    with pytest.raises(SelectionError, match="unknown votes setting"):
+        resolve_vote_settings({"extra": True})

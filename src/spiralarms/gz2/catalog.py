@@ -18,6 +18,7 @@ from spiralarms import gz2
 
 ARM_DEBIASED = [f"{a}_debiased" for a in gz2.ARM_ANSWERS]
 ARM_FLAG = [f"{a}_flag" for a in gz2.ARM_ANSWERS]
+ARM_COUNT = [f"{a}_count" for a in gz2.ARM_ANSWERS]  # the volunteers' raw votes (issue 20)
 FEATURES_WF = f"{gz2.FEATURES}_weighted_fraction"
 NOT_EDGEON_WF = f"{gz2.NOT_EDGEON}_weighted_fraction"
 SPIRAL_WF = f"{gz2.SPIRAL}_weighted_fraction"
@@ -32,7 +33,8 @@ INT64_COLUMNS = ("specobjid", "dr8objid", "dr7objid", "objid", "asset_id", "spec
 # What the pipeline reads of the image-id map (its file has gz2.MAPPING_FILE_COLUMNS).
 MAPPING_COLUMNS = ["objid", "asset_id"]
 PHYSICAL_COLUMNS = ["specObjID", "LGM_TOT_P50", "sfr_tot_p50"]
-NUMERIC_COLUMNS = {c for c in SELECTION_COLUMNS + PHYSICAL_COLUMNS if c not in INT64_COLUMNS}
+NUMERIC_COLUMNS = {c for c in SELECTION_COLUMNS + ARM_COUNT + PHYSICAL_COLUMNS
+                   if c not in INT64_COLUMNS}
 
 
 class CatalogError(ValueError):

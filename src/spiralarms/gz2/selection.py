@@ -26,8 +26,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sklearn.model_selection import train_test_split
 
-from spiralarms import gz2, logs
+from spiralarms import atomic, gz2, logs
 from spiralarms.gz2.catalog import (
+    ARM_COUNT,
     ARM_DEBIASED,
     ARM_FLAG,
     FEATURES_WF,
@@ -127,13 +128,8 @@ def select(catalog: pd.DataFrame, mapping: pd.DataFrame, image_exists=None, sett
     treat every image as present (labels before the images are downloaded).
     """
     settings = resolve_settings(settings)
-    _require_frame_columns(catalog, SELECTION_COLUMNS, "catalogue")
-    _require_frame_columns(mapping, MAPPING_COLUMNS, "image-id map")
-    asset_id, duplicates = _join_asset_ids(catalog, mapping)
-    arm_class, arm_fraction = arm_labels(catalog)
-    image_ok = _image_presence(asset_id, image_exists)
-    failures = _failure_masks(catalog, asset_id, duplicates, image_ok, arm_class, settings)
-    reason = _first_failure(failures)
+    asset_id, duplicates, arm_class, arm_fraction, reason = _screen(catalog, mapping,
+                                                                    image_exists, settings)
     _require_every_class(arm_class, reason)
 
     chosen = np.flatnonzero(reason == len(STEPS))
@@ -147,6 +143,18 @@ def select(catalog: pd.DataFrame, mapping: pd.DataFrame, image_exists=None, sett
                      images_checked=image_exists is not None)
     check_reconciles(report)
     return labels, report
+
+
+def _screen(catalog, mapping, image_exists, settings):
+    """(asset_id, duplicates, arm_class, arm_fraction, reason): each galaxy's label and the first
+    selection step it fails (index into STEPS; len(STEPS) = selected)."""
+    _require_frame_columns(catalog, SELECTION_COLUMNS, "catalogue")
+    _require_frame_columns(mapping, MAPPING_COLUMNS, "image-id map")
+    asset_id, duplicates = _join_asset_ids(catalog, mapping)
+    arm_class, arm_fraction = arm_labels(catalog)
+    image_ok = _image_presence(asset_id, image_exists)
+    failures = _failure_masks(catalog, asset_id, duplicates, image_ok, arm_class, settings)
+    return asset_id, duplicates, arm_class, arm_fraction, _first_failure(failures)
 
 
 def _require_frame_columns(frame, columns, what):
@@ -487,3 +495,95 @@ def run_labels(catalog_path, mapping_path, images_dir, settings, parquet_path, r
     write_labels(labels, report, parquet_path, report_path)
     logger.info("labels: %s", describe(report), extra=logs.TERMINAL)
     return labels, report
+
+
+# --- the votes' sample (issue 20) ---------------------------------------------------------------
+
+VOTE_DEFAULTS = {"unflagged": False, "min_arm_votes": 10}
+
+
+def resolve_vote_settings(votes=None) -> dict:
+    """config `votes.*` over VOTE_DEFAULTS, checked."""
+    votes = dict(votes or {})
+    unknown = sorted(set(votes) - set(VOTE_DEFAULTS))
+    _require(not unknown, f"unknown votes setting(s) {unknown}; allowed: {sorted(VOTE_DEFAULTS)}")
+    out = {**VOTE_DEFAULTS, **votes}
+    _require(isinstance(out["unflagged"], bool),
+             f"votes.unflagged={out['unflagged']!r} must be true or false")
+    _require(int(out["min_arm_votes"]) == out["min_arm_votes"] and out["min_arm_votes"] >= 1,
+             f"votes.min_arm_votes={out['min_arm_votes']!r} must be a whole number >= 1")
+    return out
+
+
+def vote_labels(catalog, mapping, labels, image_exists=None, settings=None, votes=None):
+    """(vote_labels, report): the labels with the six t11 vote counts (`ARM_COUNT` columns) and
+    `unflagged` = False, plus, with `votes.unflagged`, the galaxies the paper drops only for their
+    arm flag whose arm question has at least `votes.min_arm_votes` votes, as extra `train` rows
+    (`unflagged` = True). Validation, test and overflow stay exactly the labels' galaxies, so a
+    votes experiment and its labels counterpart are judged on the same held-out galaxies."""
+    settings, votes = resolve_settings(settings), resolve_vote_settings(votes)
+    _require_frame_columns(catalog, ARM_COUNT, "catalogue")
+    counts = catalog[ARM_COUNT].to_numpy(dtype=np.float64)
+    by_id = pd.Series(np.arange(len(catalog)), index=catalog["dr7objid"].to_numpy(np.int64))
+    rows = by_id.reindex(labels["dr7objid"].to_numpy(np.int64))
+    if rows.isna().any():
+        missing = labels["dr7objid"][rows.isna().to_numpy()].tolist()[:5]
+        raise SelectionError(f"labels hold dr7objid {missing} that the catalogue lacks: the "
+                             "labels come from another catalogue; rerun the labels stage")
+    out = labels.copy()
+    out[ARM_COUNT] = counts[rows.to_numpy(np.int64)]
+    out["unflagged"] = False
+    report = {"settings": votes, "labelled": len(labels), "unflagged_candidates": 0,
+              "unflagged_too_few_votes": 0, "unflagged_blank_counts": 0, "unflagged_added": 0}
+    if votes["unflagged"]:
+        asset_id, _, arm_class, arm_fraction, reason = _screen(catalog, mapping, image_exists,
+                                                               settings)
+        candidates = reason == STEPS.index("arm_flag_not_clean")
+        blank = np.isnan(counts).any(axis=1)
+        enough = ~blank & (np.nan_to_num(counts).sum(axis=1) >= votes["min_arm_votes"])
+        extra = np.flatnonzero(candidates & enough)
+        extra = extra[np.lexsort((catalog["dr7objid"].to_numpy()[extra],
+                                  catalog["specobjid"].to_numpy()[extra]))]
+        added = _labels_frame(catalog, extra, asset_id[extra], arm_class[extra],
+                              arm_fraction[extra], np.array(["train"] * len(extra), dtype=object))
+        for column in out.columns:
+            if column not in added:  # e.g. log_mass and sfr: joined later for labelled galaxies
+                added[column] = np.nan
+        added[ARM_COUNT] = counts[extra]
+        added["unflagged"] = True
+        out = pd.concat([out, added[out.columns]], ignore_index=True)
+        report.update(unflagged_candidates=int(candidates.sum()),
+                      unflagged_blank_counts=int((candidates & blank).sum()),
+                      unflagged_too_few_votes=int((candidates & ~blank & ~enough).sum()),
+                      unflagged_added=len(extra))
+    report["train"] = int((out["subset"] == "train").sum())
+    return out, report
+
+
+def describe_votes(report: dict) -> str:
+    """The votes' sample in one line."""
+    votes = report["settings"]
+    if not votes["unflagged"]:
+        return (f"vote labels: the {report['labelled']} labelled galaxies with their t11 vote "
+                "counts (votes.unflagged: false, the paper's galaxies)")
+    return (f"vote labels: {report['labelled']} labelled galaxies + {report['unflagged_added']} "
+            f"unflagged ones for training (of {report['unflagged_candidates']} dropped only for "
+            f"their arm flag: {report['unflagged_too_few_votes']} with fewer than "
+            f"{votes['min_arm_votes']} arm votes (votes.min_arm_votes), "
+            f"{report['unflagged_blank_counts']} with blank counts); {report['train']} train")
+
+
+def run_vote_labels(catalog_path, mapping_path, images_dir, labels_path, settings, votes,
+                    parquet_path, report_path):
+    """The vote_labels rule: labels.parquet plus vote counts (and unflagged galaxies)."""
+    catalog = read_catalog(catalog_path, SELECTION_COLUMNS + ARM_COUNT)
+    mapping = read_mapping(mapping_path)
+    frame, report = vote_labels(catalog, mapping, pd.read_parquet(labels_path), images_dir,
+                                settings, votes)
+    report["inputs"] = {"catalog": str(catalog_path), "labels": str(labels_path)}
+    with atomic.replacing(parquet_path) as partial:
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), partial,
+                       compression="zstd")
+    atomic.write_json(report_path, report, indent=2)
+    logger.info("%s", describe_votes(report), extra=logs.TERMINAL)
+    return frame, report
