@@ -44,16 +44,19 @@ from spiralarms.acquire import (
     check_image_count,
     download,
     download_name,
+    extract_images,
     fetch_kaggle,
     fetch_kaggle_images,
     find_kaggle_credentials,
     gdrive_file_id,
+    image_folder,
     manifest_path_for,
     parse_kaggle_spec,
     physical_csv,
     planned_path,
     read_manifest,
     remote_sources,
+    run_extract_images,
     run_fetch_images,
     safe_extract,
 )
@@ -1083,3 +1086,73 @@ def test_planned_path_names_where_each_kind_of_source_lands():
 def test_planned_path_refuses_a_source_no_rule_fetches(spec):
     with pytest.raises(AcquireError, match="unsupported source"):
         planned_path(spec, "dl")
+
+
+# --- data.images as the URL of a zip (Zenodo's images_gz2.zip) ----------------------------------
+
+ZENODO_ZIP_PATH = "record/3565489/files/images_gz2.zip"
+
+
+def test_an_image_zip_url_is_a_download_whose_images_land_in_the_image_folder():
+    url = f"https://zenodo.org/{ZENODO_ZIP_PATH}"
+    data = {"images": url, "images_sha256": "cd" * 32, "catalog": "local/cat.csv.gz"}
+    assert remote_sources(data, "dl") == {"images_gz2.zip": (url, "cd" * 32, "data.images")}
+    assert planned_path(url, "dl") == "dl/images_gz2.zip"  # the download rule's file
+    assert image_folder(url, "dl") == "dl/images"  # fetch_images' folder, as for Kaggle
+    assert image_folder(f"kaggle:{KAGGLE_DATASET}", "dl") == "dl/images"
+    assert image_folder("my/images", "dl") == "my/images"
+    with pytest.raises(AcquireError, match=r"data.images \(https://host/images\) would be "
+                       r"downloaded to dl/images, the image folder's name"):
+        remote_sources({"images": "https://host/images"}, "dl")
+
+
+def test_image_zip_resumes_after_a_dropped_connection_and_unpacks_zenodos_layout(tmp_path):
+    archive_bytes = images_zip(GZ2_JPEGS, root="images")  # Zenodo: images/<asset_id>.jpg
+    mapping = gz2_mapping(tmp_path, [3, 14, 159, 2653, 58979, 7])  # 7: no image, as in GZ2
+    with FileServer({ZENODO_ZIP_PATH: archive_bytes}) as web:
+        source = remote_sources({"images": web.url(ZENODO_ZIP_PATH),
+                                 "images_sha256": hashlib.sha256(archive_bytes).hexdigest()},
+                                str(tmp_path / "dl"))["images_gz2.zip"]
+        zipped = tmp_path / "dl" / "images_gz2.zip"
+        web.cut_after(ZENODO_ZIP_PATH, len(archive_bytes) // 3)
+
+        entry = download(source.url, zipped, sha256=source.sha256, key=source.key,
+                         progress=False)  # what the download rule runs
+
+        gets = [r for r in web.requests if r.method == "GET"]
+        assert [g.headers.get("Range") for g in gets] == [None, f"bytes={len(archive_bytes) // 3}-"]
+    assert entry["sha256"] == source.sha256
+    assert read_manifest(manifest_path_for(zipped))["url"] == source.url
+
+    counts = run_extract_images(zipped, tmp_path / "dl" / "images", mapping)
+
+    folder = tmp_path / "dl" / "images"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(GZ2_JPEGS)
+    assert all((folder / name).read_bytes() == data for name, data in GZ2_JPEGS.items())
+    assert (counts["rows"], counts["present"], counts["missing_examples"]) == (6, 5, ["7"])
+    assert sorted(p.name for p in (tmp_path / "dl").iterdir()) == [
+        "images", "images_gz2.zip", "images_gz2.zip.manifest.json"]  # no work folder left
+    (folder / "3.jpg").unlink()  # a finished folder is kept as it is, not unpacked again
+    assert extract_images(zipped, folder) == folder and not (folder / "3.jpg").exists()
+
+
+@pytest.mark.parametrize("member", ["../escaped.jpg", "/etc/escaped.jpg"])
+def test_an_image_zip_with_a_member_outside_the_folder_is_refused(tmp_path, member):
+    zipped = make_zip(tmp_path / "images_gz2.zip", {"images/1.jpg": b"x", member: b"y"})
+
+    with pytest.raises(UnsafeArchiveError, match=f"refusing to extract member '{member}'"):
+        extract_images(zipped, tmp_path / "dl" / "images")
+
+    assert not (tmp_path / "dl" / "images").exists() and not (tmp_path / "escaped.jpg").exists()
+
+
+def test_an_image_zip_with_a_link_is_refused(tmp_path):
+    zipped = tmp_path / "images_gz2.zip"
+    with zipfile.ZipFile(zipped, "w") as archive:
+        archive.writestr("images/1.jpg", b"x")
+        link = zipfile.ZipInfo("images/2.jpg")
+        link.external_attr = (0o120777 << 16)  # a symlink, as `zip --symlinks` stores it
+        archive.writestr(link, "../../../etc/passwd")
+
+    with pytest.raises(UnsafeArchiveError, match="images/2.jpg.*may point outside"):
+        extract_images(zipped, tmp_path / "dl" / "images")

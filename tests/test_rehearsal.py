@@ -3,7 +3,8 @@
 Every source keeps the URL the shipped config names. A server on 127.0.0.1 stands in for the
 internet as an HTTPS proxy (tests/kaggle_server.py, with a throw-away CA): the Zooniverse bucket
 serves the catalogue, Zenodo the mapping, GitHub the stellar-mass 7z, the Kaggle API and its
-storage bucket the image zip for the real `kaggle` client, Hugging Face Zoobot's encoder (a random
+storage bucket the image zip for the real `kaggle` client (and Zenodo the same images as GZ2's
+own zip, for a second, small call that builds only the image folder from it), Hugging Face Zoobot's encoder (a random
 timm efficientnet_b0 in the published format) and Google's bucket a V2M file in the layout of Keras'
 ImageNet file. Overridden: one source — `models.v2m.weights` names that file's URL instead of
 `imagenet`, because `imagenet` is checked against Keras' published md5, which no stand-in can match
@@ -29,7 +30,10 @@ from gz2_sources import (
     PHYSICAL_URL_PATH,
     build_gz2_sources,
 )
+from kaggle_server import images_zip
 from timm_support import torch_and_timm
+
+from spiralarms.synthetic.generate import IMAGE_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
@@ -38,6 +42,12 @@ ZOOBOT = "mwalmsley/zoobot-encoder-efficientnet_b0"
 IMAGENET_PATH = "tensorflow/keras-applications/efficientnet_v2/efficientnetv2-m_notop.h5"
 # The one source override (see above): the URL `imagenet` stands for, without its md5.
 SOURCES = {"models": {"v2m": {"weights": f"https://storage.googleapis.com/{IMAGENET_PATH}"}}}
+# The credential-free image source the README offers instead of Kaggle: GZ2's own release on
+# Zenodo, images/<asset_id>.jpg in one zip. Rehearsed by a second, small call that builds only the
+# image folder in a work folder of its own (a second full run would double the test's time).
+ZENODO_IMAGES = "record/3565489/files/images_gz2.zip"
+ZENODO_SOURCE = {"data": {"images": f"https://zenodo.org/{ZENODO_IMAGES}"}}
+IMAGE_FOLDER = "results/data/download/images"
 EXPERIMENTS = ["b0_select12_standard_s42", "b0_merge45_xai_s42", "v2m_6class_standard_s42"]
 # The config keys that are sizes (how much runs, not where from or how): the only keys besides the
 # one weights source that the rehearsal may change. `comparisons` names experiments of the grid.
@@ -87,16 +97,18 @@ def keras_imagenet_file(folder: Path) -> bytes:
     return path.read_bytes()
 
 
-def write_overrides(path) -> Path:
+def write_overrides(path, sources: dict = SOURCES) -> Path:
     """The file the rehearsal lists after config/config.yaml."""
-    path.write_text(yaml.safe_dump({**SIZES, **SOURCES}))
+    path.write_text(yaml.safe_dump({**SIZES, **sources}))
     return path
 
 
-def snakemake(workdir, overrides, *args, timeout=1500):
-    # V2M (about 150 s, the B0 jobs about 25 s each) first, so the B0 jobs run beside it.
+def snakemake(workdir, overrides, *args, timeout=1500, prioritize=True):
+    # V2M (about 150 s, the B0 jobs about 25 s each) first, so the B0 jobs run beside it
+    # (a prioritized file is also a target: not for a call that builds one target).
+    first = ["--prioritize", f"results/experiments/{EXPERIMENTS[-1]}/model.keras"]
     command = [str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "--cores", "2", *args,
-               "--prioritize", f"results/experiments/{EXPERIMENTS[-1]}/model.keras",
+               *(first if prioritize else []),
                "--resources", "gpu=2", "--configfile", str(REAL), str(overrides)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     return subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True,
@@ -129,12 +141,22 @@ def rehearsal(tmp_path_factory, kaggle_tls):
                              MAPPING_URL_PATH: sources.mapping.read_bytes(),
                              PHYSICAL_URL_PATH: sources.physical_archive.read_bytes(),
                              IMAGENET_PATH: keras_imagenet_file(base), **zoobot_encoder()})
+        server.files[ZENODO_IMAGES] = images_zip(sources.folder / "synthetic" / IMAGE_DIR,
+                                                 root="images")
         result = snakemake(work, overrides)
         assert result.returncode == 0, failed_logs(work) or result.stderr[-6000:]
         report = snakemake(work, overrides, "--report", "results/report.html")
         assert report.returncode == 0, report.stderr[-3000:]
+        zenodo = base / "zenodo"  # the same config with data.images at Zenodo's zip
+        zenodo.mkdir()
+        from_zip = snakemake(zenodo, write_overrides(base / "zenodo.yaml",
+                                                     {**SOURCES, **ZENODO_SOURCE}),
+                             IMAGE_FOLDER, prioritize=False)
+        assert from_zip.returncode == 0, failed_logs(zenodo) or from_zip.stderr[-6000:]
         hosts = {r.host for r in server.requests if r.method == "CONNECT"}
-    return {"work": work, "results": work / "results", "sources": sources, "hosts": hosts}
+        zip_gets = [r for r in server.requests if r.path == f"/{ZENODO_IMAGES}"]
+    return {"work": work, "results": work / "results", "sources": sources, "hosts": hosts,
+            "zenodo": zenodo, "zip_gets": zip_gets}
 
 
 def test_the_rehearsal_changes_only_sizes_and_one_weights_source(tmp_path):
@@ -158,6 +180,20 @@ def test_every_source_came_from_its_real_host(rehearsal):
     assert {"zooniverse-data.s3.amazonaws.com", "zenodo.org", "github.com", "api.kaggle.com",
             "storage.googleapis.com", "huggingface.co"} <= {h.split(":")[0]
                                                             for h in rehearsal["hosts"]}
+
+
+@pytest.mark.slow
+def test_zenodos_image_zip_gives_the_kaggle_images_without_an_account(rehearsal):
+    from_kaggle, from_zenodo = (rehearsal[w] / IMAGE_FOLDER for w in ("work", "zenodo"))
+    names = sorted(p.name for p in from_kaggle.glob("*.jpg"))
+    assert len(names) == rehearsal["sources"].n_images
+    assert sorted(p.name for p in from_zenodo.glob("*.jpg")) == names
+    assert all((from_zenodo / n).read_bytes() == (from_kaggle / n).read_bytes() for n in names)
+    assert [r.method for r in rehearsal["zip_gets"]] == ["GET"]  # fetched once, by the download rule
+    manifest = json.loads((from_zenodo.parent / "images_gz2.zip.manifest.json").read_text())
+    assert manifest["url"] == ZENODO_SOURCE["data"]["images"] and len(manifest["sha256"]) == 64
+    # the zip call ran no Kaggle client: it built the image folder from the mapping and the zip
+    assert not (rehearsal["zenodo"] / "results" / "experiments").exists()
 
 
 @pytest.mark.slow

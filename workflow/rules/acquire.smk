@@ -26,9 +26,12 @@ rule download:
         "../scripts/download.py"
 
 
+# data.images as kaggle:<owner>/<dataset> (the kaggle client) or the URL of a zip (Zenodo's
+# images_gz2.zip, fetched by the download rule): unpacked into one folder of <asset_id>.jpg.
 rule fetch_images:
     input:
         mapping=data_path("mapping"),
+        archive=images_archive(),
     output:
         images=directory(f"{DOWNLOAD}/images"),
     log:

@@ -79,7 +79,14 @@ def data_path(key):
 
 
 def images_path():
-    return planned_path(config["data"]["images"], DOWNLOAD)
+    """The image folder: local, or where fetch_images unpacks a Kaggle dataset or a zip URL."""
+    return acquire_sources.image_folder(config["data"]["images"], DOWNLOAD)
+
+
+def images_archive():
+    """fetch_images' zip: the download rule's copy of data.images when that is a URL."""
+    images = config["data"]["images"]
+    return planned_path(images, DOWNLOAD) if acquire_sources.is_remote(images) else []
 
 
 def remote_sources():

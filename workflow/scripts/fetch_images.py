@@ -1,4 +1,9 @@
 from spiralarms import acquire, logs
 
 logs.job(snakemake)
-acquire.run_fetch_images(snakemake.params.dataset, snakemake.output.images, snakemake.input.mapping)
+if snakemake.input.get("archive"):  # data.images is the URL of a zip (Zenodo's images_gz2.zip)
+    acquire.run_extract_images(snakemake.input.archive, snakemake.output.images,
+                               snakemake.input.mapping)
+else:
+    acquire.run_fetch_images(snakemake.params.dataset, snakemake.output.images,
+                             snakemake.input.mapping)
