@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     _predict_parser(commands, common)
+    _cutouts_parser(commands, common)
 
     importer = commands.add_parser(
         "import-model", parents=[common],
@@ -340,6 +341,91 @@ def format_counts(table) -> str:
 
 
 # --- import-model ------------------------------------------------------------------------------
+
+# --- cutouts ------------------------------------------------------------------------------------
+
+def _cutouts_parser(commands, common):
+    from spiralarms.acquire.cutouts import CUTOUT_DEFAULTS as D
+    from spiralarms.acquire.cutouts import SERVICES
+
+    cutouts = commands.add_parser(
+        "cutouts", parents=[common],
+        help="fetch cut-outs for a table of sky positions (SDSS SkyServer, Legacy Surveys)",
+        description="POSITIONS: CSV or parquet with an id column, ra and dec in degrees and "
+                    "optionally a galaxy size in arcsec (--size-column petroR90_r): each cut-out "
+                    "is then framed as GZ2's (424 px at 0.02 x R90 arcsec/px), else at a fixed "
+                    "--scale. FOLDER gets one image per position, journal.jsonl and manifest.csv "
+                    "(every row: url, sha256, bytes, status and the reason for a skip), which "
+                    "`spiralarms predict --catalog FOLDER/manifest.csv` reads. A rerun fetches "
+                    "only what is missing.")
+    cutouts.add_argument("positions", type=Path)
+    cutouts.add_argument("-o", "--output", required=True, type=Path, help="FOLDER")
+    cutouts.add_argument("--service", choices=list(SERVICES), default=D["service"],
+                         help=f"sdss: SkyServer ImgCutout (GZ2's source); legacy: the Legacy "
+                              f"Surveys viewer (default {D['service']})")
+    cutouts.add_argument("--base-url", help="the service's base URL (default: " + ", ".join(
+        f"{name} {service['base_url']}" for name, service in SERVICES.items()) + ")")
+    cutouts.add_argument("--id-column", default="id_str")
+    cutouts.add_argument("--ra-column", default="ra")
+    cutouts.add_argument("--dec-column", default="dec")
+    cutouts.add_argument("--size-column",
+                         help="galaxy size in arcsec, e.g. petroR90_r: frames each cut-out as GZ2")
+    cutouts.add_argument("--scale", type=float, default=D["fixed_scale"],
+                         help=f"arcsec per pixel for rows without a size (default "
+                              f"{D['fixed_scale']}: GZ2's frame of a galaxy of R90 9 arcsec)")
+    cutouts.add_argument("--pixels", type=int, default=D["size"],
+                         help=f"cut-out width and height (default {D['size']}, GZ2's)")
+    cutouts.add_argument("--layer", default=D["layer"], help="legacy: the survey layer")
+    cutouts.add_argument("--format", dest="image_format", choices=["jpeg", "fits"],
+                         default=D["image_format"], help="legacy: jpeg or a FITS cube")
+    cutouts.add_argument("--bands", default=D["bands"], help="legacy FITS: the bands")
+    cutouts.add_argument("--concurrency", type=int, default=D["concurrency"],
+                         help=f"connections at once (default {D['concurrency']})")
+    cutouts.add_argument("--rate", type=float, default=D["rate"],
+                         help=f"requests per second at most, all connections together (default "
+                              f"{D['rate']:g})")
+    cutouts.add_argument("--timeout", type=float, default=D["timeout"],
+                         help=f"seconds for one whole answer (default {D['timeout']:g})")
+    cutouts.add_argument("--retries", type=int, default=D["retries"],
+                         help=f"retries of a timeout, dropped connection, 429 or 5xx (default "
+                              f"{D['retries']}); waits double from --backoff, or follow "
+                              f"Retry-After")
+    cutouts.add_argument("--backoff", type=float, default=D["backoff"],
+                         help=f"seconds before the first retry (default {D['backoff']:g})")
+    cutouts.set_defaults(run=run_cutouts)
+
+
+def run_cutouts(args) -> int:
+    from spiralarms.acquire.cutouts import (
+        CutoutError,
+        CutoutOptions,
+        fetch_cutouts,
+        summary_line,
+    )
+    from spiralarms.atomic import OutputError
+    from spiralarms.gz2.catalog import CatalogError
+
+    if not args.positions.is_file():
+        raise UserError(f"positions table {args.positions} does not exist; check the path")
+    try:
+        options = CutoutOptions(
+            service=args.service, base_url=args.base_url, layer=args.layer,
+            image_format=args.image_format, bands=args.bands, size=args.pixels,
+            fixed_scale=args.scale, concurrency=args.concurrency, rate=args.rate,
+            timeout=args.timeout, retries=args.retries, backoff=args.backoff)
+        summary = fetch_cutouts(args.positions, args.output, options, args.id_column,
+                                args.ra_column, args.dec_column, args.size_column,
+                                progress=not args.quiet)
+    except (CutoutError, CatalogError, OutputError) as error:
+        raise UserError(str(error)) from error
+    print(summary_line(summary))
+    if not summary["fetched"]:
+        raise UserError(f"none of the {summary['rows']} positions gave a cut-out; the reasons "
+                        f"are in {summary['manifest']}")
+    print(f"next: spiralarms predict --catalog {summary['manifest']} --model MODEL.keras "
+          f"-o arms.parquet")
+    return 0
+
 
 def run_import(args) -> int:
     from spiralarms.acquire import AcquireError

@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 
 CATALOG_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".parquet", ".pq")
 CHUNK_DIGITS = 6
+# A catalogue may say why a row has no image (the cut-out fetcher's manifest.csv does): the row
+# is then skipped with that code and reason instead of as an empty or missing file.
+PRESET_SKIP_COLUMNS = ("skip_code", "skip_reason")
 NORMALISED_COLUMNS = ["row", "id", "file", "path", "size", "skip_code", "skip_reason"]
 CONFIDENCE_BINS = np.linspace(0.0, 1.0, 21)
 
@@ -110,7 +113,8 @@ def read_input(source, id_column="id_str", file_column="file_loc", size_column=N
             "input (a folder of images or a catalogue file)"
         raise CatalogError(f"{what} {source} does not exist; check the path")
     catalogue = read_catalog_file(source, [id_column, file_column]
-                                  + ([size_column] if size_column else []))
+                                  + ([size_column] if size_column else []),
+                                  optional=PRESET_SKIP_COLUMNS)
     ids = catalogue[id_column].map(_as_id)
     files = catalogue[file_column].map(lambda v: "" if _missing(v) else str(v).strip())
     base = source.resolve().parent
@@ -126,6 +130,11 @@ def read_input(source, id_column="id_str", file_column="file_loc", size_column=N
         table["size"] = np.nan
     table["skip_code"], table["skip_reason"] = "", ""
     _mark(table, files == "", "empty_file", f"no file given (column {file_column!r} is empty)")
+    if "skip_code" in catalogue:  # rows an earlier step could not provide keep its reason
+        given = catalogue["skip_code"].map(lambda v: "" if _missing(v) else str(v).strip())
+        table["skip_code"] = given
+        table["skip_reason"] = catalogue.get("skip_reason", given).map(
+            lambda v: "" if _missing(v) else str(v)).where(given != "", "")
     _mark(table, ids == "", "empty_id", f"the id (column {id_column!r}) is empty")
     if size_column:
         bad = ~(table["size"] > 0)
@@ -135,9 +144,9 @@ def read_input(source, id_column="id_str", file_column="file_loc", size_column=N
     return table
 
 
-def read_catalog_file(path, columns) -> pd.DataFrame:
-    """The named columns of a CSV (ids kept as text) or parquet catalogue; CatalogError naming
-    the missing ones and the columns there are."""
+def read_catalog_file(path, columns, optional=()) -> pd.DataFrame:
+    """The named columns of a CSV (ids kept as text) or parquet catalogue, and those of
+    `optional` that it has; CatalogError naming the missing ones and the columns there are."""
     path = Path(path)
     name = path.name.lower()
     try:
@@ -147,11 +156,13 @@ def read_catalog_file(path, columns) -> pd.DataFrame:
             present = pq.ParquetFile(path).schema_arrow.names
             _check_columns(path, columns, present)
             return pd.read_parquet(path, columns=list(dict.fromkeys(columns)))
+            columns = list(columns) + [c for c in optional if c in present]
         if name.endswith((".csv", ".csv.gz", ".tsv")):
             separator = "\t" if name.endswith(".tsv") else ","
             present = list(pd.read_csv(path, sep=separator, nrows=0).columns)
             _check_columns(path, columns, present)
             return pd.read_csv(path, sep=separator, usecols=list(dict.fromkeys(columns)),
+            columns = list(columns) + [c for c in optional if c in present]
                                dtype=str, keep_default_na=False)
     except CatalogError:
         raise

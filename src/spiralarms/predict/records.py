@@ -31,6 +31,14 @@ SKIP_MEANINGS = {
     "empty_id": "the id is empty",
     "empty_file": "no file is given",
     "duplicate_id": "the id occurs on an earlier row (only the first is predicted)",
+    # rows the cut-out fetcher (spiralarms.acquire.cutouts) could not provide, from its manifest
+    "bad_position": "ra or dec is empty or not a number",
+    "outside_sky": "ra is outside 0-360 degrees or dec outside -90-+90 degrees",
+    "not_an_image": "the cut-out service answered with something that is not an image",
+    "no_data": "the cut-out is blank: the survey has no data there (outside its footprint)",
+    "http_error": "the cut-out service refused the request (a 4xx answer)",
+    "fetch_failed": "the cut-out service did not answer in time or kept failing; a rerun of the "
+                    "fetch tries again",
 }
 
 # Columns of `<out>.skipped.csv`; `row` (the catalogue row, from 0) only for catalogue and chunked
