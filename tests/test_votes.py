@@ -138,3 +138,103 @@ def test_vote_settings_are_checked():
         resolve_vote_settings({"min_arm_votes": 0})
     with pytest.raises(SelectionError, match="unknown votes setting"):
         resolve_vote_settings({"extra": True})
+
+
+# --- a tiny training on the votes, end to end ---------------------------------------------------
+
+def tiny_network(model, n_classes, image_size, mode="standard", weights=None, augment=None,
+                 bn_momentum=None, seed=None, target="labels"):
+    """build_model's signature and head (networks.head) on a one-layer trunk."""
+    import keras
+
+    from spiralarms.models.networks import head
+
+    inputs = keras.Input((image_size, image_size, 1), name="image")
+    features = keras.layers.Conv2D(8, 5, strides=4, activation="relu")(inputs)
+    return keras.Model(inputs, head(features, n_classes, target), name=f"{model}_{mode}")
+
+
+def test_b0_votes_model_outputs_fractions_and_trains_on_concentrations():
+    from spiralarms.models.networks import build_model, training_view
+
+    model = build_model("b0", 5, 32, "xai", target="votes")
+    fitted = training_view(model, "votes")
+    assert model.layers[-1].name == "vote_fraction" and fitted.output.shape[-1] == 5
+    assert fitted.layers[-1].name == "vote_concentration"
+    x = np.random.default_rng(0).uniform(0, 1, (2, 32, 32, 1)).astype(np.float32)
+    alpha, fraction = np.asarray(fitted(x)), np.asarray(model(x))
+    np.testing.assert_allclose(fraction, alpha / alpha.sum(axis=1, keepdims=True), rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def vote_run(tmp_path_factory):
+    from tiny_shards import make_tiny_shards
+
+    from spiralarms.data.variants import VARIANTS
+    from spiralarms.evaluation.evaluate import evaluate_experiment
+    from spiralarms.training import train
+    from spiralarms.training.experiment import Experiment
+
+    root = tmp_path_factory.mktemp("votes")
+    files = make_tiny_shards(root, per_class=[4, 4, 3, 3, 2, 2], votes=True)
+    settings = {"epochs": 2, "batch_size": 8, "image_size": 32, "learning_rate": 1e-3,
+                "patience": 5, "bn_momentum": 0.9, "augment": {"zoom": 0.1},
+                "deterministic": False}
+    name = "b0_merge45_xai_votes_s3"
+    vote_report = {"settings": {"unflagged": False, "min_arm_votes": 10}, "unflagged_added": 0,
+                   "train": 13}
+    with pytest.MonkeyPatch.context() as patch:  # B0's graph costs minutes here; the head is real
+        patch.setattr(train, "build_model", tiny_network)
+        summary = train.train_experiment(
+            "b0", VARIANTS["merge45"], "xai", 3, files["train"], files["val"], settings, None,
+            root / "model.keras", root / "history.csv", root / "work", name=name,
+            target="votes", votes=train.votes_record(vote_report))
+    labels = pd.read_parquet(root / "labels.parquet")
+    from spiralarms.gz2.catalog import ARM_COUNT
+
+    metrics = evaluate_experiment(
+        Experiment.parse(name), root / "model.keras", {"val": files["val"]},
+        {**settings, "crop_size": 224}, root / "metrics.json", root / "predictions", n_boot=50,
+        votes=labels[["dr7objid", *ARM_COUNT]])
+    return {"root": root, "files": files, "summary": summary, "metrics": metrics,
+            "labels": labels, "predictions": pd.read_parquet(root / "predictions" / "val.parquet")}
+
+
+def test_vote_targets_are_the_merged_counts(vote_run):
+    from spiralarms.data.dataset import make_dataset
+    from spiralarms.gz2.catalog import ARM_COUNT
+
+    variant = VARIANTS["merge45"]
+    by_id = vote_run["labels"].set_index("dr7objid")
+    ds = make_dataset(vote_run["files"]["train"], "b0", variant, 32, batch_size=64,
+                      with_ids=True, target="votes")
+    seen = 0
+    for _, targets, ids in ds:
+        expected = variant.merge_votes(by_id.loc[ids["dr7objid"].numpy(), ARM_COUNT].to_numpy())
+        np.testing.assert_array_equal(np.asarray(targets), expected)
+        seen += len(expected)
+    assert seen == (vote_run["labels"]["subset"] == "train").sum()
+
+
+def test_tiny_vote_training_predicts_fractions_that_sum_to_one(vote_run):
+    import json
+
+    frame, metrics = vote_run["predictions"], vote_run["metrics"]
+    names = VARIANTS["merge45"].class_names
+    proba = frame[[f"prob_{n}" for n in names]].to_numpy()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    assert (proba > 0).all()  # alpha >= 1: every answer keeps some expected share
+    assert (frame["pred"] == proba.argmax(axis=1)).all()
+    # `true` stays the volunteers' label in the variant's classes
+    assert (frame["true"] == VARIANTS["merge45"].targets(frame["arm_class"])).all()
+    assert metrics["target"] == "votes" and metrics["training"]["target"] == "votes"
+    assert metrics["training"]["votes"]["unflagged"] is False
+    votes = metrics["subsets"]["val"]["vote_fractions"]
+    assert votes["n"] == len(frame) - (frame["dr7objid"] == 1005).sum()
+    volunteer = frame[[f"volunteer_{n}" for n in names]].to_numpy()
+    voted = frame["volunteer_votes"].to_numpy() > 0
+    assert votes["mae"] == pytest.approx(np.abs(proba - volunteer)[voted].mean(), rel=1e-6)
+    history = pd.read_csv(vote_run["root"] / "history.csv")
+    assert np.isfinite(history["loss"]).all() and "val_accuracy" in history
+    card = json.loads((vote_run["root"] / "model.json").read_text())
+    assert card["training"]["target"] == "votes"

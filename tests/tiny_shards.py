@@ -5,6 +5,7 @@ import pandas as pd
 from PIL import Image
 
 from spiralarms.data.shards import shard_files, write_shards
+from spiralarms.gz2.catalog import ARM_COUNT as VOTE_COLUMNS
 
 
 def _pattern(arm_class: int, rng) -> np.ndarray:
@@ -29,12 +30,13 @@ def _arm_classes(per_class) -> list:
     return order
 
 
-def make_tiny_shards(root, per_class=24, seed=0) -> dict:
+def make_tiny_shards(root, per_class=24, seed=0, votes=False) -> dict:
     """Write JPEGs, labels and shards under root; return {'train': files, 'val': files}.
 
     `per_class`: galaxies of each of the three stripe classes, or a list of counts per arm class
     (any number of classes; class k draws the stripes of class k % 3). Every fourth galaxy is in
-    `val`."""
+    `val`. `votes`: vote shards, each galaxy with six t11 vote counts (most for its class, a few
+    for the next, galaxy 5 none at all), the labels also written to root/labels.parquet."""
     rng = np.random.default_rng(seed)
     images = root / "images"
     images.mkdir(parents=True)
@@ -44,7 +46,16 @@ def make_tiny_shards(root, per_class=24, seed=0) -> dict:
         rows.append({"dr7objid": 1000 + i, "asset_id": i, "arm_class": arm_class,
                      "arm_fraction": 0.9, "subset": "val" if i % 4 == 0 else "train",
                      "image": f"{i}.jpg"})
-    write_shards(pd.DataFrame(rows), images, root / "shards", shard_size=16, workers=1)
+    labels = pd.DataFrame(rows)
+    if votes:
+        counts = np.zeros((len(rows), 6), np.int64)
+        for i, arm_class in enumerate(labels["arm_class"]):
+            counts[i, arm_class] = 8 + i % 5
+            counts[i, (arm_class + 1) % 6] = i % 3
+        counts[5] = 0  # a galaxy no volunteer answered: contributes nothing to the loss
+        labels[VOTE_COLUMNS] = counts
+        labels.to_parquet(root / "labels.parquet", index=False)
+    write_shards(labels, images, root / "shards", shard_size=16, workers=1, votes=votes)
     return {s: shard_files(root / "shards", s) for s in ("train", "val")}
 
 

@@ -33,8 +33,14 @@ def make_dataset(
     seed: int = 0,
     with_ids: bool = False,
     count: int | None = None,
+    target: str = "labels",
 ) -> tf.data.Dataset:
     """Batches of (image, one-hot target) — or (image, target, ids) with `with_ids` for prediction.
+
+    `target` "votes" (vote shards, issue 20): the target is the galaxy's t11 vote counts merged
+    into the variant's classes (`Variant.vote_matrix`: merged answers summed, dropped answers
+    discarded) instead of the one-hot label; which galaxies a variant keeps is decided by their
+    label in both cases, so both targets see the same galaxies.
 
     Order is deterministic: files interleave in a fixed cycle and parallel maps keep their order,
     so the same seed gives the same batches.
@@ -45,7 +51,10 @@ def make_dataset(
         tf.data.TFRecordDataset, cycle_length=4, num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
-    ds = ds.map(parse_example, num_parallel_calls=tf.data.AUTOTUNE)
+    votes = target == "votes"
+    ds = ds.map(lambda record: parse_example(record, votes=votes),
+                num_parallel_calls=tf.data.AUTOTUNE)
+    vote_matrix = tf.constant(variant.vote_matrix)
     ds = ds.map(lambda ex: {**ex, "target": table.lookup(ex["arm_class"])})
     ds = ds.filter(lambda ex: ex["target"] != DROPPED)
     if count is not None:  # a known length lets Keras size epochs from the first one
@@ -55,6 +64,9 @@ def make_dataset(
         image = decode(ex["image"], model, image_size, crop_size)
         ids = {"dr7objid": ex["dr7objid"], "asset_id": ex["asset_id"],
                "arm_fraction": ex["arm_fraction"], "arm_class": ex["arm_class"]}
+        if votes:
+            counts = tf.cast(ex["arm_votes"], tf.float32)[None, :]
+            return image, tf.matmul(counts, vote_matrix)[0], ids
         return image, tf.one_hot(ex["target"], variant.n_classes), ids
 
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)

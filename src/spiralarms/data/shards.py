@@ -39,6 +39,8 @@ FEATURES = {
     "asset_id": "int64",
     "arm_fraction": "float32: largest debiased arm-number fraction (rho)",
 }
+# Vote shards only (issue 20: experiments that learn from the votes); label shards stay as they were.
+VOTE_FEATURES = {"arm_votes": "int64[6]: t11 vote counts for 1, 2, 3, 4, 5+ arms, can't tell"}
 _SHARD_NAME = re.compile(r"^[a-z]+-\d{3,}-of-(\d{3,}|NNN)\.tfrecord$")
 
 
@@ -46,21 +48,25 @@ class ShardError(ValueError):
     """Labels or a shard folder cannot be written or read as asked."""
 
 
-def feature_spec() -> dict:
-    """tf.io parsing spec of one record."""
+def feature_spec(votes: bool = False) -> dict:
+    """tf.io parsing spec of one record; with `votes`, also the vote shards' `arm_votes`."""
     import tensorflow as tf
 
-    return {
+    spec = {
         "image": tf.io.FixedLenFeature([], tf.string),
         "arm_class": tf.io.FixedLenFeature([], tf.int64),
         "dr7objid": tf.io.FixedLenFeature([], tf.int64),
         "asset_id": tf.io.FixedLenFeature([], tf.int64),
         "arm_fraction": tf.io.FixedLenFeature([], tf.float32),
     }
+    if votes:
+        spec["arm_votes"] = tf.io.FixedLenFeature([len(gz2.ARM_ANSWERS)], tf.int64)
+    return spec
 
 
-def parse_example(serialized):
-    """Dict of image (JPEG bytes), arm_class, dr7objid, asset_id, arm_fraction.
+def parse_example(serialized, votes: bool = False):
+    """Dict of image (JPEG bytes), arm_class, dr7objid, asset_id, arm_fraction (and arm_votes
+    with `votes`, from vote shards).
 
     Takes one serialized record, or a 1-D batch of them (then every value has a batch axis).
     """
@@ -68,8 +74,8 @@ def parse_example(serialized):
 
     serialized = tf.convert_to_tensor(serialized, dtype=tf.string)
     if serialized.shape.rank == 1:
-        return tf.io.parse_example(serialized, feature_spec())
-    return tf.io.parse_single_example(serialized, feature_spec())
+        return tf.io.parse_example(serialized, feature_spec(votes))
+    return tf.io.parse_single_example(serialized, feature_spec(votes))
 
 
 def shard_files(shard_dir, subset) -> list:
@@ -162,8 +168,12 @@ def _jpeg_structure(data: bytes):
 
 
 def write_shards(labels, images_dir, out_dir, shard_size: int = 256, workers: int = 2,
-                 check: str = "decode") -> dict:
+                 check: str = "decode", votes: bool = False) -> dict:
     """Write every subset's shards, `manifest.json` and `excluded.csv` into `out_dir`.
+
+    `votes`: vote shards (issue 20), each record also holding `arm_votes`, the six t11 vote
+    counts from the labels' `<answer>_count` columns (the vote_labels stage writes them). Label
+    shards (the default) are written exactly as before, byte for byte.
 
     `check` is "decode" (structure plus a 1/8-scale decode of every image) or "structure"
     (marker walk only, about as fast as copying the files; see check_jpeg). `workers` threads
@@ -176,7 +186,7 @@ def write_shards(labels, images_dir, out_dir, shard_size: int = 256, workers: in
         raise ShardError(f"shard_size={shard_size} must be >= 1")
     if check not in CHECKS:
         raise ShardError(f"check={check!r} must be one of {CHECKS}")
-    _require_columns(labels)
+    _require_columns(labels, votes)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _remove_old_shards(out_dir)
@@ -184,7 +194,7 @@ def write_shards(labels, images_dir, out_dir, shard_size: int = 256, workers: in
     shards, excluded, shapes = [], [], {}
     with ThreadPoolExecutor(max(1, workers)) as pool:
         for subset in _subsets(labels):
-            rows = _rows(labels[labels["subset"] == subset])
+            rows = _rows(labels[labels["subset"] == subset], votes)
             writer = _SubsetWriter(tf, out_dir, subset, shard_size)
             # The structure check costs less than handing work to a thread.
             loaded = _ordered_map(pool, load, rows) if check == "decode" else map(load, rows)
@@ -199,7 +209,7 @@ def write_shards(labels, images_dir, out_dir, shard_size: int = 256, workers: in
     if len(labels) and not shards:
         raise ShardError(f"no image in {images_dir} could be sharded (first: "
                          f"{excluded[0]['image']}: {excluded[0]['reason']}); is it the right folder?")
-    manifest = _manifest(labels, shards, excluded, shapes, shard_size, check)
+    manifest = _manifest(labels, shards, excluded, shapes, shard_size, check, votes)
     _write_excluded_csv(out_dir / EXCLUDED, excluded)
     atomic.write_text(out_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")  # last: done
     logger.info("shards: %s", describe(manifest), extra=logs.TERMINAL)
@@ -207,12 +217,13 @@ def write_shards(labels, images_dir, out_dir, shard_size: int = 256, workers: in
 
 
 def run_shards(labels_path, images_dir, out_dir, shard_size: int = 256, workers: int = 2,
-               check: str = "decode") -> dict:
-    """The `shards` rule: write_shards for the labels in the parquet file `labels_path`."""
+               check: str = "decode", votes: bool = False) -> dict:
+    """The `shards` rule (and `vote_shards`, with `votes`): write_shards for the labels in the
+    parquet file `labels_path`."""
     import pandas as pd
 
     return write_shards(pd.read_parquet(labels_path), images_dir, out_dir, shard_size=shard_size,
-                        workers=workers, check=check)
+                        workers=workers, check=check, votes=votes)
 
 
 def describe(manifest: dict) -> str:
@@ -231,12 +242,19 @@ def describe(manifest: dict) -> str:
 
 
 _Row = namedtuple("_Row", ["dr7objid", "asset_id", "subset", "image", "arm_class",
-                           "arm_fraction"])
+                           "arm_fraction", "arm_votes"])
 
 
-def _rows(labels) -> list:
+def _rows(labels, votes: bool = False) -> list:
     """The labels as plain Python values (pandas row access costs more than the work)."""
-    return [_Row._make(values) for values in zip(*(labels[c].tolist() for c in _Row._fields))]
+    columns = [labels[c].tolist() for c in _Row._fields[:-1]]
+    arm_votes = (labels[_count_columns()].astype("int64").to_numpy().tolist() if votes
+                 else [None] * len(labels))
+    return [_Row._make(values) for values in zip(*columns, arm_votes)]
+
+
+def _count_columns() -> list:
+    return [f"{a}_count" for a in gz2.ARM_ANSWERS]
 
 
 def _ordered_map(pool, fn, items, window: int = 256):
@@ -250,11 +268,21 @@ def _ordered_map(pool, fn, items, window: int = 256):
         yield pending.popleft().result()
 
 
-def _require_columns(labels):
+def _require_columns(labels, votes: bool = False):
     missing = [c for c in REQUIRED_COLUMNS if c not in labels.columns]
     if missing:
         raise ShardError(f"labels lack column(s) {missing}; pass the labels written by the "
                          "labels stage (labels.parquet)")
+    if votes:
+        counts = _count_columns()
+        missing = [c for c in counts if c not in labels.columns]
+        if missing:
+            raise ShardError(f"vote shards need the t11 vote counts, but the labels lack "
+                             f"{missing}; pass vote_labels.parquet (the vote_labels stage)")
+        blank = labels.loc[labels[counts].isna().any(axis=1), "dr7objid"]
+        if len(blank):
+            raise ShardError(f"labels have blank t11 vote counts for dr7objid "
+                             f"{blank.iloc[:5].tolist()} ({len(blank)} galaxies)")
     bad = labels.loc[~labels["arm_class"].isin(range(len(gz2.ARM_ANSWERS))), "dr7objid"]
     if len(bad):
         raise ShardError(f"labels have arm_class outside 0-5 for dr7objid {bad.iloc[:5].tolist()}")
@@ -339,6 +367,8 @@ def _example(tf, row, data: bytes) -> bytes:
         "asset_id": int64(row.asset_id),
         "arm_fraction": tf.train.Feature(float_list=tf.train.FloatList(value=[row.arm_fraction])),
     }
+    if row.arm_votes is not None:
+        feature["arm_votes"] = tf.train.Feature(int64_list=tf.train.Int64List(value=row.arm_votes))
     example = tf.train.Example(features=tf.train.Features(feature=feature))
     return example.SerializeToString(deterministic=True)  # map fields in key order
 
@@ -348,7 +378,7 @@ def _digest(path: Path) -> dict:
     return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
 
 
-def _manifest(labels, shards, excluded, shapes, shard_size, check) -> dict:
+def _manifest(labels, shards, excluded, shapes, shard_size, check, votes=False) -> dict:
     subsets = {}
     for subset in _subsets(labels):
         own = [s for s in shards if s["subset"] == subset]
@@ -366,7 +396,7 @@ def _manifest(labels, shards, excluded, shapes, shard_size, check) -> dict:
         raise ShardError(f"shards do not reconcile with the labels: {reconciliation}")
     return {
         "format": "TFRecord (uncompressed) of tf.train.Example",
-        "features": FEATURES,
+        "features": {**FEATURES, **(VOTE_FEATURES if votes else {})},
         "class_names": list(gz2.ARM_CLASS_NAMES),
         "shard_size": shard_size,
         "jpeg_check": check,

@@ -254,3 +254,27 @@ def _check_proba(proba, n, n_classes):
         raise ValueError("proba must hold finite probabilities in [0, 1]; pass the softmax "
                          "outputs, not logits")
     return proba
+
+
+def vote_fraction_metrics(proba, votes, class_names, n_boot=1000, seed=0) -> dict:
+    """Mean absolute error of predicted fractions `proba` (n, classes) against the volunteers'
+    vote fractions, from their counts `votes` (n, classes, already merged into the variant's
+    classes). Galaxies without a vote in these classes have no fractions: left out, counted.
+    `mae` is the mean over galaxies and classes (a galaxy's error is its mean over classes), with a
+    bootstrap interval; `mae_per_class` per class, as GZ DESI and Zoobot report it."""
+    proba, votes = np.asarray(proba, float), np.asarray(votes, float)
+    total = votes.sum(axis=1)
+    voted = total > 0
+    result = {"n": int(voted.sum()), "no_votes": int((~voted).sum()), "mae": None,
+              "mae_ci95": None, "mae_per_class": None}
+    if not voted.any():
+        return result
+    error = np.abs(proba[voted] - votes[voted] / total[voted, None])
+    per_galaxy = error.mean(axis=1)
+    result["mae"] = float(per_galaxy.mean())
+    result["mae_per_class"] = {str(n): float(e) for n, e in zip(class_names, error.mean(axis=0))}
+    if n_boot > 0:
+        draws = np.concatenate([per_galaxy[idx].mean(axis=1)
+                                for idx in resample_blocks(len(per_galaxy), n_boot, seed)])
+        result["mae_ci95"] = _percentile_interval(draws)
+    return result

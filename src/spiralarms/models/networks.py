@@ -122,18 +122,21 @@ def build_model(
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.momentum = bn_momentum
 
+    return keras.Model(inputs, head(features, n_classes, target), name=f"{model}_{mode}")
+
+
+def head(features, n_classes: int, target: str = "labels"):
+    """The paper's head on backbone features: pooling, Dense(1024, relu), then a softmax
+    (labels) or Zoobot's Dirichlet head ending in the expected vote fractions (votes)."""
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool_head")(features)
     x = keras.layers.Dense(1024, activation="relu", name="dense_head")(x)
     if target == "votes":
         logits = keras.layers.Dense(n_classes, dtype="float32", name="vote_logits")(x)
-        outputs = votes.ExpectedVoteFraction(dtype="float32", name="vote_fraction")(
+        return votes.ExpectedVoteFraction(dtype="float32", name="vote_fraction")(
             votes.concentrations(logits))
-        return keras.Model(inputs, outputs, name=f"{model}_{mode}")
     # float32 softmax keeps probabilities stable under mixed precision.
-    outputs = keras.layers.Dense(
-        n_classes, activation="softmax", dtype="float32", name="softmax_output"
-    )(x)
-    return keras.Model(inputs, outputs, name=f"{model}_{mode}")
+    return keras.layers.Dense(n_classes, activation="softmax", dtype="float32",
+                              name="softmax_output")(x)
 
 
 def training_view(model: keras.Model, target: str = "labels") -> keras.Model:

@@ -21,7 +21,8 @@ from spiralarms import logs as logs_module
 from spiralarms.data.dataset import make_dataset
 from spiralarms.data.shards import shard_files
 from spiralarms.models import model_card
-from spiralarms.models.networks import build_model
+from spiralarms.models.networks import build_model, training_view
+from spiralarms.models.votes import dirichlet_multinomial_loss
 from spiralarms.training.experiment import Experiment
 
 log = logging.getLogger(__name__)
@@ -180,7 +181,8 @@ FINGERPRINT = "fingerprint.json"
 NOT_FINGERPRINTED = ("threads",)
 
 
-def run_fingerprint(model_name, variant, mode, seed, settings, files, weights) -> dict:
+def run_fingerprint(model_name, variant, mode, seed, settings, files, weights,
+                    target="labels") -> dict:
     """What a resume backup was made from: the experiment, its settings and its inputs (shard
     and weights files by name and size, which a new selection or new weights change)."""
     def file(path):
@@ -188,7 +190,7 @@ def run_fingerprint(model_name, variant, mode, seed, settings, files, weights) -
 
     return {
         "model": model_name, "variant": variant.name, "class_map": list(variant.class_map),
-        "mode": mode, "seed": seed,
+        "mode": mode, "seed": seed, **({"target": target} if target != "labels" else {}),
         "settings": {k: v for k, v in settings.items() if k not in NOT_FINGERPRINTED},
         "inputs": [file(f) for f in files], "weights": file(weights) if weights else None,
     }
@@ -276,18 +278,30 @@ def train_experiment(
     synthetic: bool = False,
     note: str | None = None,
     name: str | None = None,
+    target: str = "labels",
+    votes: dict | None = None,
 ) -> dict:
     """Train one experiment (`name` in progress lines); returns a summary. Rerunning after a kill
-    resumes from the backup."""
+    resumes from the backup.
+
+    `target` "votes" (issue 20): train on the vote shards' t11 counts with the
+    Dirichlet-multinomial loss (spiralarms.models.votes); `accuracy` then compares the plurality
+    of the votes with the predicted class, so the checkpoint is chosen without the hard labels.
+    `votes`: which galaxies the vote shards hold (the vote_labels report), recorded in model.json
+    and so in metrics.json."""
     s = {**DEFAULTS, **settings}
     name = name or f"{model_name}_{variant.name}_{mode}_s{seed}"
+    if target == "votes" and s["class_weights"]:
+        raise ValueError(f"{name}: train.class_weights weighs hard labels; a votes experiment "
+                         "learns from vote counts: set class_weights: false for it "
+                         "(experiments.per_experiment)")
     work_dir = Path(work_dir)
     prepare_work_dir(work_dir, run_fingerprint(model_name, variant, mode, seed, s,
-                                               [*train_files, *val_files], weights))
+                                               [*train_files, *val_files], weights, target))
     strategy, n_gpus = configure_devices(s["deterministic"], seed, s["precision"])
     common = {"model": model_name, "variant": variant, "image_size": s["image_size"],
               "crop_size": s["crop_size"], "batch_size": global_batch(s, n_gpus),
-              "cache": s["cache"], "seed": seed}
+              "cache": s["cache"], "seed": seed, "target": target}
     counts = count_targets(train_files, variant)
     n_val = count_targets(val_files, variant).sum()
     train_ds = make_dataset(train_files, shuffle=s["shuffle"], count=counts.sum(),
@@ -304,16 +318,22 @@ def train_experiment(
 
     with strategy.scope():
         model = build_model(model_name, variant.n_classes, s["image_size"], mode, weights,
-                            augment=s["augment"], bn_momentum=s["bn_momentum"], seed=seed)
+                            augment=s["augment"], bn_momentum=s["bn_momentum"], seed=seed,
+                            target=target)
         rate = learning_rate(s, counts.sum(), common["batch_size"])
-        model.compile(optimizer=keras.optimizers.Adam(rate),
-                      loss="categorical_crossentropy", metrics=["accuracy"])
+        fitted = training_view(model, target)  # votes: the concentrations, for the loss
+        if target == "votes":
+            loss, metrics = dirichlet_multinomial_loss, [
+                keras.metrics.CategoricalAccuracy(name="accuracy")]
+        else:
+            loss, metrics = "categorical_crossentropy", ["accuracy"]
+        fitted.compile(optimizer=keras.optimizers.Adam(rate), loss=loss, metrics=metrics)
     weights_by_class = balanced_weights(counts) if s["class_weights"] else None
     best_path = work_dir / "best.weights.h5"
     ledger = EpochLedger(work_dir / "history.csv", best_path, s["monitor"], s["patience"],
                          n_images=int(counts.sum()))
     started = time.perf_counter()
-    model.fit(
+    fitted.fit(
         train_ds, validation_data=val_ds, epochs=s["epochs"], class_weight=weights_by_class,
         steps_per_epoch=s["steps_per_epoch"],  # null: the whole training set (a cap: smoke runs)
         verbose=2,
@@ -321,11 +341,12 @@ def train_experiment(
                        str(work_dir / "backup"), double_checkpoint=True),
                    keras.callbacks.TerminateOnNaN(), EpochProgress(name)],
     )
-    model.load_weights(best_path)  # restore the best epoch, as restore_best_weights did
+    fitted.load_weights(best_path)  # restore the best epoch, as restore_best_weights did
     save_model(model, model_path, s["save_optimizer"])
     training = {"weights": record, "precision": s["precision"],
                 "batch_size": common["batch_size"], "batch_scaling": s["batch_scaling"],
-                "gpus": n_gpus, "notes": notes}
+                "gpus": n_gpus, "notes": notes, "target": target,
+                **({"votes": votes} if target == "votes" else {})}
     model_card.write(model_path, model_name, variant, mode, s, training)
     rows = _read_rows(work_dir / "history.csv")
     _write_rows(Path(history_path), rows)
@@ -343,11 +364,16 @@ def train_experiment(
 
 def run_train(experiment_name: str, shard_dir, settings: dict, weights, model_path, history_path,
               work_dir, weights_source: dict | None = None, synthetic: bool = False,
-              note: str | None = None, threads: int | None = None) -> dict:
+              note: str | None = None, threads: int | None = None,
+              vote_report=None) -> dict:
     """The `train` rule: the experiment named `experiment_name` on the train and val shards in
-    `shard_dir`, TensorFlow held to `threads` cores (`runtime.configure`); see train_experiment."""
+    `shard_dir`, TensorFlow held to `threads` cores (`runtime.configure`); see train_experiment.
+    `vote_report`: the vote_labels report of a votes experiment's shards (what it trained on)."""
     runtime.configure(threads)
     experiment = Experiment.parse(experiment_name)
+    votes = None
+    if experiment.target == "votes":
+        votes = votes_record(json.loads(Path(vote_report).read_text()) if vote_report else {})
     return train_experiment(
         experiment.model,
         experiment.variant,
@@ -364,7 +390,16 @@ def run_train(experiment_name: str, shard_dir, settings: dict, weights, model_pa
         synthetic=synthetic,
         note=note,
         name=experiment_name,
+        target=experiment.target,
+        votes=votes,
     )
+
+
+def votes_record(report: dict) -> dict:
+    """What a votes experiment trained on, from the vote_labels report: the votes.* switches and
+    the training galaxies, of them the unflagged ones (recorded in metrics.json `training`)."""
+    return {**report.get("settings", {}), "train_galaxies": report.get("train"),
+            "unflagged_train_galaxies": report.get("unflagged_added")}
 
 
 def save_model(model, path, with_optimizer: bool = False):
