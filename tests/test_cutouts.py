@@ -78,6 +78,20 @@ def test_url_templates_frame_galaxies_as_gz2():
     assert file_name("a/b", "jpg") != file_name("a_b", "jpg")
 
 
+def test_a_prediction_job_takes_positions_instead_of_a_catalogue():
+    entry = {"model": "m.keras", "positions": "sky.csv", "id_column": "objid",
+             "size_column": "petroR90_r", "cutouts": {"service": "legacy"}}
+    settings = chunks.job_settings(entry)
+    # the split reads the cut-out manifest: its columns, and no size (the frames are GZ2's)
+    assert chunks.catalogue_columns(settings) == {"id_column": "id_str", "file_column":
+                                                  "file_loc", "size_column": None,
+                                                  "pixel_scale": None}
+    assert chunks.catalogue_columns(chunks.job_settings({"model": "m", "catalog": "c.csv"})) \
+        ["id_column"] == "id_str"
+    with pytest.raises(chunks.CatalogError, match="give one of"):
+        chunks.job_settings({**entry, "catalog": "c.csv"})
+
+
 @pytest.mark.parametrize("service,image_format", [("sdss", "jpeg"), ("legacy", "jpeg"),
                                                   ("legacy", "fits")])
 def test_failures_are_retried_or_skipped_with_a_reason(tmp_path, service, image_format):
@@ -205,3 +219,37 @@ def test_sigkill_then_rerun_fetches_every_position_exactly_once(tmp_path):
     journal_ids = [json.loads(line)["id"] for line in journal.read_text().splitlines()]
     assert sorted(journal_ids) == sorted(r[0] for r in rows)
     assert "300 positions: 300 cut-outs" in done.stdout
+
+
+@pytest.mark.slow  # one Snakemake start-up and two light jobs (no TensorFlow): about 15 s
+def test_the_workflow_fetches_positions_before_the_split(tmp_path):
+    """predict.<name>.positions: predict_cutouts (a local rule) fetches the cut-outs, and the
+    split's catalogue is their manifest, ids and skip reasons included."""
+    table = positions_csv(tmp_path / "positions.csv", [
+        ("587722981", 10.0, 1.0, 9.0), ("587722982", 11.0, 2.0, 12.0),
+        ("void", 12.0, -85.0, 9.0), ("bad", "", 1.0, 9.0)])
+    model = tmp_path / "model.keras"
+    model.write_bytes(b"not read before the chunk jobs")
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    with CutoutServer() as server:
+        config = tmp_path / "predict.yaml"
+        config.write_text(json.dumps({"predict": {"sky": {
+            "model": str(model), "positions": str(table), "id_column": "objid",
+            "size_column": "petroR90_r", "cutouts": {"base_url": server.base_url, "size": 32}}}}))
+        root = Path(__file__).resolve().parents[1]
+        done = subprocess.run(
+            [str(Path(sys.executable).with_name("snakemake")), "results/predictions/sky/chunks.json",
+             "-s", str(root / "Snakefile"), "--cores", "1", "--configfile",
+             str(root / ".test/config/tiny.yaml"), str(config)],
+            cwd=workdir, capture_output=True, text=True, timeout=300, check=False)
+        assert done.returncode == 0, done.stderr[-4000:]
+        assert sorted(query["ra"] for _, query in server.requests) == \
+            ["10.000000", "11.000000", "12.000000"]
+    folder = workdir / "results/predictions/sky/cutouts"
+    assert assert_valid_images(folder, manifest(folder)) == 2
+    split = pd.read_parquet(workdir / "results/predictions/sky/catalog.parquet")
+    assert split["id"].tolist() == ["587722981", "587722982", "void", "bad"]
+    assert split["skip_code"].tolist() == ["", "", "no_data", "bad_position"]
+    assert all(Path(p).is_file() for p in split["path"][:2])
+    assert (workdir / "results/logs/predict_cutouts/sky.log").read_text().count("cut-outs") >= 1

@@ -340,8 +340,6 @@ def format_counts(table) -> str:
     return "\n".join(lines)
 
 
-# --- import-model ------------------------------------------------------------------------------
-
 # --- cutouts ------------------------------------------------------------------------------------
 
 def _cutouts_parser(commands, common):
@@ -426,6 +424,8 @@ def run_cutouts(args) -> int:
           f"-o arms.parquet")
     return 0
 
+
+# --- import-model ------------------------------------------------------------------------------
 
 def run_import(args) -> int:
     from spiralarms.acquire import AcquireError

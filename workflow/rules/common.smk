@@ -25,7 +25,12 @@ from spiralarms.acquire import sources as acquire_sources
 from spiralarms.acquire.sources import planned_path
 from spiralarms.config_checks import check_config
 from spiralarms.data.channels import CHANNELS
-from spiralarms.predict.chunks import job_settings, read_plan, source_of
+from spiralarms.predict.chunks import (
+    catalogue_columns,
+    job_settings,
+    read_plan,
+    source_of,
+)
 from spiralarms.training import backbones
 from spiralarms.training.experiment import (
     NAME_REGEX,
@@ -211,7 +216,21 @@ def prediction_settings(name):
 
 
 def prediction_source(wildcards):
+    """The job's catalogue or folder; for positions, the manifest of the fetched cut-outs."""
+    if config["predict"][wildcards.name].get("positions"):
+        return rules.predict_cutouts.output.manifest
     return source_of(config["predict"][wildcards.name])
+
+
+def cutout_entry(wildcards):
+    """What predict_cutouts needs of predict.<name>: the columns and the cut-out options (a
+    change fetches what the new URLs ask for)."""
+    settings = prediction_settings(wildcards.name)
+    return {
+        "id_column": settings["id_column"],
+        "size_column": settings["size_column"],
+        "cutouts": settings.get("cutouts") or {},
+    }
 
 
 def prediction_plan(wildcards):
@@ -235,8 +254,7 @@ def chunk_fingerprint(wildcards):
 def split_settings(wildcards):
     """The settings that decide the chunks (a change redoes the split, then every chunk)."""
     settings = prediction_settings(wildcards.name)
-    keys = ("id_column", "file_column", "size_column", "pixel_scale", "chunk_size")
-    return {key: settings[key] for key in keys}
+    return {**catalogue_columns(settings), "chunk_size": settings["chunk_size"]}
 
 
 def result_settings(wildcards):

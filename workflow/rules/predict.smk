@@ -9,10 +9,33 @@
 # a rerun after a crash) leaves finished chunks alone.
 
 
-# Light steps (no TensorFlow): run where Snakemake runs, not as cluster jobs.
+# Light steps (no TensorFlow) and the cut-out download (compute nodes have no internet): run
+# where Snakemake runs, not as cluster jobs.
 localrules:
+    predict_cutouts,
     predict_split,
     predict_gather,
+
+
+# predict.<name>.positions: the cut-outs are fetched first (spiralarms.acquire.cutouts); the
+# images and journal.jsonl stay in the folder, so a rerun (after a kill, or with more rows)
+# fetches only what is missing. The manifest is the split's catalogue; skipped rows keep their
+# reason through to <name>.skipped.csv.
+rule predict_cutouts:
+    input:
+        positions=lambda wildcards: config["predict"][wildcards.name]["positions"],
+    output:
+        manifest=f"{PREDICTIONS}/{{name}}/cutouts/manifest.csv",
+    log:
+        f"{RESULTS}/logs/predict_cutouts/{{name}}.log",
+    wildcard_constraints:
+        name=PREDICTION_NAMES,
+    conda:
+        "../../envs/spiralarms.yaml"
+    params:
+        entry=cutout_entry,
+    script:
+        "../scripts/predict_cutouts.py"
 
 
 checkpoint predict_split:

@@ -74,13 +74,18 @@ DEFAULTS = {
 }
 
 
+# Where a prediction job's galaxies come from: give exactly one. positions: a table of sky
+# positions whose cut-outs a local rule fetches first (spiralarms.acquire.cutouts).
+SOURCES = ("catalog", "images", "positions")
+
+
 class ChunkError(RuntimeError):
     """Finished chunks that do not add up to the plan (stale or missing)."""
 
 
 def job_settings(entry: dict) -> dict:
     """predict.<name> (or CLI options) with the defaults filled in."""
-    unknown = set(entry) - set(DEFAULTS) - {"model", "images", "catalog"}
+    unknown = set(entry) - set(DEFAULTS) - set(SOURCES) - {"model", "cutouts"}
     if unknown:
         raise CatalogError(f"unknown prediction settings {sorted(unknown)}")
     settings = {**DEFAULTS, **{k: v for k, v in entry.items() if v is not None}}
@@ -89,9 +94,20 @@ def job_settings(entry: dict) -> dict:
         settings["max_upscale"] = check_max_upscale(settings["max_upscale"])
     except ValueError as error:
         raise CatalogError(f"prediction setting {error}") from None
-    if bool(entry.get("images")) == bool(entry.get("catalog")):
-        raise CatalogError("give either a catalogue (catalog) or a folder of images (images)")
+    if sum(bool(entry.get(key)) for key in SOURCES) != 1:
+        raise CatalogError("give one of a catalogue (catalog), a folder of images (images) or a "
+                           "table of sky positions to fetch cut-outs for (positions)")
     return settings
+
+
+def catalogue_columns(settings: dict) -> dict:
+    """How the split reads the job's catalogue: the settings' columns, or for positions the
+    cut-out manifest's (id_str, file_loc; its frames are GZ2's, so no size column)."""
+    keys = ("id_column", "file_column", "size_column", "pixel_scale")
+    if settings.get("positions"):
+        return {"id_column": "id_str", "file_column": "file_loc", "size_column": None,
+                "pixel_scale": None}
+    return {key: settings[key] for key in keys}
 
 
 def source_of(entry: dict) -> str:
@@ -129,12 +145,12 @@ def read_input(source, id_column="id_str", file_column="file_loc", size_column=N
     else:
         table["size"] = np.nan
     table["skip_code"], table["skip_reason"] = "", ""
-    _mark(table, files == "", "empty_file", f"no file given (column {file_column!r} is empty)")
     if "skip_code" in catalogue:  # rows an earlier step could not provide keep its reason
         given = catalogue["skip_code"].map(lambda v: "" if _missing(v) else str(v).strip())
         table["skip_code"] = given
         table["skip_reason"] = catalogue.get("skip_reason", given).map(
             lambda v: "" if _missing(v) else str(v)).where(given != "", "")
+    _mark(table, files == "", "empty_file", f"no file given (column {file_column!r} is empty)")
     _mark(table, ids == "", "empty_id", f"the id (column {id_column!r}) is empty")
     if size_column:
         bad = ~(table["size"] > 0)
@@ -155,14 +171,14 @@ def read_catalog_file(path, columns, optional=()) -> pd.DataFrame:
 
             present = pq.ParquetFile(path).schema_arrow.names
             _check_columns(path, columns, present)
-            return pd.read_parquet(path, columns=list(dict.fromkeys(columns)))
             columns = list(columns) + [c for c in optional if c in present]
+            return pd.read_parquet(path, columns=list(dict.fromkeys(columns)))
         if name.endswith((".csv", ".csv.gz", ".tsv")):
             separator = "\t" if name.endswith(".tsv") else ","
             present = list(pd.read_csv(path, sep=separator, nrows=0).columns)
             _check_columns(path, columns, present)
-            return pd.read_csv(path, sep=separator, usecols=list(dict.fromkeys(columns)),
             columns = list(columns) + [c for c in optional if c in present]
+            return pd.read_csv(path, sep=separator, usecols=list(dict.fromkeys(columns)),
                                dtype=str, keep_default_na=False)
     except CatalogError:
         raise
