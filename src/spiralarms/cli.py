@@ -155,7 +155,9 @@ def _predict_parser(commands, common):
                               "file_loc); relative files resolve against its folder")
     predict.add_argument("--model", required=True, type=Path, help="a trained model.keras")
     predict.add_argument("-o", "--output", required=True, type=Path,
-                         help="OUT.parquet or OUT.csv (with --chunk-size: OUT.parquet, a folder)")
+                         help="OUT.parquet, OUT.csv, OUT.fits (FITS binary table) or OUT.vot "
+                              "(VOTable; both with units, UCDs and the catalogue's ra/dec) (with "
+                              "--chunk-size: OUT.parquet, a folder)")
     predict.add_argument("--id-column", default=DEFAULTS["id_column"])
     predict.add_argument("--file-column", default=DEFAULTS["file_column"])
     predict.add_argument("--size-column",
@@ -248,7 +250,7 @@ def _predict(args, source) -> int:
             table, skipped = predict_images(predictor, args.images, threads=args.threads)
     except (ModelCardError, ModelFileError) as error:
         raise UserError(str(error)) from error
-    written = write_predictions(table, skipped, args.output)
+    written = write_predictions(table, skipped, args.output, catalog=args.catalog)
     if not len(table):
         raise UserError(f"none of the {len(skipped)} inputs could be predicted; "
                         f"reasons in {written[-1]}")
@@ -454,6 +456,12 @@ def run_summary(args) -> int:
         raise UserError(f"{args.metrics} lacks columns {missing}; expected the aggregate step's "
                         f"metrics.csv")
     print(format_summary(table))
+    targets = args.metrics.with_name("targets.csv")  # labels against votes (issue 20)
+    if targets.is_file() and targets.stat().st_size:
+        from spiralarms.report.targets import format_targets
+
+        text = format_targets(pd.read_csv(targets))
+        print("\n" + text if text else "", end="\n" if text else "")
     line = headline(table, args.data)
     if line:
         bold = sys.stdout.isatty()

@@ -6,14 +6,24 @@ localrules:
     aggregate,
 
 
-# Experiments named in config `comparisons` (checked against the grid in common.smk).
-COMPARED = list(dict.fromkeys(c[k] for c in config["comparisons"] for k in ("a", "b")))
+# Experiments named in config `comparisons` (checked against the grid in common.smk), and the
+# pairs that differ only by target (labels against votes: results/summary/targets.md).
+COMPARED = list(
+    dict.fromkeys(
+        [c[k] for c in config["comparisons"] for k in ("a", "b")]
+        + [name for pair in target_pairs(EXPERIMENTS) for name in pair]
+    )
+)
 
 
 rule aggregate:
     input:
         metrics=expand(rules.evaluate.output.metrics, experiment=EXPERIMENTS),
         predictions=expand(rules.evaluate.output.predictions, experiment=COMPARED),
+        # the renderer's truth: labels against votes judged on it too (synthetic data only)
+        truth=(
+            [rules.synthesize.output.truth] if config["synthetic"]["enabled"] else []
+        ),
     output:
         metrics=report(
             f"{SUMMARY}/metrics.csv",
@@ -48,6 +58,12 @@ rule aggregate:
             category="Summary",
         ),
         comparisons_markdown=f"{SUMMARY}/comparisons.md",
+        targets=report(
+            f"{SUMMARY}/targets.csv",
+            caption="../report/targets.rst",
+            category="Summary",
+        ),
+        targets_markdown=f"{SUMMARY}/targets.md",
         overview=report(
             f"{SUMMARY}/overview_f1.png",
             caption="../report/overview.rst",
@@ -60,6 +76,7 @@ rule aggregate:
     params:
         comparisons=config["comparisons"],
         bootstrap=config["evaluate"]["bootstrap"],
+        subsets=config["evaluate"]["subsets"],
     script:
         "../scripts/aggregate.py"
 

@@ -39,6 +39,7 @@ from spiralarms.training.experiment import (
     experiment_note,
     extra_splits,
     grid,
+    target_pairs,
     train_settings,
 )
 
@@ -114,19 +115,29 @@ def selection_settings(split=None):
     return settings if split is None else {**settings, "seed": split}
 
 
+def split_dir(split):
+    """results/ for the split of selection.seed, results/splits/split<k>/ for another."""
+    return RESULTS if split is None else f"{SPLITS}/split{split}"
+
+
 def experiment_shards(wildcards):
-    """The shards of the experiment's split."""
-    split = experiment(wildcards).split
-    return f"{RESULTS}/shards" if split is None else f"{SPLITS}/split{split}/shards"
+    """The shards of the experiment's split; a votes experiment's carry the vote counts."""
+    e = experiment(wildcards)
+    return f"{split_dir(e.split)}/{'vote_shards' if e.target == 'votes' else 'shards'}"
 
 
 def experiment_labels(wildcards):
-    split = experiment(wildcards).split
-    return (
-        f"{RESULTS}/labels/labels.parquet"
-        if split is None
-        else f"{SPLITS}/split{split}/labels/labels.parquet"
-    )
+    """The labels of the experiment's split with the volunteers' vote counts (vote_labels):
+    both targets' evaluations measure their vote-fraction errors on them."""
+    return f"{split_dir(experiment(wildcards).split)}/labels/vote_labels.parquet"
+
+
+def experiment_vote_report(wildcards):
+    """What a votes experiment's shards hold (the vote_labels report); [] for labels."""
+    e = experiment(wildcards)
+    if e.target != "votes":
+        return []
+    return f"{split_dir(e.split)}/labels/vote_labels.json"
 
 
 def experiment(wildcards):

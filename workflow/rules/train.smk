@@ -5,6 +5,7 @@ rule train:
     input:
         shards=experiment_shards,
         weights=model_weights,
+        vote_report=experiment_vote_report,
     output:
         model=f"{EXPERIMENT_DIR}/model.keras",
         history=f"{EXPERIMENT_DIR}/history.csv",

@@ -10,4 +10,6 @@ run_aggregate(
     list(snakemake.output),
     comparisons=snakemake.params.comparisons,
     n_boot=snakemake.params.bootstrap,
+    subsets=snakemake.params.subsets,
+    truth_path=snakemake.input.truth[0] if snakemake.input.truth else None,
 )

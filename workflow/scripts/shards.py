@@ -10,4 +10,5 @@ run_shards(
     shard_size=snakemake.params.size,
     workers=snakemake.threads,
     check=snakemake.params.check,
+    votes=snakemake.params.votes,
 )

@@ -15,4 +15,5 @@ run_train(
     synthetic=snakemake.params.synthetic,
     note=snakemake.params.note,
     threads=snakemake.threads,
+    vote_report=snakemake.input.vote_report or None,
 )

@@ -71,6 +71,7 @@ DEFAULTS = {
     "threads": 2,
     "max_upscale": 4.0,
     "fits": {},
+    "tables": [],  # "fits", "votable": the gathered dataset also as these (astro_tables)
 }
 
 

@@ -44,7 +44,7 @@ SKIP_MEANINGS = {
 # Columns of `<out>.skipped.csv`; `row` (the catalogue row, from 0) only for catalogue and chunked
 # input, where rows have numbers.
 SKIPPED_COLUMNS = ["row", "id", "file", "path", "code", "reason"]
-OUTPUT_SUFFIXES = (".parquet", ".csv")
+OUTPUT_SUFFIXES = (".parquet", ".csv", ".fits", ".vot")  # .fits/.vot: astro_tables
 INT_COLUMNS = ("row", "width", "height", "pred_index")
 FLOAT_COLUMNS = ("p_max", "entropy")
 
@@ -143,8 +143,9 @@ def check_output_path(out_path) -> Path:
     """The output path if this command writes its suffix (.parquet or .csv), else ValueError."""
     out_path = Path(out_path)
     if out_path.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise ValueError(f"output {out_path}: the suffix must be .parquet or .csv (the format "
-                         f"written), got {out_path.suffix or 'none'!r}")
+        raise ValueError(f"output {out_path}: the suffix must be .parquet, .csv, .fits (FITS "
+                         f"binary table) or .vot (VOTable), the format written; got "
+                         f"{out_path.suffix or 'none'!r}")
     return out_path
 
 
@@ -162,18 +163,25 @@ def write_skipped(skipped, path) -> Path:
     return Path(path)
 
 
-def write_predictions(table, skipped, out_path) -> list:
-    """Parquet (or CSV for a .csv path) of the predictions, plus `<out stem>.skipped.csv`
-    (row for catalogue input, id, file, path, code, reason) when anything was skipped; a stale
-    list from an earlier run is removed. Each file is renamed into place once complete. Returns
-    the written paths."""
+def write_predictions(table, skipped, out_path, catalog=None) -> list:
+    """Parquet (or CSV, FITS binary table, VOTable for a .csv, .fits, .vot path) of the
+    predictions, plus `<out stem>.skipped.csv` (row for catalogue input, id, file, path, code,
+    reason) when anything was skipped; a stale list from an earlier run is removed. Each file is
+    renamed into place once complete. `catalog`: the input catalogue, whose ra/dec a FITS or
+    VOTable carries over. Returns the written paths."""
+    from spiralarms.predict import astro_tables
+
     out_path = check_output_path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic.replacing(out_path) as partial:
-        if out_path.suffix.lower() == ".csv":
-            table.to_csv(partial, index=False)
-        else:
-            table.to_parquet(partial, index=False, schema=arrow_table(table).schema)
+    if astro_tables.table_format(out_path):
+        astro_tables.write_table(table, out_path, table.attrs["model_card"],
+                                 table.attrs.get("tta", 1), catalog)
+    else:
+        with atomic.replacing(out_path) as partial:
+            if out_path.suffix.lower() == ".csv":
+                table.to_csv(partial, index=False)
+            else:
+                table.to_parquet(partial, index=False, schema=arrow_table(table).schema)
     written = [out_path]
     listing = skipped_path(out_path)
     if skipped:
