@@ -366,7 +366,7 @@ def test_csv_output_is_csv_and_other_suffixes_are_refused(predicted, tmp_path):
     back = pd.read_csv(tmp_path / "out.csv")
     assert back["id"].tolist() == table["id"].tolist()
     np.testing.assert_allclose(back[PROBS].to_numpy(), table[PROBS].to_numpy(), rtol=1e-6)
-    with pytest.raises(ValueError, match="suffix must be .parquet or .csv"):
+    with pytest.raises(ValueError, match=r"suffix must be .parquet, .csv, .fits \(FITS binary "):
         write_predictions(table, skipped, tmp_path / "out.txt")
 
 

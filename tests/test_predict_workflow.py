@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 from astropy.io import fits
+from astropy.table import Table
 from PIL import Image
 from tiny_models import galaxy_pixels, save_tiny_model
 
@@ -41,7 +42,10 @@ def make_survey(folder, n_jpeg=11):
         rows.append((f"g{i}", f"cutouts/g{i}.jpg"))
     fits.PrimaryHDU(galaxy_pixels(200, 99)[..., 0].astype(np.float32)).writeto(cut / "f.fits")
     rows += [("f", "cutouts/f.fits"), ("gone", "cutouts/gone.jpg")]
-    pd.DataFrame(rows, columns=["id_str", "file_loc"]).to_csv(folder / "catalog.csv", index=False)
+    frame = pd.DataFrame(rows, columns=["id_str", "file_loc"])
+    # positions the FITS and VOTable outputs carry over by row
+    frame["ra"], frame["dec"] = 150.0 + 0.01 * frame.index, 2.0 - 0.01 * frame.index
+    frame.to_csv(folder / "catalog.csv", index=False)
     return folder / "catalog.csv"
 
 
@@ -91,7 +95,8 @@ def test_chunks_survive_a_crash_and_an_appended_row(tmp_path):
     catalogue = make_survey(tmp_path / "survey")
     config = tmp_path / "predict.yaml"
     config.write_text(yaml.safe_dump({"predict": {"survey": {
-        "model": str(model), "catalog": str(catalogue), "chunk_size": 5, "threads": 1}}}))
+        "model": str(model), "catalog": str(catalogue), "chunk_size": 5, "threads": 1,
+        "tables": ["fits", "votable"]}}}))
 
     kill_after_first_chunk(workdir, config)
     survivors = finished(workdir)
@@ -113,7 +118,7 @@ def test_chunks_survive_a_crash_and_an_appended_row(tmp_path):
     assert listing[["id", "code"]].values.tolist() == [["gone", "missing_file"]]
 
     with open(catalogue, "a") as handle:
-        handle.write("g0_again,cutouts/g0.jpg\n")
+        handle.write("g0_again,cutouts/g0.jpg,150.5,1.5\n")
     snakemake(workdir, config)
     grown = finished(workdir)
     assert {k for k in grown if grown[k] != after.get(k)} == {"000002.parquet"}
@@ -121,3 +126,20 @@ def test_chunks_survive_a_crash_and_an_appended_row(tmp_path):
     assert summary["catalogue_rows"] == 14 == summary["predicted"] + summary["skipped"]
     nothing = snakemake(workdir, config, "--dry-run")
     assert "Nothing to be done" in nothing.stdout + nothing.stderr
+
+    # predict.survey.tables: the same rows as a FITS binary table and a VOTable, with positions
+    tables = ["results/predictions/survey.fits", "results/predictions/survey.vot"]
+    subprocess.run([str(SNAKEMAKE), *tables, "-s", str(ROOT / "Snakefile"), "--cores", "1",
+                    "--configfile", str(TINY), str(config)], cwd=workdir, capture_output=True,
+                   check=True, timeout=TIMEOUT_S)
+    gathered = pd.read_parquet(workdir / TARGET)
+    for table in tables:
+        back = Table.read(workdir / table)
+        assert [str(i) for i in back["id"]] == gathered["id"].tolist()
+        given = pd.read_csv(catalogue)  # the appended row's position too
+        np.testing.assert_array_equal(back["ra"], given["ra"].to_numpy()[gathered["row"]])
+        np.testing.assert_array_equal(back["dec"], given["dec"].to_numpy()[gathered["row"]])
+        assert back["ra"].unit == "deg" and back.colnames == [
+            c.replace("?", "cant_tell").replace("+", "plus") for c in gathered.columns.insert(
+                2, "ra").insert(3, "dec")]
+        np.testing.assert_array_equal(back["prob_cant_tell"], gathered["prob_?"])

@@ -25,6 +25,7 @@ from spiralarms.acquire import sources as acquire_sources
 from spiralarms.acquire.sources import planned_path
 from spiralarms.config_checks import check_config
 from spiralarms.data.channels import CHANNELS
+from spiralarms.predict.astro_tables import FORMAT_SUFFIXES
 from spiralarms.predict.chunks import (
     catalogue_columns,
     job_settings,
@@ -250,6 +251,15 @@ def prediction_plan(wildcards):
     return read_plan(plan)
 
 
+def prediction_tables():
+    """predict.<name>.tables as files: results/predictions/<name>.fits and/or .vot."""
+    return [
+        f"{PREDICTIONS}/{name}{FORMAT_SUFFIXES[kind]}"
+        for name in config["predict"]
+        for kind in prediction_settings(name)["tables"]
+    ]
+
+
 def prediction_chunks(wildcards):
     chunks = [entry["chunk"] for entry in prediction_plan(wildcards)["chunks"]]
     return expand(rules.predict_chunk.output.chunk, name=wildcards.name, chunk=chunks)
@@ -301,6 +311,7 @@ def all_targets():
             else []
         ),
         *expand(rules.predict_gather.output.predictions, name=config["predict"]),
+        *prediction_tables(),
     ]
     if not REPORTING:
         return targets

@@ -15,6 +15,7 @@ localrules:
     predict_cutouts,
     predict_split,
     predict_gather,
+    predict_table,
 
 
 # predict.<name>.positions: the cut-outs are fetched first (spiralarms.acquire.cutouts); the
@@ -100,3 +101,22 @@ rule predict_gather:
         "../../envs/spiralarms.yaml"
     script:
         "../scripts/predict_gather.py"
+
+
+# predict.<name>.tables: the gathered dataset also as a FITS binary table and/or a VOTable.
+rule predict_table:
+    input:
+        predictions=rules.predict_gather.output.predictions,
+        summary=rules.predict_gather.output.summary,
+        source=prediction_source,
+    output:
+        table=f"{PREDICTIONS}/{{name}}.{{suffix}}",
+    log:
+        f"{RESULTS}/logs/predict_table/{{name}}.{{suffix}}.log",
+    wildcard_constraints:
+        name=PREDICTION_NAMES,
+        suffix="fits|vot",
+    conda:
+        "../../envs/spiralarms.yaml"
+    script:
+        "../scripts/predict_table.py"
