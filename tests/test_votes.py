@@ -238,3 +238,28 @@ def test_tiny_vote_training_predicts_fractions_that_sum_to_one(vote_run):
     assert np.isfinite(history["loss"]).all() and "val_accuracy" in history
     card = json.loads((vote_run["root"] / "model.json").read_text())
     assert card["training"]["target"] == "votes"
+
+
+# --- names ----------------------------------------------------------------------------------------
+
+def test_target_axis_in_names_keeps_existing_names():
+    import re
+
+    from spiralarms.training.experiment import NAME_REGEX, Experiment, grid, target_pairs
+
+    labels = Experiment.parse("b0_6class_standard_s42")
+    assert labels.target == "labels" and labels.name == "b0_6class_standard_s42"
+    votes = Experiment.parse("b0_merge45_xai_votes_s7_split3")
+    assert (votes.classes, votes.mode, votes.seed, votes.split, votes.target) == \
+        ("merge45", "xai", 7, 3, "votes")
+    assert votes.name == "b0_merge45_xai_votes_s7_split3"
+    assert votes.on_split(None).name == "b0_merge45_xai_votes_s7"
+    assert re.fullmatch(NAME_REGEX, votes.name) and not re.fullmatch(NAME_REGEX, "b0_6class_votes_s1")
+    with pytest.raises(ValueError, match="_votes before _s"):
+        Experiment.parse("b0_6class_standard_s42_votes")
+    names = grid({"models": ["b0"], "classes": ["6class"], "modes": ["standard"], "seeds": [1],
+                  "targets": ["labels", "votes"]})
+    assert names == ["b0_6class_standard_s1", "b0_6class_standard_votes_s1"]
+    assert grid({"models": ["b0"], "classes": ["6class"], "modes": ["standard"],
+                 "seeds": [1]}) == ["b0_6class_standard_s1"]
+    assert target_pairs(names + ["b0_merge34_xai_votes_s1"]) == [tuple(names)]
