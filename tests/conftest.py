@@ -30,8 +30,6 @@ from kaggle_server import kaggle_server, kaggle_tls  # noqa: F401
 # One throwaway SLURM per session (tests/slurm_support.py): `slurm_cluster`.
 from slurm_support import slurm_cluster  # noqa: F401
 
-
-
 # --- workers -----------------------------------------------------------------------------------
 # Each module runs whole on one worker, so a module fixture (a workflow run, a trained model) is
 # built once; the two SLURM modules share a worker and so the one controller it brings up.
