@@ -16,6 +16,7 @@ request is recorded (path and query).
 from __future__ import annotations
 
 import io
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -53,8 +54,11 @@ def render(ra: float, dec: float, size: int, fits_cube: bool = False) -> bytes:
 
 
 class CutoutServer:
-    def __init__(self, latency: float = 0.0):
-        self.latency = latency
+    def __init__(self, latency: float = 0.0, distinct: int = 0):
+        """`distinct` > 0: serve that many different images, rendered once (the benchmark:
+        the server's drawing and JPEG encoding must not be what is measured)."""
+        self.latency, self.distinct = latency, distinct
+        self._rendered: dict[tuple, bytes] = {}
         self.requests: list[tuple[str, dict]] = []
         self.times: list[float] = []  # time.monotonic() of each request, in order
         self._faults: dict[str, list[tuple]] = {}
@@ -89,6 +93,14 @@ class CutoutServer:
         self._httpd.shutdown()
         self._httpd.server_close()
 
+    def _render(self, ra: float, dec: float, size: int, fits_cube: bool) -> bytes:
+        if not self.distinct or dec < BLANK_BELOW_DEC:
+            return render(ra, dec, size, fits_cube)
+        key = (int(ra * 1e6) % self.distinct, size, fits_cube)
+        if key not in self._rendered:
+            self._rendered[key] = render(1.0 + key[0], 10.0, size, fits_cube)
+        return self._rendered[key]
+
     def _next_fault(self, ra: str):
         with self._lock:
             queue = self._faults.get(ra)
@@ -109,6 +121,12 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args) -> None:
         pass
 
+    def setup(self) -> None:
+        super().setup()
+        # headers and body leave in two writes: without this, Nagle's algorithm holds the body
+        # until the client's delayed ACK (~40 ms), a delay the real services do not add
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
@@ -124,7 +142,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (KeyError, ValueError, TypeError):
             return self._send(404 if kind is None else 400, b"bad request", "text/plain")
         fault = self.owner._next_fault(query["ra"])
-        body = render(ra, dec, size, kind == "legacy-fits")
+        body = self.owner._render(ra, dec, size, kind == "legacy-fits")
         content_type = "application/fits" if kind == "legacy-fits" else "image/jpeg"
         if fault is None:
             return self._send(200, body, content_type)
