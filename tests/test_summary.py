@@ -249,7 +249,7 @@ def test_aggregate_writes_tables_comparisons_and_overview(tmp_path):
     names = sorted(p.name for p in written)
     assert names == sorted(["metrics.csv", "metrics.md", "metrics.tex", "seeds.csv", "seeds.md",
                             "seeds.tex", "splits.csv", "splits.md", "splits.tex", "comparison.csv", "comparison.md", "comparisons.csv",
-                            "comparisons.md", "overview_f1.png"])
+                            "comparisons.md", "targets.csv", "targets.md", "overview_f1.png"])
     assert all(p.stat().st_size for p in written)
     paired = pd.read_csv(tmp_path / "summary" / "comparisons.csv").set_index("metric")
     assert paired.loc["accuracy", "p_value"] == pytest.approx(14 / 64)
@@ -268,7 +268,7 @@ def test_run_aggregate_names_experiments_by_folder_and_refuses_undeclared_files(
     declared = [out / name for name in (
         "metrics.csv", "metrics.md", "metrics.tex", "seeds.csv", "seeds.md", "seeds.tex",
         "splits.csv", "splits.md", "splits.tex", "comparison.csv", "comparison.md",
-        "comparisons.csv", "comparisons.md", "overview_f1.png")]
+        "comparisons.csv", "comparisons.md", "targets.csv", "targets.md", "overview_f1.png")]
     comparisons = [{"a": experiments[0], "b": experiments[1]}]
     written = aggregate.run_aggregate(paths, folders, out / "metrics.csv", declared,
                                     comparisons=comparisons, n_boot=50)
