@@ -46,6 +46,8 @@ SKIPPED_BY_DESIGN = [
     (r"(eval .*)?(sudo )?ci/slurm/(up|down)\.sh\b",
      "needs root and apt for a local SLURM; tests/test_slurm.py runs it"),
     (r"sbatch\b", "needs a running SLURM controller (ci/slurm/up.sh); tests/test_slurm.py"),
+    (r"\.venv/bin/spiralarms cutouts\b",
+     "fetches from SkyServer (internet); tests/test_cutouts.py runs it against 127.0.0.1"),
 ]
 RUN = [r"\.venv/bin/spiralarms predict\b"]
 # Snakemake commands train networks for minutes (the demo's) to hours on a GPU with downloads
@@ -193,7 +195,24 @@ def layout(tmp_path_factory):
     (root / "legacy_cutouts").mkdir()
     for seed in range(3):
         write_fits_cube(root / "legacy_cutouts" / f"cutout{seed}.fits", seed)
+    fetch_my_sample(root)
     return root
+
+
+def fetch_my_sample(root):
+    """What `spiralarms cutouts my_sample.csv -o my_sample_cutouts` leaves, fetched from the
+    tests' imitation of SkyServer: one position outside the footprint, one not a number."""
+    from cutout_server import CutoutServer
+
+    from spiralarms.acquire.cutouts import CutoutOptions, fetch_cutouts
+
+    pd.DataFrame({"objid": ["587722981", "587722982", "587722983", "587722984"],
+                  "ra": ["150.1", "150.2", "150.3", "x"], "dec": [2.0, 2.1, -85.0, 2.0],
+                  "petroR90_r": [8.0, 12.0, 9.0, 9.0]}).to_csv(root / "my_sample.csv", index=False)
+    with CutoutServer() as server:
+        fetch_cutouts(root / "my_sample.csv", root / "my_sample_cutouts",
+                      CutoutOptions(base_url=server.base_url, size=96), "objid",
+                      size_column="petroR90_r", progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -204,9 +223,13 @@ def workflow_layout(tmp_path_factory):
     for name in ("Snakefile", "workflow", "config", "profiles"):
         (root / name).symlink_to(ROOT / name)
     (root / "survey.csv").write_text("id_str,file_loc\ng0,my_cutouts/galaxy.jpg\n")
+    (root / "my_sample.csv").write_text("objid,ra,dec,petroR90_r\n587722981,150.1,2.0,8.0\n")
     (root / "my.yaml").write_text(yaml.safe_dump(
         {"predict": {"survey": {"model": "b0_6class_xai_s42", "catalog": "survey.csv",
-                                "chunk_size": 10000}}}))
+                                "chunk_size": 10000},
+                     "my_sample": {"model": "b0_6class_xai_s42", "positions": "my_sample.csv",
+                                   "id_column": "objid", "size_column": "petroR90_r",
+                                   "tables": ["fits"]}}}))
     return root
 
 
@@ -233,7 +256,12 @@ def test_offline_commands_run_as_written_and_write_what_they_say(command, layout
     result = shell(command, layout)
     assert result.returncode == 0, result.stderr[-3000:]
     output = layout / args.output
-    table = pd.read_csv(output) if output.suffix == ".csv" else pd.read_parquet(output)
+    if output.suffix == ".fits":
+        from astropy.table import Table
+
+        table = Table.read(output).to_pandas()
+    else:
+        table = pd.read_csv(output) if output.suffix == ".csv" else pd.read_parquet(output)
     skipped_path = output.with_name(output.name.split(".")[0] + ".skipped.csv")
     skipped = pd.read_csv(skipped_path) if skipped_path.exists() else []
     assert len(table) > 0 and table["pred_name"].notna().all()

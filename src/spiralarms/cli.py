@@ -423,7 +423,7 @@ def run_cutouts(args) -> int:
         raise UserError(f"none of the {summary['rows']} positions gave a cut-out; the reasons "
                         f"are in {summary['manifest']}")
     print(f"next: spiralarms predict --catalog {summary['manifest']} --model MODEL.keras "
-          f"-o arms.parquet")
+          f"-o arms.fits")
     return 0
 
 
