@@ -29,8 +29,10 @@ def three_runs(tmp_path):
 
 def test_experiment_columns_of_a_name():
     assert summary.experiment_columns("b0_6class_standard_s42") == {
-        "model": "b0", "classes": "6class", "mode": "standard", "seed": 42, "split": "base"}
+        "model": "b0", "classes": "6class", "mode": "standard", "target": "labels", "seed": 42,
+        "split": "base"}
     assert summary.experiment_columns("b0_6class_xai_s42_split7")["split"] == "split7"
+    assert summary.experiment_columns("b0_6class_xai_votes_s42")["target"] == "votes"
     with pytest.raises(ValueError, match="not of the form"):
         summary.experiment_columns("b0-6class-42")
     with pytest.raises(ValueError, match="not of the form"):  # the one parser: modes are known

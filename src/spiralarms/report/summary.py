@@ -27,7 +27,8 @@ from spiralarms.training.experiment import Experiment
 
 log = logging.getLogger(__name__)
 
-KEYS = ["model", "classes", "mode", "subset"]
+# target: labels and votes twins (issue 20) are kept apart, never averaged as "seeds"
+KEYS = ["model", "classes", "mode", "target", "subset"]
 HEADLINE = ["accuracy", "macro_f1", "weighted_f1", "ece"]
 # The ordinal view of arm number (spiralarms.evaluation.metrics.ordinal_metrics), each with an interval.
 ORDINAL = ["within_one", "mae_arms", "qwk"]
@@ -44,10 +45,11 @@ PROVENANCE = ["weights", "paper_weights"]
 
 def experiment_columns(name) -> dict:
     """The identifying columns of experiment `name` (read by Experiment.parse): model, classes,
-    mode, seed and split ('base' for the split of selection.seed, 'split7' for `_split7`)."""
+    mode, target (labels or votes), seed and split ('base' for the split of selection.seed,
+    'split7' for `_split7`)."""
     experiment = Experiment.parse(str(name))
     return {"model": experiment.model, "classes": experiment.classes, "mode": experiment.mode,
-            "seed": experiment.seed,
+            "target": experiment.target, "seed": experiment.seed,
             "split": "base" if experiment.split is None else f"split{experiment.split}"}
 
 
