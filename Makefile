@@ -13,7 +13,7 @@ DEMO := --configfile config/demo.yaml --cores $(CORES) --resources gpu=$(CORES)
 # network and start no workflow (each file measured; test_synthetic, test_figures and every file
 # that trains, predicts or runs snakemake stay in `make test`).
 FAST_TESTS := $(addprefix tests/test_,$(addsuffix .py,architecture atomic comparisons config_layers \
-	experiment metrics schema selection shards summary acquire predict_records readme cutouts))
+	experiment metrics schema selection shards summary acquire predict_records readme cutouts targets))
 
 .PHONY: install demo test check lint bench clean
 
