@@ -171,7 +171,7 @@ def test_google_drive_source_goes_through_fetch_gdrive(trained, tmp_path, monkey
     assert calls and calls[0][0] == link
     assert json.loads(target.with_name("imported.json").read_text())["source"] == link
     with pytest.raises(ModelImportError, match="local file or folder, gdrive:"):
-        import_model("https://example.org/model.keras", tmp_path / "b0_merge45_standard_s10")
+        import_model("ftp://example.org/model.keras", tmp_path / "b0_merge45_standard_s10")
 
 
 def test_unnamed_folder_without_card_needs_the_classes(trained, tmp_path):

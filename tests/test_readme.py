@@ -48,6 +48,8 @@ SKIPPED_BY_DESIGN = [
     (r"sbatch\b", "needs a running SLURM controller (ci/slurm/up.sh); tests/test_slurm.py"),
     (r"\.venv/bin/spiralarms cutouts\b",
      "fetches from SkyServer (internet); tests/test_cutouts.py runs it against 127.0.0.1"),
+    (r"\.venv/bin/spiralarms export-model\b",
+     "needs an evaluated experiment; tests/test_model_export.py exports and predicts from one"),
 ]
 RUN = [r"\.venv/bin/spiralarms predict\b"]
 # Snakemake commands train networks for minutes (the demo's) to hours on a GPU with downloads

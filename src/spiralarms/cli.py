@@ -56,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
         "import-model", parents=[common],
         help="import a trained .keras model into an experiment folder",
         description="SOURCE: a .keras file, a zip/tar.gz holding one, a folder, gdrive:<id> or a "
-                    "drive.google.com link. TF checkpoints must be converted first.")
+                    "drive.google.com link, the https:// URL of an exported model's zip or "
+                    "hf_hub:<owner>/<repo> (spiralarms export-model; fetched once into the model "
+                    "cache). TF checkpoints must be converted first.")
     importer.add_argument("source")
     importer.add_argument("--experiment-dir", required=True, type=Path,
                           help="e.g. results/experiments/b0_6class_standard_s42")
@@ -67,6 +69,24 @@ def build_parser() -> argparse.ArgumentParser:
                           help="refuse archives larger than this uncompressed (default 2e9)")
     importer.add_argument("--force", action="store_true", help="replace an existing model.keras")
     importer.set_defaults(run=run_import)
+
+    exporter = commands.add_parser(
+        "export-model", parents=[common],
+        help="write a trained experiment as a folder to share (model, card, README, config)",
+        description="EXPERIMENT: a name under results/experiments/ or an experiment folder. "
+                    "Writes FOLDER/model.keras, model.json, README.md (a Hugging Face model card), "
+                    "config.yaml (the training config: the files you pass with --configfile, "
+                    "as `spiralarms config` reads them) and metrics.json. Zip the folder and "
+                    "give its URL, or push it to Hugging Face, and `predict --model` takes it.")
+    exporter.add_argument("experiment")
+    exporter.add_argument("-o", "--output", required=True, type=Path, help="the folder to write")
+    exporter.add_argument("--configfile", "--configfiles", nargs="+", default=[], type=Path,
+                          metavar="FILE", help="the config files the experiment was run with "
+                                               "(default: config/config.yaml, the real run)")
+    exporter.add_argument("--license", help="licence id for the model card (default: gpl-3.0 "
+                                            "when the backbone is Zoobot's encoder, else other)")
+    exporter.add_argument("--force", action="store_true", help="replace an existing FOLDER")
+    exporter.set_defaults(run=run_export)
 
     summary = commands.add_parser("summary", parents=[common],
                                   help="print the experiments' headline metrics")
@@ -153,7 +173,10 @@ def _predict_parser(commands, common):
     predict.add_argument("--catalog", type=Path,
                          help="CSV or parquet with an id and a file column (Zoobot's id_str, "
                               "file_loc); relative files resolve against its folder")
-    predict.add_argument("--model", required=True, type=Path, help="a trained model.keras")
+    predict.add_argument("--model", required=True,
+                         help="a trained model.keras, the https:// URL of an exported model's zip "
+                              "or hf_hub:<owner>/<repo> (spiralarms export-model; fetched once "
+                              "into $SPIRALARMS_MODEL_CACHE, default ~/.cache/spiralarms/models)")
     predict.add_argument("-o", "--output", required=True, type=Path,
                          help="OUT.parquet, OUT.csv, OUT.fits (FITS binary table) or OUT.vot "
                               "(VOTable; both with units, UCDs and the catalogue's ra/dec) (with "
@@ -212,6 +235,7 @@ def run_predict(args) -> int:
         if args.chunk_size is not None:
             chunks.layout(args.output)
         check_writable(args.output.parent)  # before any image is predicted
+        args.model = _local_model(args.model)
         return _predict(args, source)
     except (NoImagesError, chunks.CatalogError, chunks.ChunkError, OutputError, MemoryError,
             ValueError) as error:
@@ -427,6 +451,19 @@ def run_cutouts(args) -> int:
     return 0
 
 
+def _local_model(spec) -> Path:
+    """--model as a local path: an exported model at a URL or on the hub is fetched first."""
+    from spiralarms.acquire import AcquireError
+    from spiralarms.acquire.model_source import fetch_model, is_remote_model
+
+    if not is_remote_model(spec):
+        return Path(spec)
+    try:
+        return fetch_model(spec)
+    except AcquireError as error:
+        raise UserError(str(error)) from error
+
+
 # --- import-model ------------------------------------------------------------------------------
 
 def run_import(args) -> int:
@@ -440,6 +477,29 @@ def run_import(args) -> int:
         raise UserError(str(error)) from error
     print(f"imported {args.source} to {target} (card: {target.with_name('model.json')}, "
           f"provenance: {target.with_name('imported.json')})")
+    return 0
+
+
+# --- export-model ------------------------------------------------------------------------------
+
+def run_export(args) -> int:
+    from spiralarms.atomic import OutputError
+    from spiralarms.config_checks import ConfigError
+    from spiralarms.config_layers import load
+    from spiralarms.report.model_export import ExportError, export_model
+
+    folder = Path(args.experiment)
+    if not folder.is_dir() and len(folder.parts) == 1:
+        folder = Path("results/experiments") / args.experiment
+    if not folder.is_dir():
+        raise UserError(f"experiment {args.experiment}: no folder {folder}; give an experiment "
+                        f"name under results/experiments/ or its folder")
+    try:
+        out = export_model(folder, args.output, load(args.configfile), args.license, args.force)
+    except (ConfigError, ExportError, OutputError) as error:
+        raise UserError(str(error)) from error
+    print(f"exported {folder} to {out}/ (model.keras, model.json, README.md, config.yaml); "
+          f"share it zipped, or push it to a Hugging Face model repository")
     return 0
 
 

@@ -34,6 +34,12 @@ rule train:
 
 
 # imports.<experiment>: a model trained elsewhere takes the experiment's place (no history.csv).
+# Local: a Drive file, a zip URL or a Hugging Face repository is downloaded, and compute nodes
+# often have no internet.
+localrules:
+    import_model,
+
+
 rule import_model:
     output:
         model=rules.train.output.model,

@@ -2,7 +2,9 @@
 `import_model` rule, which stands in for `train` (ruleorder import_model > train).
 
 Sources: a `.keras` file, a zip/tar(.gz) archive holding exactly one, a folder holding exactly one,
-or a Google Drive file (`gdrive:<id>` or a drive.google.com link). The model must load in Keras'
+a Google Drive file (`gdrive:<id>` or a drive.google.com link), or an exported model elsewhere (the
+https:// URL of its zip, or `hf_hub:<owner>/<repo>`: fetched once into the model cache,
+spiralarms.acquire.model_source). The model must load in Keras'
 safe mode (no Lambda layers or other Python code), and is written as `model.keras` with its
 `model.json` card and an `imported.json` provenance note (source, SHA-256, time).
 
@@ -23,6 +25,7 @@ import keras
 
 from spiralarms import atomic
 from spiralarms.acquire import AcquireError, fetch_gdrive, safe_extract, sha256_of
+from spiralarms.acquire.model_source import HF_HUB, fetch_model, fetch_model_archive
 from spiralarms.data.channels import CHANNELS
 from spiralarms.data.variants import VARIANTS, get_variant
 from spiralarms.models import (
@@ -95,13 +98,20 @@ def import_model(source, experiment_dir, card: dict | None = None, max_bytes=2e9
 # --- getting the model file --------------------------------------------------------------------
 
 def local_source(source, staging: Path) -> Path:
-    """A local path for `source`, downloading Google Drive files into `staging`."""
+    """A local path for `source`, downloading Google Drive files into `staging` and exported
+    models (a zip URL: the zip, whose sha256 goes into imported.json; hf_hub: the folder of
+    model.keras and model.json) into the model cache."""
     text = str(source)
     if text.startswith("gdrive:") or DRIVE_LINK.match(text):
         return fetch_gdrive(text, staging / "download" / "")
+    if text.startswith(HF_HUB):
+        return fetch_model(text, key="import-model SOURCE").parent
+    if re.match(r"^https?://", text, re.IGNORECASE):
+        return fetch_model_archive(text, key="import-model SOURCE")
     if re.match(r"^[a-z][a-z0-9+.-]*://", text, re.IGNORECASE):
         raise ModelImportError(f"cannot import from {text!r}: give a local file or folder, "
-                               f"gdrive:<file id> or a drive.google.com link")
+                               f"gdrive:<file id>, a drive.google.com link, the https:// URL of "
+                               f"an exported model's zip or hf_hub:<owner>/<repo>")
     path = Path(text).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"model source {path} does not exist")
