@@ -8,6 +8,9 @@ fetched gets a skip code and a reason in words, so rows fetched + rows skipped =
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -29,23 +32,14 @@ def read_positions(path, id_column: str = "id_str", ra_column: str = "ra",
                    dec_column: str = "dec", size_column: str | None = None) -> pd.DataFrame:
     """One row per row of the table (row, id, ra, dec, size_arcsec, skip_code, skip_reason);
     CatalogError when the file cannot be read or lacks a column."""
-    from spiralarms.predict.chunks import _as_id, read_catalog_file
-
     columns = [id_column, ra_column, dec_column] + ([size_column] if size_column else [])
-    try:
-        table = read_catalog_file(path, columns)
-    except CatalogError as error:
-        raise CatalogError(str(error).replace(
-            "name the id and file columns with --id-column/--file-column (workflow: "
-            "predict.<name>.id_column/file_column)",
-            "name the columns with --id-column/--ra-column/--dec-column/--size-column "
-            "(workflow: predict.<name>.id_column, cutouts.ra_column, ...)")) from None
+    table = read_table(path, columns)
     ra = pd.to_numeric(table[ra_column], errors="coerce").to_numpy(np.float64)
     dec = pd.to_numeric(table[dec_column], errors="coerce").to_numpy(np.float64)
     size = (pd.to_numeric(table[size_column], errors="coerce").to_numpy(np.float64)
             if size_column else np.full(len(table), np.nan))
     positions = pd.DataFrame({
-        "row": np.arange(len(table), dtype=np.int64), "id": table[id_column].map(_as_id),
+        "row": np.arange(len(table), dtype=np.int64), "id": table[id_column].map(_id_text),
         "ra": ra, "dec": dec, "size_arcsec": size, "skip_code": "", "skip_reason": ""})
     _mark(positions, positions["id"] == "", "empty_id",
           lambda r: f"row {r.row}: the id (column {id_column!r}) is empty")
@@ -61,6 +55,54 @@ def read_positions(path, id_column: str = "id_str", ra_column: str = "ra",
                         f"{size_column!r}) is not a positive number of arcsec")
     _mark_duplicates(positions)
     return positions
+
+
+def read_table(path, columns) -> pd.DataFrame:
+    """The named columns of a CSV (as text: ids keep their digits) or parquet table;
+    CatalogError naming the file, the missing columns and the columns it has."""
+    path = Path(path)
+    name = path.name.lower()
+    if not path.is_file():
+        raise CatalogError(f"positions table {path} does not exist; check the path")
+    try:
+        if name.endswith((".parquet", ".pq")):
+            import pyarrow.parquet as pq
+
+            present = pq.ParquetFile(path).schema_arrow.names
+            _check_columns(path, columns, present)
+            return pd.read_parquet(path, columns=list(dict.fromkeys(columns)))
+        if name.endswith((".csv", ".csv.gz", ".tsv")):
+            separator = "\t" if name.endswith(".tsv") else ","
+            present = list(pd.read_csv(path, sep=separator, nrows=0).columns)
+            _check_columns(path, columns, present)
+            return pd.read_csv(path, sep=separator, usecols=list(dict.fromkeys(columns)),
+                               dtype=str, keep_default_na=False)
+    except CatalogError:
+        raise
+    except (OSError, ValueError, ImportError) as error:  # pandas/pyarrow parse errors
+        raise CatalogError(f"positions table {path} could not be read: "
+                           f"{str(error).splitlines()[0]}") from error
+    raise CatalogError(f"positions table {path}: give a .csv or .parquet file, not "
+                       f"{path.suffix or 'a file without suffix'}")
+
+
+def _check_columns(path, wanted, present) -> None:
+    missing = [c for c in dict.fromkeys(wanted) if c not in present]
+    if missing:
+        shown = ", ".join(present[:30]) + (" ..." if len(present) > 30 else "")
+        raise CatalogError(
+            f"positions table {path} has no column {', '.join(map(repr, missing))} (its columns: "
+            f"{shown}); name the columns with --id-column/--ra-column/--dec-column/--size-column "
+            f"(workflow: predict.<name>.id_column, size_column, cutouts.ra_column/dec_column)")
+
+
+def _id_text(value) -> str:
+    """An id as text: empty for a missing one; an integer id stored as float loses its '.0'."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value).strip()
 
 
 def _mark(positions: pd.DataFrame, mask, code: str, reason) -> None:
