@@ -130,11 +130,12 @@ def test_write_predictions_writes_by_suffix_and_lists_the_skipped(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.csv", "out.skipped.csv", "out.vot"]
 
 
-def test_cli_predict_to_fits_carries_ids_positions_and_probabilities(model_path, images,
-                                                                     tmp_path):
-    from tiny_models import GOOD
+def test_cli_predict_to_fits_carries_ids_positions_and_probabilities(images, tmp_path):
+    from tiny_models import GOOD, save_small_network
 
     from spiralarms.cli import main
+
+    model_path = save_small_network(tmp_path / "model")
 
     names = GOOD[:3]
     pd.DataFrame({"id_str": [f"g{i}" for i in range(len(names))],

@@ -15,12 +15,10 @@ import pytest
 import yaml
 from httpserver import FileServer
 from PIL import Image
-from tiny_models import CARD_SETTINGS, IMAGE_SIZE, galaxy_pixels
+from tiny_models import galaxy_pixels, save_small_network
 
 from spiralarms.acquire.model_source import fetch_model
 from spiralarms.cli import main
-from spiralarms.data.variants import VARIANTS
-from spiralarms.models import model_card
 from spiralarms.report.model_export import CITATION, front_matter
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,27 +42,11 @@ def metrics_json(n=40):
                                                     "accuracy_ci95": [0.25, 0.75]}}}
 
 
-def small_network(folder):
-    """A few-layer network in b0's input format (32 px, one channel) with its card: what travels
-    is the file, and a small one keeps the round trips fast (a B0 takes ~15 s to trace)."""
-    keras.utils.set_random_seed(0)
-    folder.mkdir(parents=True)
-    network = keras.Sequential([
-        keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1)),
-        keras.layers.Conv2D(8, 3, strides=2, activation="relu"),
-        keras.layers.BatchNormalization(),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(6, activation="softmax")])
-    network.save(folder / "model.keras")
-    model_card.write(folder / "model.keras", "b0", VARIANTS["6class"], "standard", CARD_SETTINGS)
-    return folder / "model.keras"
-
-
 @pytest.fixture(scope="module")
 def experiment(tmp_path_factory):
     """An experiment folder as training and evaluation leave it, and a folder of galaxies."""
     root = tmp_path_factory.mktemp("exported")
-    model = small_network(root / "results" / "experiments" / EXPERIMENT)
+    model = save_small_network(root / "results" / "experiments" / EXPERIMENT)
     card = json.loads(model.with_name("model.json").read_text())
     card["training"] = {"weights": {"source": ZOOBOT, "file": "zoobot.weights.h5",
                                     "sha256": "ab" * 32, "matches_paper": "yes",

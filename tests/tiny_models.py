@@ -25,6 +25,23 @@ def save_tiny_model(folder, variant="6class"):
     return path
 
 
+def save_small_network(folder, variant="6class"):
+    """A few-layer network in b0's input format (32 px, one channel) with its card, for tests of
+    what surrounds a model (files, transport, tables): a B0 takes ~15 s to load and trace."""
+    keras.utils.set_random_seed(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    network = keras.Sequential([
+        keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1)),
+        keras.layers.Conv2D(8, 3, strides=2, activation="relu"),
+        keras.layers.BatchNormalization(),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(VARIANTS[variant].n_classes, activation="softmax")])
+    path = folder / "model.keras"
+    network.save(path)
+    model_card.write(path, "b0", VARIANTS[variant], "standard", CARD_SETTINGS)
+    return path
+
+
 def galaxy_pixels(size=424, seed=0):
     """A smooth, bright-centred blob with noise: JPEG-like content, not a flat field."""
     rng = np.random.default_rng(seed)
