@@ -155,6 +155,20 @@ def test_a_rerun_fetches_only_what_is_missing(tmp_path):
     assert all(Path(p).is_file() for p in catalogue["path"][:6])
 
 
+def test_the_rate_limit_spaces_requests_and_progress_shows_rate_and_time_left(tmp_path, caplog):
+    table = positions_csv(tmp_path / "positions.csv",
+                          [(f"g{i}", 40.0 + i, 5.0, 10.0) for i in range(9)])
+    with CutoutServer() as server, caplog.at_level("INFO", "spiralarms.acquire.cutouts"):
+        options = CutoutOptions(base_url=server.base_url, **{**FAST, "rate": 20.0})
+        fetch_cutouts(table, tmp_path / "out", options, "objid", progress=True)
+        starts = sorted(server.times)
+    # 9 requests at 20 per second over 4 connections: at least 8 intervals of 50 ms
+    assert starts[-1] - starts[0] >= 8 / 20.0 - 0.01
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("cut-outs:")]
+    assert lines[-1].startswith("cut-outs: 9 of 9 (100 %), 0 skipped,") and "/s, about" in \
+        lines[-1] and lines[-1].endswith("left")
+
+
 def test_an_unreachable_service_stops_early_with_a_message(tmp_path):
     table = positions_csv(tmp_path / "positions.csv",
                           [(f"g{i}", 1.0 + i, 1.0, 9.0) for i in range(50)])
