@@ -186,6 +186,13 @@ def test_the_cli_names_a_missing_column(tmp_path, capsys):
                  "--base-url", "http://127.0.0.1:9"]) == 2
     error = capsys.readouterr().err
     assert "has no column 'ra', 'dec'" in error and "--ra-column" in error and "RA, DEC" in error
+    with CutoutServer() as server:  # a base URL that serves no cut-outs: every answer a 404
+        assert main(["cutouts", str(table), "-o", str(tmp_path / "out"), "--id-column", "objid",
+                     "--ra-column", "RA", "--dec-column", "DEC", "--base-url",
+                     server.base_url + "/dr17", "-q"]) == 2
+    error = capsys.readouterr().err
+    assert "none of the 1 positions gave a cut-out" in error and "check --base-url" in error
+    assert manifest(tmp_path / "out")["skip_reason"].str.contains("HTTP 404").all()
 
 
 @pytest.mark.slow  # two start-ups of the real CLI: about 10 s

@@ -444,8 +444,11 @@ def run_cutouts(args) -> int:
         raise UserError(str(error)) from error
     print(summary_line(summary))
     if not summary["fetched"]:
+        refused = {"http_error", "not_an_image"} & set(summary["skipped_by_code"])
+        hint = (f"; the service at {summary['base_url']} refused them or answered no image: "
+                f"check --base-url and --service") if refused else ""
         raise UserError(f"none of the {summary['rows']} positions gave a cut-out; the reasons "
-                        f"are in {summary['manifest']}")
+                        f"are in {summary['manifest']}{hint}")
     print(f"next: spiralarms predict --catalog {summary['manifest']} --model MODEL.keras "
           f"-o arms.fits")
     return 0
