@@ -28,7 +28,7 @@ from spiralarms.models import model_card
 PAPER = "arXiv:2412.11696"
 CITATION = """@article{lee2024spiralarms,
   title   = {Classification of Spiral Galaxies by Spiral Arm Number using Convolutional Neural Network},
-  author  = {Lee, Ryan and Soo, John Y. H. and Sharoni, Nadav},
+  author  = {Lee and Soo and Sharoni},
   journal = {arXiv e-prints},
   eprint  = {2412.11696},
   archivePrefix = {arXiv},
@@ -76,8 +76,9 @@ def export_model(experiment_dir, out, config: dict, license: str | None = None,
             if (experiment_dir / extra).is_file():
                 shutil.copyfile(experiment_dir / extra, folder / extra)
         (folder / "config.yaml").write_text(training_config(config, name, card))
+        imported = (experiment_dir / "imported.json").is_file()
         (folder / "README.md").write_text(model_card_markdown(name, card, metrics, config,
-                                                              license))
+                                                              license, imported))
     return out
 
 
@@ -93,7 +94,8 @@ def training_config(config: dict, name: str, card: dict) -> str:
     return header + yaml.safe_dump(kept, sort_keys=False)
 
 
-def model_card_markdown(name: str, card: dict, metrics: dict, config: dict, license: str) -> str:
+def model_card_markdown(name: str, card: dict, metrics: dict, config: dict, license: str,
+                        imported: bool = False) -> str:
     variant = get_variant(card["classes"])
     synthetic = bool((config.get("synthetic") or {}).get("enabled"))
     return "---\n" + yaml.safe_dump(front_matter(name, card, metrics, license, synthetic),
@@ -103,11 +105,12 @@ def model_card_markdown(name: str, card: dict, metrics: dict, config: dict, lice
         _preprocessing(card),
         _training_data(config, metrics),
         _metrics_section(metrics),
-        _provenance(card),
+        _provenance(card, imported),
         _usage(),
         f"## Licence\n\n`{license}`"
         + (" (the backbone started from Zoobot's GPL-3.0 encoder, so its weights are a derived "
-           "work)." if license == "gpl-3.0" and default_license(card) == "gpl-3.0" else "."),
+           "work)." if license == "gpl-3.0" and default_license(card) == "gpl-3.0" else
+           " (not chosen at export; ask the exporter)." if license == "other" else "."),
         (f"\n## Citation\n\nThe method is that of {PAPER} (rebuilt by the spiralarms pipeline); "
         f"cite the paper when you use this model:\n\n```bibtex\n{CITATION}\n```\n"),
     ])
@@ -212,12 +215,13 @@ def _fmt(value) -> str:
     return "-" if value is None else f"{float(value):.3f}"
 
 
-def _provenance(card: dict) -> str:
+def _provenance(card: dict, imported: bool = False) -> str:
     training = card.get("training") or {}
     weights = training.get("weights") or {}
     if not training:
-        return ("## Weights provenance\n\nImported into the pipeline (imported.json: source and "
-                "sha256); how it was trained is not recorded.\n")
+        where = ("Imported into the pipeline (imported.json: its source and sha256)" if imported
+                 else "model.json holds no training record")
+        return f"## Weights provenance\n\n{where}; how it was trained is not recorded.\n"
     lines = ["## Weights provenance\n",
              f"- backbone started from: `{weights.get('source') or 'random (from scratch)'}`"
              + (f" (file `{weights['file']}`, sha256 `{weights['sha256']}`)"
