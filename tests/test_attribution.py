@@ -102,6 +102,10 @@ def test_summary_means_shares_over_nonzero_maps_and_areas_over_all():
     assert summary.loc["2", "n_zero_maps"] == 1 and np.isnan(summary.loc["2", "arm_share"])
     assert summary.loc["2", "arm_area"] == 0.25
     assert summary.loc["all", "n"] == 3 and summary.loc["all", "arm_share"] == 0.5
+    # 'all correct': galaxies 1 (all on the arm) and 3 (all-zero map); galaxy 2 was wrong
+    correct = summary.loc[attribution.ALL_CORRECT]
+    assert (correct["n"], correct["n_correct"], correct["n_zero_maps"]) == (2, 2, 1)
+    assert correct["arm_share"] == 1.0 and correct["arm_lift"] == 4.0
 
 
 # ---------------------------------------------------------------- the renderer's masks
@@ -229,8 +233,9 @@ def test_summary_over_measured_and_unmeasured_experiments(tmp_path):
 
 
 def test_stage_measures_a_b0_xai_model_at_64_px(tmp_path):
-    """An untrained B0 in xai mode at 64 px (top_conv is 2 x 2) on a rendered dataset: the
-    stage writes the figures, attribution.csv and attribution_galaxies.csv."""
+    """An untrained B0 in xai mode at 64 px (top_conv is 2 x 2) on a rendered dataset, GradCAM++
+    on xai.cam_layer: the stage writes the figures, attribution.csv and
+    attribution_galaxies.csv."""
     keras = pytest.importorskip("keras")
     from spiralarms.data.variants import VARIANTS
     from spiralarms.models import model_card
@@ -255,7 +260,7 @@ def test_stage_measures_a_b0_xai_model_at_64_px(tmp_path):
         predictions / "val.parquet")
     out = tmp_path / "xai"
     xai = {"per_class": 1, "smooth_samples": 2, "smooth_noise": 0.2, "batch_size": 4,
-           "attribution_per_class": 2}
+           "attribution_per_class": 2, "cam_layer": "block5c_add"}
     result = stage.run_xai("b0_select12_xai_s3", model_path, predictions,
                                data / generate.IMAGE_DIR, {"image_size": 32, "crop_size": 224},
                                xai, out, masks=data / generate.MASK_FILE)
@@ -265,8 +270,9 @@ def test_stage_measures_a_b0_xai_model_at_64_px(tmp_path):
     assert summary.columns.tolist() == attribution.SUMMARY_COLUMNS
     assert summary[["method", "class"]].values.tolist() == [
         ["gradcam++", "1"], ["gradcam++", "2"], ["gradcam++", "all"],
-        ["smoothgrad", "1"], ["smoothgrad", "2"], ["smoothgrad", "all"]]
-    assert (summary["n"] == [2, 2, 4, 2, 2, 4]).all()
+        ["gradcam++", "all correct"], ["smoothgrad", "1"], ["smoothgrad", "2"],
+        ["smoothgrad", "all"], ["smoothgrad", "all correct"]]
+    assert (summary["n"] == [2, 2, 4, 1, 2, 2, 4, 1]).all()  # pred [0, 0, 1, 0]: one right
     galaxies = pd.read_csv(out / "attribution_galaxies.csv")
     assert len(galaxies) == 8 and galaxies["target"].eq(attribution.TARGET).all()
     measured = galaxies.dropna(subset=["arm_share"])
@@ -275,6 +281,9 @@ def test_stage_measures_a_b0_xai_model_at_64_px(tmp_path):
             & (measured["galaxy_share"] <= 1)).all()
     assert ((galaxies["arm_area"] > 0) & (galaxies["arm_area"] < galaxies["galaxy_area"])).all()
     np.testing.assert_allclose(galaxies["sky_area"], 1 - galaxies["galaxy_area"])
-    assert json.loads((out / "xai.json").read_text())["attribution"]["table"][0]["method"] == (
-        "gradcam++")
+    written = json.loads((out / "xai.json").read_text())
+    assert written["attribution"]["table"][0]["method"] == "gradcam++"
+    # xai.cam_layer reaches both GradCAM++ calls: block5c_add is 4 x 4 at 64 px (top_conv 2 x 2)
+    assert (written["cam_layer"], written["cam_size"]) == ("block5c_add", [4, 4])
+    assert written["attribution"]["cam_layer"] == "block5c_add"
     assert (out / "xai_correct.png").exists() and (out / "attribution_masks.png").exists()

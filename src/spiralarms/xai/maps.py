@@ -384,8 +384,8 @@ def explain_experiment(
 
     `examples`: the galaxies to explain, as `choose_examples` gives them; a row labelled i
     describes image i of `images` (N, H, W, C), what the model saw, drawn under the overlays.
-    Returns seconds per map for GradCAM++ and SmoothGrad, the files written and notes (e.g. no
-    misclassifications).
+    Returns GradCAM++'s layer and its map size, seconds per map for GradCAM++ and SmoothGrad,
+    the files written and notes (e.g. no misclassifications).
     """
     images = _check_images(images)
     if not len(examples):
@@ -431,6 +431,8 @@ def explain_experiment(
     )
     files += plots.plot_feature_maps(activations, layers, out_dir / "feature_maps", title)
     return {
+        "cam_layer": cam_layer,
+        "cam_size": [int(n) for n in _get_layer(model, cam_layer).output.shape[1:3]],
         "gradcam_s_per_image": cam_s / len(targets),
         "smoothgrad_s_per_image": grad_s / len(targets),
         "n_maps": len(targets),

@@ -26,6 +26,10 @@ from spiralarms.xai.maps import (
 
 log = logging.getLogger(__name__)
 
+# The layer GradCAM++ reads unless xai.cam_layer says otherwise: the notebook's
+# penultimate_layer=-1, the last convolution (docs/method.md, XAI row).
+CAM_LAYER = "top_conv"
+
 
 def run_xai(experiment: str, model_path, predictions_dir, images_dir, settings, xai, out_dir,
             masks=None, threads=None) -> dict:
@@ -52,10 +56,12 @@ def run_xai(experiment: str, model_path, predictions_dir, images_dir, settings, 
     images = load_as_seen(images_dir, examples["asset_id"], experiment.model,
                           settings["image_size"], settings["crop_size"])
     model = keras.models.load_model(model_path, safe_mode=True)
+    cam_layer = xai.get("cam_layer") or CAM_LAYER
     result = explain_experiment(
         model, images, examples, list(experiment.variant.class_names), out_dir,
         layers=FEATURE_LAYERS[experiment.model], samples=xai["smooth_samples"],
-        noise=xai["smooth_noise"], batch_size=xai["batch_size"], seed=experiment.seed,
+        noise=xai["smooth_noise"], batch_size=xai["batch_size"], cam_layer=cam_layer,
+        seed=experiment.seed,
     )
     result = {"subset": subset, **{k: v for k, v in result.items() if k != "files"},
               "files": [str(f) for f in result.get("files", [])]}
@@ -89,8 +95,10 @@ def measure_attribution(experiment, model, predictions, images_dir, masks, setti
         np.stack([labels[int(a)] for a in galaxies["asset_id"]]), settings["image_size"],
         settings["crop_size"])
     targets = galaxies["true_index"].to_numpy(int)
+    cam_layer = xai.get("cam_layer") or CAM_LAYER
     maps = {
-        "gradcam++": gradcam_plus_plus(model, images, targets, batch_size=xai["batch_size"]),
+        "gradcam++": gradcam_plus_plus(model, images, targets, layer=cam_layer,
+                                       batch_size=xai["batch_size"]),
         "smoothgrad": smoothgrad(model, images, targets, samples=xai["smooth_samples"],
                                  noise=xai["smooth_noise"], batch_size=xai["batch_size"],
                                  seed=experiment.seed),
@@ -104,19 +112,23 @@ def measure_attribution(experiment, model, predictions, images_dir, masks, setti
             frame.to_csv(partial, index=False, float_format="%.4f", lineterminator="\n")
     files += _plot_first_of_each_class(galaxies, images, regions, maps, table, class_names,
                                        out_dir / "attribution_masks")
-    for row in summary[summary["class"] == attribution.ALL_CLASSES].itertuples():
-        if row.n_zero_maps == row.n:
-            log.info("%s: %s: all %d maps are zero, no energy to measure (at this input size "
-                     "top_conv may be 1 x 1)", experiment.name, row.method, row.n)
+    overall = summary["class"].isin([attribution.ALL_CLASSES, attribution.ALL_CORRECT])
+    for row in summary[overall].to_dict("records"):
+        if row["n_zero_maps"] == row["n"]:
+            log.info("%s: %s (%s): all %d maps are zero, no energy to measure (at this input "
+                     "size %s may be 1 x 1)", experiment.name, row["method"], row["class"],
+                     row["n"], cam_layer)
             continue
-        log.info("%s: %s energy on arms %.3f (area %.3f), galaxy %.3f (area %.3f), sky %.3f "
-                 "(area %.3f) over %d galaxies", experiment.name, row.method, row.arm_share,
-                 row.arm_area, row.galaxy_share, row.galaxy_area, row.sky_share, row.sky_area,
-                 row.n)
+        log.info("%s: %s (%s) energy on arms %.3f (area %.3f, lift %.2f), galaxy %.3f (area "
+                 "%.3f), sky %.3f (area %.3f) over %d galaxies", experiment.name, row["method"],
+                 row["class"], row["arm_share"], row["arm_area"], row["arm_lift"],
+                 row["galaxy_share"], row["galaxy_area"], row["sky_share"], row["sky_area"],
+                 row["n"])
     return {
         "status": "measured",
         "target": attribution.TARGET,
         "n_galaxies": len(galaxies),
+        "cam_layer": cam_layer,
         "image_size": int(settings["image_size"]),
         "crop_size": int(settings["crop_size"]),
         "table": json.loads(summary.to_json(orient="records")),
