@@ -53,7 +53,8 @@ def test_a_target_whose_experiment_name_does_not_parse_names_the_scheme(tmp_path
     code, output = dry_run(tmp_path, "{}\n", target)
     assert code != 0
     assert (f"no rule makes {target}: experiment 'b0_7class_standard_s42' is not of the form "
-            "{model}_{classes}_{mode}_s{seed} (optionally _split{k}), where classes '7class' is "
+            "{model}_{classes}_{mode}_s{seed} (optionally _votes before _s{seed}, _split{k} after it), "
+            "where classes '7class' is "
             "wrong: model is one of b0, v2m; classes one of 6class, merge34, merge45, select12; "
             "mode one of standard, xai") in output, output
     assert "No rule to produce" not in output

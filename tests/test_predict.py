@@ -1,6 +1,7 @@
 """Prediction on new images: any size and mode, bad files skipped with plain reasons, the training
 preprocessing, framing, test-time augmentation, catalogues, chunks and the command line."""
 
+import inspect
 import json
 import os
 import shutil
@@ -557,8 +558,16 @@ def test_schema_defaults_are_the_code_defaults():
 
     spec = yaml.safe_load(SCHEMA.read_text())["properties"]["predict"]["additionalProperties"]
     defaults = {k: v.get("default") for k, v in spec["properties"].items()
-                if k not in ("model", "images", "catalog")}
+                if k not in ("model", "cutouts", *chunks.SOURCES)}
     assert {**defaults, "fits": {}} == chunks.DEFAULTS
+    from spiralarms.acquire.cutouts import CUTOUT_DEFAULTS, fetch_cutouts
+
+    cutout_defaults = {k: v["default"]
+                       for k, v in spec["properties"]["cutouts"]["properties"].items()}
+    # the positions' column names go to read_positions, the rest to CutoutOptions
+    assert cutout_defaults == {**CUTOUT_DEFAULTS, "ra_column": "ra", "dec_column": "dec"}
+    signature = inspect.signature(fetch_cutouts).parameters
+    assert (signature["ra_column"].default, signature["dec_column"].default) == ("ra", "dec")
     from spiralarms.predict.fits import FitsOptions
 
     fits_defaults = {k: v["default"] for k, v in spec["properties"]["fits"]["properties"].items()}
