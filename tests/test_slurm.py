@@ -22,8 +22,12 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 # --- what the test runs: change here ---------------------------------------------------------
 TINY_CONFIG = REPO / ".test/config/tiny.yaml"
+# One experiment of the tiny grid: every rule still runs as a SLURM job (test_workflow runs the
+# whole grid locally); a second training would only add minutes.
+ONE_EXPERIMENT = {"experiments": {"modes": ["standard"]}, "comparisons": []}
 TARGETS = ["results/summary/metrics.csv"]
-EXPERIMENTS = grid(yaml.safe_load(TINY_CONFIG.read_text())["experiments"])
+EXPERIMENTS = grid({**yaml.safe_load(TINY_CONFIG.read_text())["experiments"],
+                    **ONE_EXPERIMENT["experiments"]})
 # Rules whose jobs must have gone through SLURM (GPU_RULE must also have been given a GPU), and
 # rules that run on the submit host (`localrules`: the tables need no compute node).
 SLURM_RULES = {"synthesize", "labels", "shards", "train", "evaluate"}
@@ -37,11 +41,13 @@ TEST_OPTIONS = fast_options(GPU_RULE)
 
 def run_workflow(workdir, env):
     """Snakemake with the SLURM profile on the tiny config; the completed process."""
+    one_experiment = workdir / "one_experiment.yaml"
+    one_experiment.write_text(yaml.safe_dump(ONE_EXPERIMENT))
     command = [
         sys.executable, "-m", "snakemake",
         "--snakefile", str(REPO / "Snakefile"),
         "--directory", str(workdir),
-        "--configfile", str(TINY_CONFIG),
+        "--configfile", str(TINY_CONFIG), str(one_experiment),
         "--workflow-profile", str(REPO / "profiles/slurm"),
         *TEST_OPTIONS,
         *TARGETS,
