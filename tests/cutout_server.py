@@ -23,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
+from httpserver import LocalServer
 from PIL import Image
 
 BLANK_BELOW_DEC = -80.0
@@ -53,7 +54,7 @@ def render(ra: float, dec: float, size: int, fits_cube: bool = False) -> bytes:
     return buffer.getvalue()
 
 
-class CutoutServer:
+class CutoutServer(LocalServer):
     def __init__(self, latency: float = 0.0, distinct: int = 0):
         """`distinct` > 0: serve that many different images, rendered once (the benchmark:
         the server's drawing and JPEG encoding must not be what is measured)."""
@@ -79,19 +80,7 @@ class CutoutServer:
 
     @property
     def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self):
-        handler = type("Handler", (_Handler,), {"owner": self})
-        self._httpd = _QuietServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True).start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        return self.address
 
     def _render(self, ra: float, dec: float, size: int, fits_cube: bool) -> bytes:
         if not self.distinct or dec < BLANK_BELOW_DEC:
@@ -175,3 +164,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (its timeout)
+
+
+# (the handler and server classes are defined below the server that uses them)
+CutoutServer.handler, CutoutServer.server_class = _Handler, _QuietServer

@@ -31,7 +31,32 @@ class RecordedRequest:
     headers: dict[str, str]
 
 
-class FileServer:
+class LocalServer:
+    """A threading HTTP server on a free port of 127.0.0.1 for the length of a `with` block.
+    Subclasses give `handler` (a BaseHTTPRequestHandler whose `owner` is the server object) and
+    may give `server_class`."""
+
+    handler: type
+    server_class: type
+
+    @property
+    def address(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self):
+        handler = type("Handler", (self.handler,), {"owner": self})
+        self._httpd = self.server_class(("127.0.0.1", 0), handler)
+        self._httpd.daemon_threads = True
+        threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+class FileServer(LocalServer):
     def __init__(self, files: dict[str, bytes] | Path | None = None):
         if isinstance(files, Path):
             files = {p.name: p.read_bytes() for p in files.iterdir() if p.is_file()}
@@ -60,19 +85,7 @@ class FileServer:
 
     # --- lifecycle -------------------------------------------------------------------------
     def url(self, name: str) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/{name}"
-
-    def __enter__(self):
-        handler = type("Handler", (_Handler,), {"owner": self})
-        self._httpd = _QuietServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True).start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        return f"{self.address}/{name}"
 
     # --- used by the handler ---------------------------------------------------------------
     def _record(self, request: RecordedRequest) -> None:
@@ -168,3 +181,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
+
+
+# (the handler and server classes are defined below the server that uses them)
+FileServer.handler, FileServer.server_class = _Handler, _QuietServer
