@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from spiralarms.gz2.catalog import CatalogError
+from spiralarms.gz2.catalog import CatalogError, require_columns
 
 # Plain words for the skip codes this module and the fetcher give (also used by the prediction
 # summaries, through predict.records.SKIP_MEANINGS).
@@ -87,13 +87,9 @@ def read_table(path, columns) -> pd.DataFrame:
 
 
 def _check_columns(path, wanted, present) -> None:
-    missing = [c for c in dict.fromkeys(wanted) if c not in present]
-    if missing:
-        shown = ", ".join(present[:30]) + (" ..." if len(present) > 30 else "")
-        raise CatalogError(
-            f"positions table {path} has no column {', '.join(map(repr, missing))} (its columns: "
-            f"{shown}); name the columns with --id-column/--ra-column/--dec-column/--size-column "
-            f"(workflow: predict.<name>.id_column, size_column, cutouts.ra_column/dec_column)")
+    require_columns("positions table", path, wanted, present,
+                    "name the columns with --id-column/--ra-column/--dec-column/--size-column "
+                    "(workflow: predict.<name>.id_column, size_column, cutouts.ra_column/dec_column)")
 
 
 def _id_text(value) -> str:

@@ -41,6 +41,16 @@ class CatalogError(ValueError):
     """An input table is missing a column, has an unreadable value or a blank id."""
 
 
+def require_columns(what: str, path, wanted, present, fix: str) -> None:
+    """CatalogError unless every column of `wanted` is `present`: it names `what` (e.g.
+    "catalogue") and the file, the missing columns and the first 30 it has, then `fix`."""
+    missing = [c for c in dict.fromkeys(wanted) if c not in present]
+    if missing:
+        shown = ", ".join(present[:30]) + (" ..." if len(present) > 30 else "")
+        raise CatalogError(f"{what} {path} has no column {', '.join(map(repr, missing))} (its "
+                           f"columns: {shown}); {fix}")
+
+
 def read_catalog(path, columns=SELECTION_COLUMNS) -> pd.DataFrame:
     """The GZ2 catalogue (`zoo2MainSpecz.csv[.gz]`), restricted to `columns`."""
     return _read_table(path, list(columns), "the GZ2 catalogue (zoo2MainSpecz.csv.gz)")

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from spiralarms import atomic
-from spiralarms.gz2.catalog import CatalogError
+from spiralarms.gz2.catalog import CatalogError, require_columns
 from spiralarms.predict.records import (
     SKIP_MEANINGS,
     SKIPPED_COLUMNS,
@@ -191,13 +191,9 @@ def read_catalog_file(path, columns, optional=()) -> pd.DataFrame:
 
 
 def _check_columns(path, wanted, present):
-    missing = [c for c in dict.fromkeys(wanted) if c not in present]
-    if missing:
-        shown = ", ".join(present[:30]) + (" ..." if len(present) > 30 else "")
-        raise CatalogError(
-            f"catalogue {path} has no column {', '.join(map(repr, missing))} (its columns: "
-            f"{shown}); name the id and file columns with --id-column/--file-column "
-            f"(workflow: predict.<name>.id_column/file_column)")
+    require_columns("catalogue", path, wanted, present,
+                    "name the id and file columns with --id-column/--file-column "
+                    "(workflow: predict.<name>.id_column/file_column)")
 
 
 def _folder_rows(folder) -> pd.DataFrame:

@@ -39,7 +39,6 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binomtest, chi2
 
-from spiralarms import atomic
 from spiralarms.data.variants import VARIANTS
 from spiralarms.evaluation.metrics import per_class_f1, resample_blocks
 from spiralarms.report.tables import (
@@ -50,6 +49,7 @@ from spiralarms.report.tables import (
     number,
     p_value,
     to_markdown,
+    write_csv_and_markdown,
 )
 from spiralarms.training.experiment import Experiment
 
@@ -264,13 +264,7 @@ def run_comparisons(comparisons, predictions_dirs, n_boot=1000, seed=0) -> pd.Da
 def write_comparisons(table, out_dir) -> list:
     """comparisons.csv (every column, full precision) and comparisons.md (difference a - b with
     its interval, McNemar p-value, galaxies matched and left out) in `out_dir`."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    csv, md = out_dir / "comparisons.csv", out_dir / "comparisons.md"
-    with atomic.replacing(csv) as partial:
-        table.to_csv(partial, index=False)
-    atomic.write_text(md, comparisons_markdown(table))
-    return [csv, md]
+    return write_csv_and_markdown(table, out_dir, "comparisons", comparisons_markdown(table))
 
 
 def comparisons_markdown(table) -> str:

@@ -5,7 +5,11 @@ value that does not exist).
 Cells are strings; `to_markdown` and `to_latex` take a DataFrame of already formatted cells.
 """
 
+from pathlib import Path
+
 import pandas as pd
+
+from spiralarms import atomic
 
 MISSING = "–"  # a value that does not exist (no interval, metric not computed, class absent)
 
@@ -94,3 +98,14 @@ def to_latex(table) -> str:
 
 def _is_numeric_column(column):
     return all(str(v)[:1].isdigit() or str(v)[:1] in "-+" + MISSING for v in column)
+
+
+def write_csv_and_markdown(table, out_dir, stem: str, markdown: str) -> list:
+    """<stem>.csv (every column, full precision) and <stem>.md (`markdown`) in `out_dir`."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv, md = out_dir / f"{stem}.csv", out_dir / f"{stem}.md"
+    with atomic.replacing(csv) as partial:
+        table.to_csv(partial, index=False)
+    atomic.write_text(md, markdown)
+    return [csv, md]

@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from spiralarms import atomic
 from spiralarms.evaluation.metrics import resample_blocks
 from spiralarms.report.comparisons import compare, mcnemar
 from spiralarms.report.tables import (
@@ -32,6 +31,7 @@ from spiralarms.report.tables import (
     number,
     p_value,
     to_markdown,
+    write_csv_and_markdown,
 )
 from spiralarms.training.experiment import Experiment
 
@@ -223,13 +223,7 @@ def targets_markdown(table) -> str:
 
 def write_targets(table, out_dir) -> list:
     """targets.csv (every column) and targets.md in `out_dir`."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    csv, md = out_dir / "targets.csv", out_dir / "targets.md"
-    with atomic.replacing(csv) as partial:
-        table.to_csv(partial, index=False)
-    atomic.write_text(md, targets_markdown(table))
-    return [csv, md]
+    return write_csv_and_markdown(table, out_dir, "targets", targets_markdown(table))
 
 
 def format_targets(table) -> str:
