@@ -41,7 +41,7 @@ LONGEST_FIRST = ["test_rehearsal", "test_workflow", "test_slurm", "test_predict_
                  "test_resume", "test_predict", "test_xai", "test_attribution"]
 
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the mark
 def pytest_collection_modifyitems(items):
     def module(item):
         return item.path.stem

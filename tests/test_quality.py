@@ -202,3 +202,27 @@ def test_schema_defaults_are_the_code_defaults(section, code_defaults, config_on
     assert set(code) - set(schema) == code_only, "a code default the config cannot set"
     shared = sorted(set(schema) & set(code))
     assert {k: schema[k] for k in shared} == {k: code[k] for k in shared}
+
+
+def test_make_test_keeps_each_module_on_one_worker(tmp_path):
+    # `make test`'s spread (tests/conftest.py): a module's fixture (a workflow run, a trained
+    # model) must be built once, on one worker; the two SLURM modules share one.
+    for module in ("test_alpha", "test_slurm", "test_predict_slurm"):
+        (tmp_path / f"{module}.py").write_text(
+            "import os\n\n\n" + "".join(
+                f"def test_{i}():\n    with open('workers.txt', 'a') as f:\n"
+                f"        f.write(__name__ + ' ' + os.environ['PYTEST_XDIST_WORKER'] + '\\n')"
+                "\n\n\n" for i in range(4)))
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "conftest", "-p", "no:cacheprovider", "-q",
+         "--rootdir", str(tmp_path), "-c", os.devnull, "--numprocesses", "2",
+         "--dist", "loadgroup", "--no-loadscope-reorder", str(tmp_path)],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT / "tests")},
+        capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout[-3000:]
+    workers = {}
+    for line in (tmp_path / "workers.txt").read_text().splitlines():
+        module, worker = line.split()
+        workers.setdefault(module, set()).add(worker)
+    assert sum(map(len, workers.values())) and all(len(w) == 1 for w in workers.values()), workers
+    assert workers["test_slurm"] == workers["test_predict_slurm"], workers
