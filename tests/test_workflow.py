@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -52,6 +53,15 @@ def run(tmp_path_factory):
     assert result.returncode == 0, result.stderr[-5000:]
     (workdir / "terminal.txt").write_text(result.stderr)  # what the user read
     return workdir
+
+
+def work_with_the_runs_data(run, tmp_path) -> Path:
+    """A new work folder holding the run's synthetic data, labels and shards (times kept): a
+    second Snakemake call there builds only what its test is about, not the data again."""
+    work = tmp_path / "work"
+    for part in ("data", "labels", "shards"):
+        shutil.copytree(run / "results" / part, work / "results" / part)
+    return work
 
 
 @pytest.mark.slow
@@ -313,8 +323,7 @@ def test_imported_model_is_evaluated_like_a_trained_one_and_nothing_else_runs(ru
             zf.write(trained / name, f"finetuned/{name}")
     (tmp_path / "imports.yaml").write_text(
         yaml.safe_dump({"imports": {"b0_6class_standard_s1": str(archive)}}))
-    work = tmp_path / "work"
-    work.mkdir()
+    work = work_with_the_runs_data(run, tmp_path)
     target = "results/experiments/b0_6class_standard_s1/figures"
     result = snakemake(work, configs=[tmp_path / "imports.yaml"], targets=[target])
     assert result.returncode == 0, result.stderr[-3000:]
@@ -344,8 +353,7 @@ def test_imported_model_is_evaluated_and_explained_with_its_own_preprocessing(ru
     (tmp_path / "imports.yaml").write_text(yaml.safe_dump({
         "imports": {"b0_6class_xai_s1": str(trained / "model.keras")},
         "train": {"image_size": 48, "crop_size": 200}}))
-    work = tmp_path / "work"
-    work.mkdir()
+    work = work_with_the_runs_data(run, tmp_path)
     targets = [f"results/experiments/b0_6class_xai_s1/{t}" for t in ("figures", "xai")]
     result = snakemake(work, configs=[tmp_path / "imports.yaml"], targets=targets)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -360,8 +368,6 @@ def test_imported_model_is_evaluated_and_explained_with_its_own_preprocessing(ru
 
 @pytest.mark.slow
 def test_predict_rule_classifies_a_folder_of_new_images(run, tmp_path):
-    import shutil
-
     import yaml
 
     images = tmp_path / "new_galaxies"

@@ -46,6 +46,7 @@ DEFAULTS = {
     "batch_scaling": "fixed",
     "save_optimizer": False,
     "steps_per_epoch": None,
+    "eager": False,
 }
 PRECISIONS = ("float32", "mixed_float16")
 
@@ -327,7 +328,10 @@ def train_experiment(
                 keras.metrics.CategoricalAccuracy(name="accuracy")]
         else:
             loss, metrics = "categorical_crossentropy", ["accuracy"]
-        fitted.compile(optimizer=keras.optimizers.Adam(rate), loss=loss, metrics=metrics)
+        # eager: the same steps without building their graph (a smoke run of V2M, whose graph
+        # takes minutes to build on a CPU, runs its few steps in seconds)
+        fitted.compile(optimizer=keras.optimizers.Adam(rate), loss=loss, metrics=metrics,
+                       run_eagerly=s["eager"])
     weights_by_class = balanced_weights(counts) if s["class_weights"] else None
     best_path = work_dir / "best.weights.h5"
     ledger = EpochLedger(work_dir / "history.csv", best_path, s["monitor"], s["patience"],
