@@ -37,6 +37,9 @@ use rule shards as vote_shards with:
         shards=directory(f"{RESULTS}/vote_shards"),
     log:
         f"{RESULTS}/logs/vote_shards.log",
+    # one thread: it fits beside a training job, so a votes head is ready with the other heads
+    # (with two it waited for both cores, the end of the demo's workflow)
+    threads: 1
     params:
         size=config["shards"]["size"],
         check=config["shards"]["check"],
