@@ -54,48 +54,6 @@ def render(ra: float, dec: float, size: int, fits_cube: bool = False) -> bytes:
     return buffer.getvalue()
 
 
-class CutoutServer(LocalServer):
-    def __init__(self, latency: float = 0.0, distinct: int = 0):
-        """`distinct` > 0: serve that many different images, rendered once (the benchmark:
-        the server's drawing and JPEG encoding must not be what is measured)."""
-        self.latency, self.distinct = latency, distinct
-        self._rendered: dict[tuple, bytes] = {}
-        self.requests: list[tuple[str, dict]] = []
-        self.times: list[float] = []  # time.monotonic() of each request, in order
-        self._faults: dict[str, list[tuple]] = {}
-        self._lock = threading.Lock()
-        self._httpd = None
-
-    def fail(self, ra: float, *fault) -> None:
-        """Queue a fault for the next request at this ra: ("status", 429, {"Retry-After": "1"}),
-        ("cut", nbytes), ("slow", seconds), ("html",)."""
-        self._faults.setdefault(f"{ra:.6f}", []).append(fault)
-
-    def count(self, ra: float) -> int:
-        return sum(query.get("ra") == f"{ra:.6f}" for _, query in self.requests)
-
-    def request_times(self, ra: float) -> list[float]:
-        return [t for (_, query), t in zip(self.requests, self.times)
-                if query.get("ra") == f"{ra:.6f}"]
-
-    @property
-    def base_url(self) -> str:
-        return self.address
-
-    def _render(self, ra: float, dec: float, size: int, fits_cube: bool) -> bytes:
-        if not self.distinct or dec < BLANK_BELOW_DEC:
-            return render(ra, dec, size, fits_cube)
-        key = (int(ra * 1e6) % self.distinct, size, fits_cube)
-        if key not in self._rendered:
-            self._rendered[key] = render(1.0 + key[0], 10.0, size, fits_cube)
-        return self._rendered[key]
-
-    def _next_fault(self, ra: str):
-        with self._lock:
-            queue = self._faults.get(ra)
-            return queue.pop(0) if queue else None
-
-
 class _QuietServer(ThreadingHTTPServer):
     request_queue_size = 64
 
@@ -166,5 +124,45 @@ class _Handler(BaseHTTPRequestHandler):
             pass  # the client gave up (its timeout)
 
 
-# (the handler and server classes are defined below the server that uses them)
-CutoutServer.handler, CutoutServer.server_class = _Handler, _QuietServer
+class CutoutServer(LocalServer):
+    handler, server_class = _Handler, _QuietServer
+
+    def __init__(self, latency: float = 0.0, distinct: int = 0):
+        """`distinct` > 0: serve that many different images, rendered once (the benchmark:
+        the server's drawing and JPEG encoding must not be what is measured)."""
+        self.latency, self.distinct = latency, distinct
+        self._rendered: dict[tuple, bytes] = {}
+        self.requests: list[tuple[str, dict]] = []
+        self.times: list[float] = []  # time.monotonic() of each request, in order
+        self._faults: dict[str, list[tuple]] = {}
+        self._lock = threading.Lock()
+        self._httpd = None
+
+    def fail(self, ra: float, *fault) -> None:
+        """Queue a fault for the next request at this ra: ("status", 429, {"Retry-After": "1"}),
+        ("cut", nbytes), ("slow", seconds), ("html",)."""
+        self._faults.setdefault(f"{ra:.6f}", []).append(fault)
+
+    def count(self, ra: float) -> int:
+        return sum(query.get("ra") == f"{ra:.6f}" for _, query in self.requests)
+
+    def request_times(self, ra: float) -> list[float]:
+        return [t for (_, query), t in zip(self.requests, self.times)
+                if query.get("ra") == f"{ra:.6f}"]
+
+    @property
+    def base_url(self) -> str:
+        return self.address
+
+    def _render(self, ra: float, dec: float, size: int, fits_cube: bool) -> bytes:
+        if not self.distinct or dec < BLANK_BELOW_DEC:
+            return render(ra, dec, size, fits_cube)
+        key = (int(ra * 1e6) % self.distinct, size, fits_cube)
+        if key not in self._rendered:
+            self._rendered[key] = render(1.0 + key[0], 10.0, size, fits_cube)
+        return self._rendered[key]
+
+    def _next_fault(self, ra: str):
+        with self._lock:
+            queue = self._faults.get(ra)
+            return queue.pop(0) if queue else None

@@ -31,73 +31,6 @@ class RecordedRequest:
     headers: dict[str, str]
 
 
-class LocalServer:
-    """A threading HTTP server on a free port of 127.0.0.1 for the length of a `with` block.
-    Subclasses give `handler` (a BaseHTTPRequestHandler whose `owner` is the server object) and
-    may give `server_class`."""
-
-    handler: type
-    server_class: type
-
-    @property
-    def address(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self):
-        handler = type("Handler", (self.handler,), {"owner": self})
-        self._httpd = self.server_class(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True).start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-
-class FileServer(LocalServer):
-    def __init__(self, files: dict[str, bytes] | Path | None = None):
-        if isinstance(files, Path):
-            files = {p.name: p.read_bytes() for p in files.iterdir() if p.is_file()}
-        self.files: dict[str, bytes] = dict(files or {})
-        self.requests: list[RecordedRequest] = []
-        self.ignore_range = False
-        self._cuts: dict[str, list[int]] = {}
-        self._statuses: dict[str, list[tuple[int, dict[str, str]]]] = {}
-        self._lock = threading.Lock()
-        self._httpd: _QuietServer | None = None
-
-    # --- fault injection -------------------------------------------------------------------
-    def cut_after(self, name: str, nbytes: int, times: int = 1) -> None:
-        """The next `times` GETs of `name` close the connection after `nbytes` body bytes."""
-        self._cuts.setdefault(name, []).extend([nbytes] * times)
-
-    def answer_status(self, name: str, status: int, times: int = 1,
-                      headers: dict[str, str] | None = None) -> None:
-        """The next `times` requests for `name` get `status` (e.g. 503) instead of the file,
-        with `headers` (e.g. {"Retry-After": "1"})."""
-        self._statuses.setdefault(name, []).extend([(status, headers or {})] * times)
-
-    def count(self, name: str, method: str = "GET") -> int:
-        """How many `method` requests for `name` the server received."""
-        return sum(r.path == name and r.method == method for r in self.requests)
-
-    # --- lifecycle -------------------------------------------------------------------------
-    def url(self, name: str) -> str:
-        return f"{self.address}/{name}"
-
-    # --- used by the handler ---------------------------------------------------------------
-    def _record(self, request: RecordedRequest) -> None:
-        with self._lock:
-            self.requests.append(request)
-
-    def _pop(self, queue: dict[str, list], name: str):
-        with self._lock:
-            pending = queue.get(name)
-            return pending.pop(0) if pending else None
-
-
 class _QuietServer(ThreadingHTTPServer):
     def handle_error(self, request, client_address) -> None:
         # Clients hanging up (our own cut connections, dropped keep-alives) are expected here.
@@ -183,5 +116,70 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
 
-# (the handler and server classes are defined below the server that uses them)
-FileServer.handler, FileServer.server_class = _Handler, _QuietServer
+class LocalServer:
+    """A threading HTTP server on a free port of 127.0.0.1 for the length of a `with` block.
+    Subclasses give `handler` (a BaseHTTPRequestHandler whose `owner` is the server object) and
+    may give another `server_class`."""
+
+    handler: type
+    server_class: type = _QuietServer
+
+    @property
+    def address(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self):
+        handler = type("Handler", (self.handler,), {"owner": self})
+        self._httpd = self.server_class(("127.0.0.1", 0), handler)
+        self._httpd.daemon_threads = True
+        threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+class FileServer(LocalServer):
+    handler = _Handler
+
+    def __init__(self, files: dict[str, bytes] | Path | None = None):
+        if isinstance(files, Path):
+            files = {p.name: p.read_bytes() for p in files.iterdir() if p.is_file()}
+        self.files: dict[str, bytes] = dict(files or {})
+        self.requests: list[RecordedRequest] = []
+        self.ignore_range = False
+        self._cuts: dict[str, list[int]] = {}
+        self._statuses: dict[str, list[tuple[int, dict[str, str]]]] = {}
+        self._lock = threading.Lock()
+        self._httpd: _QuietServer | None = None
+
+    # --- fault injection -------------------------------------------------------------------
+    def cut_after(self, name: str, nbytes: int, times: int = 1) -> None:
+        """The next `times` GETs of `name` close the connection after `nbytes` body bytes."""
+        self._cuts.setdefault(name, []).extend([nbytes] * times)
+
+    def answer_status(self, name: str, status: int, times: int = 1,
+                      headers: dict[str, str] | None = None) -> None:
+        """The next `times` requests for `name` get `status` (e.g. 503) instead of the file,
+        with `headers` (e.g. {"Retry-After": "1"})."""
+        self._statuses.setdefault(name, []).extend([(status, headers or {})] * times)
+
+    def count(self, name: str, method: str = "GET") -> int:
+        """How many `method` requests for `name` the server received."""
+        return sum(r.path == name and r.method == method for r in self.requests)
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def url(self, name: str) -> str:
+        return f"{self.address}/{name}"
+
+    # --- used by the handler ---------------------------------------------------------------
+    def _record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def _pop(self, queue: dict[str, list], name: str):
+        with self._lock:
+            pending = queue.get(name)
+            return pending.pop(0) if pending else None
