@@ -34,7 +34,7 @@ SETTINGS = {"epochs": len(SCRIPT), "batch_size": 8, "image_size": 32, "learning_
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("training")
     files = make_tiny_shards(root, per_class=[10, 5, 3])  # unequal classes: weights differ
-    weights_at_epoch_end, fits = [], []
+    weights_at_epoch_end, fits, traces = [], [], []
 
     class ScriptedLedger(train.EpochLedger):
         def on_epoch_end(self, epoch, logs=None):
@@ -48,6 +48,12 @@ def run(tmp_path_factory):
                      "eager": model.run_eagerly})
         return fit(model, *args, **kwargs)
 
+    train_step = keras.Model.train_step
+
+    def counted_step(model, data):  # Python runs it once per trace of the compiled step
+        traces.append(model.run_eagerly)
+        return train_step(model, data)
+
     terminal = []  # what the terminal Snakemake runs in would show (logs.TERMINAL records)
     catcher = logging.Handler()
     catcher.emit = lambda record: terminal.append(record.getMessage()) \
@@ -59,13 +65,14 @@ def run(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(train, "EpochLedger", ScriptedLedger)
         patch.setattr(keras.Model, "fit", recording_fit)
+        patch.setattr(keras.Model, "train_step", counted_step)
         summary = train.train_experiment(
             "b0", STRIPES, "xai", 3, files["train"], files["val"], SETTINGS, None,
             root / "model.keras", root / "history.csv", root / "work", name="stripes_run")
     logger.removeHandler(catcher)
     logger.setLevel(level)
     return {"root": root, "files": files, "summary": summary, "fits": fits,
-            "epochs": weights_at_epoch_end, "terminal": terminal}
+            "epochs": weights_at_epoch_end, "terminal": terminal, "traces": traces}
 
 
 def test_saved_model_is_the_best_epoch_not_the_last(run):
@@ -115,6 +122,12 @@ def test_progress_counts_the_pace_from_a_resumed_epoch(caplog):
     assert record.getMessage() == ("train b0_6class_xai_s1: epoch 41/50  loss 0.5000  accuracy "
                                    "0.7500  val_accuracy 0.7000  (1 h 00 min per epoch, at most "
                                    "9 h 00 min left)")
+
+
+def test_the_training_step_is_traced_once(run):
+    # A variable made during the first trace (a metric or the optimizer's moments built lazily)
+    # makes TensorFlow trace the step again: minutes of a CPU's time over a grid of trainings.
+    assert run["traces"] == [False]
 
 
 def test_class_weights_are_balanced_and_reach_fit(run):
