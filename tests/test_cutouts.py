@@ -31,7 +31,10 @@ from spiralarms.cli import main
 from spiralarms.predict import chunks, records
 
 SPIRALARMS = Path(sys.executable).with_name("spiralarms")
-FAST = {"size": 32, "timeout": 0.5, "backoff": 0.05, "rate": 1000, "concurrency": 4}
+# The client's timeout leaves a loaded machine (two test workers training networks) ample time
+# for a plain answer (0.5 s once timed one out on CI); the "slow" fault sleeps well beyond it.
+FAST = {"size": 32, "timeout": 3.0, "backoff": 0.05, "rate": 1000, "concurrency": 4}
+SLOW_S = 3 * FAST["timeout"]
 
 
 def positions_csv(path, rows, columns=("objid", "ra", "dec", "petroR90_r")):
@@ -105,7 +108,7 @@ def test_failures_are_retried_or_skipped_with_a_reason(tmp_path, service, image_
         server.fail(11.0, "status", 429, {"Retry-After": "1"})
         server.fail(12.0, "status", 500)
         server.fail(13.0, "cut", 60)
-        server.fail(14.0, "slow", 1.5)
+        server.fail(14.0, "slow", SLOW_S)
         server.fail(15.0, "html")
         options = CutoutOptions(service=service, image_format=image_format,
                                 base_url=server.base_url, **FAST)
