@@ -3,7 +3,8 @@ misclassified galaxies and stellar-mass histograms per class.
 
 Figures are built on `matplotlib.figure.Figure` directly (no pyplot), so nothing depends on the
 display backend or leaks open figures in long Snakemake jobs. Every figure is written twice by
-`plotting.save`: `<stem>.png` for reports and `<stem>.pdf` for the paper.
+`plotting.save`: `<stem>.png` for reports and `<stem>.pdf` for the paper; the contact sheets of
+photographs only as PNG (`plotting.save_photo_sheet`).
 """
 
 import logging
@@ -16,7 +17,7 @@ from matplotlib.figure import Figure
 
 from spiralarms.data.variants import VARIANTS, long_names
 from spiralarms.evaluation.metrics import expected_calibration_error
-from spiralarms.plotting import display_image, save
+from spiralarms.plotting import display_image, save, save_photo_sheet
 
 log = logging.getLogger(__name__)
 
@@ -174,8 +175,8 @@ def misclassification_sheets(predictions, load_image, out_dir, class_names,
 
     Each thumbnail shows the GZ2 debiased fraction of the winning answer (rho) and the model's
     probability for the predicted class. The most confidently wrong galaxies come first, as they
-    are the ones worth inspecting. Files are `true-<name>_pred-<name>.{png,pdf}` in `out_dir`;
-    returns the PNG paths.
+    are the ones worth inspecting. Files are `true-<name>_pred-<name>.png` in `out_dir`;
+    returns their paths.
     """
     _require_columns(predictions, ["true", "pred", "asset_id", "arm_fraction"])
     labels = axis_labels(class_names)
@@ -192,7 +193,7 @@ def misclassification_sheets(predictions, load_image, out_dir, class_names,
                      fontsize=10)
         stem = Path(out_dir) / f"true-{_file_label(class_names[true])}_pred-" \
                                f"{_file_label(class_names[pred])}"
-        sheets.append(save(fig, stem)[0])
+        sheets.append(save_photo_sheet(fig, stem))
     return sheets
 
 
@@ -223,7 +224,7 @@ def misclassification_overview(predictions, load_image, out_stem, class_names,
     fig = _contact_sheet(shown, probability[order], load_image, titles)
     fig.suptitle(f"The {len(shown)} most confidently wrong of {len(wrong)} misclassified "
                  "(true → predicted; all cells: misclassified_<subset>/)", fontsize=10)
-    return [save(fig, out_stem)[0]]
+    return [save_photo_sheet(fig, out_stem)]
 
 
 def _contact_sheet(rows, probability, load_image, titles=None):
