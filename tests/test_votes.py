@@ -263,3 +263,20 @@ def test_target_axis_in_names_keeps_existing_names():
     assert grid({"models": ["b0"], "classes": ["6class"], "modes": ["standard"],
                  "seeds": [1]}) == ["b0_6class_standard_s1"]
     assert target_pairs(names + ["b0_merge34_xai_votes_s1"]) == [tuple(names)]
+
+
+def test_an_eager_evaluation_predicts_what_the_compiled_one_does(vote_run):
+    # train.eager reaches the evaluation too (the smoke runs): no predict graph is traced
+    import keras
+
+    from spiralarms.evaluation.evaluate import predict
+
+    model = keras.models.load_model(vote_run["root"] / "model.keras", safe_mode=True)
+    settings = {"image_size": 32, "crop_size": 224, "eager": True}
+    eager = predict(model, vote_run["files"]["val"], "b0", VARIANTS["merge45"], settings)
+    assert model.predict_function is None
+    compiled = vote_run["predictions"]
+    assert eager["asset_id"].tolist() == compiled["asset_id"].tolist()
+    probs = [c for c in compiled if c.startswith("prob_")]
+    np.testing.assert_allclose(eager[probs].to_numpy(), compiled[probs].to_numpy(), atol=1e-5)
+    assert (eager["pred"] == compiled["pred"]).all()
