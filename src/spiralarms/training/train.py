@@ -332,7 +332,7 @@ def train_experiment(
         # takes minutes to build on a CPU, runs its few steps in seconds)
         fitted.compile(optimizer=optimizer, loss=loss, run_eagerly=s["eager"],
                        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
-        optimizer.build(fitted.trainable_variables)
+        fitted.optimizer.build(fitted.trainable_variables)  # mixed_float16: the loss-scale wrapper
     weights_by_class = balanced_weights(counts) if s["class_weights"] else None
     best_path = work_dir / "best.weights.h5"
     ledger = EpochLedger(work_dir / "history.csv", best_path, s["monitor"], s["patience"],
