@@ -10,9 +10,7 @@ PNG_DPI = 150
 def save(fig, stem, pad_inches=None) -> list:
     """Write `<stem>.png` (PNG_DPI) and `<stem>.pdf`, tight, parent folders created; return both
     paths. `pad_inches`: the margin around the tight box (None: matplotlib's default)."""
-    stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".pdf")]
+    paths = [_beside(stem, ".png"), _beside(stem, ".pdf")]
     fig.savefig(paths[0], dpi=PNG_DPI, bbox_inches="tight", pad_inches=pad_inches)
     fig.savefig(paths[1], bbox_inches="tight", pad_inches=pad_inches)
     return paths
@@ -23,10 +21,16 @@ def save_photo_sheet(fig, stem) -> Path:
     would hold the same pixels, and writing it doubled the figures job (the demo's seven jobs
     spent most of their ~60 s on the misclassification sheets). zlib level 1: photographs
     barely compress, so it is twice as fast as the default 6 for a file ~15 % larger."""
-    path = Path(stem).with_name(Path(stem).name + ".png")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = _beside(stem, ".png")
     fig.savefig(path, dpi=PNG_DPI, bbox_inches="tight", pil_kwargs={"compress_level": 1})
     return path
+
+
+def _beside(stem, suffix) -> Path:
+    """`<stem><suffix>` (a stem may hold dots: a class name such as 3-4), its folder created."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    return stem.with_name(stem.name + suffix)
 
 
 def display_image(image, name="image") -> np.ndarray:

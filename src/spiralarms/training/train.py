@@ -327,10 +327,9 @@ def train_experiment(
         # The metric as an object and the optimizer built here, not lazily in the first step:
         # a variable created while tf.function traces the step makes TensorFlow trace it twice
         # (B0: 20 s more per training on a CPU). The same weights, checked byte for byte.
-        optimizer = keras.optimizers.Adam(rate)
         # eager: the same steps without building their graph (a smoke run of V2M, whose graph
         # takes minutes to build on a CPU, runs its few steps in seconds)
-        fitted.compile(optimizer=optimizer, loss=loss, run_eagerly=s["eager"],
+        fitted.compile(optimizer=keras.optimizers.Adam(rate), loss=loss, run_eagerly=s["eager"],
                        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
         fitted.optimizer.build(fitted.trainable_variables)  # mixed_float16: the loss-scale wrapper
     weights_by_class = balanced_weights(counts) if s["class_weights"] else None
