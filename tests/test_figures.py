@@ -228,3 +228,44 @@ def test_mass_histograms_skipped_without_masses(tmp_path, caplog):
                                        tmp_path / "b") is None
     assert "no log_mass values" in caplog.text
     assert not list(tmp_path.iterdir())
+
+
+
+CROP_PROBE = """
+import json, sys
+from spiralarms.evaluation.experiment_figures import jpeg_loader
+crops = [jpeg_loader(sys.argv[1], crop)(asset).tolist() for asset, crop in json.loads(sys.argv[2])]
+json.dump({"crops": crops, "tensorflow": "tensorflow" in sys.modules}, sys.stdout)
+"""
+
+
+def test_figures_show_the_models_window_without_importing_tensorflow(tmp_path):
+    """The figures job reads its photographs with PIL (no ~8 s TensorFlow import): the window
+    of tf.image.central_crop, and pixels within a few grey levels of TensorFlow's decode."""
+    import json
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from spiralarms.data import images
+
+    cases = [(424, 224), (424, 200), (425, 224), (300, 500)]  # (frame px, crop_size)
+    rng = np.random.default_rng(5)
+    for asset, (frame, _) in enumerate(cases):
+        y, x = np.mgrid[:frame, :frame]
+        smooth = (127 + 100 * np.sin(x / 17.0)[..., None] * np.cos(y / 23.0)[..., None]
+                  + rng.normal(0, 3, (frame, frame, 3)))
+        Image.fromarray(np.clip(smooth, 0, 255).astype(np.uint8)).save(tmp_path / f"{asset}.jpg")
+    requests = [(asset, crop) for asset, (_, crop) in enumerate(cases)]
+    done = subprocess.run([sys.executable, "-c", CROP_PROBE, str(tmp_path), json.dumps(requests)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    assert shown["tensorflow"] is False
+    for (asset, crop_size), crop in zip(requests, shown["crops"]):
+        seen = np.asarray(images.central_crop(images.read_rgb(tmp_path / f"{asset}.jpg")[0],
+                                              crop_size))
+        crop = np.array(crop, dtype=np.int16)
+        assert crop.shape == seen.shape, (asset, crop_size)
+        assert np.abs(crop - seen).max() <= 8, (asset, crop_size)

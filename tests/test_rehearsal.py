@@ -9,7 +9,7 @@ timm efficientnet_b0 in the published format) and Google's bucket a V2M file in 
 ImageNet file. Overridden: one source — `models.v2m.weights` names that file's URL instead of
 `imagenet`, because `imagenet` is checked against Keras' published md5, which no stand-in can match
 (the same download rule fetches it) — and sizes: which experiments (a select12, a merge45, an xai
-and a V2M one), epochs, image size, the cap, bootstrap and XAI sample counts.
+and a V2M one), epochs, image size, the cap, bootstrap and XAI sample counts, and eager training steps.
 """
 
 import copy
@@ -51,19 +51,21 @@ ZENODO_SOURCE = {"data": {"images": f"https://zenodo.org/{ZENODO_IMAGES}"}}
 IMAGE_FOLDER = "results/data/download/images"
 EXPERIMENTS = ["b0_select12_standard_s42", "b0_merge45_xai_s42", "v2m_6class_standard_s42"]
 # The config keys that are sizes (how much runs, not where from or how): the only keys besides the
-# one weights source that the rehearsal may change. `comparisons` names experiments of the grid.
+# one weights source that the rehearsal may change (and `train.eager`: the same steps, without
+# building their graph). `comparisons` names experiments of the grid.
 SIZE_KEYS = ("experiments.", "selection.cap", "shards.size", "train.epochs", "train.image_size",
-             "train.threads", "evaluate.bootstrap", "xai.per_class", "xai.smooth_samples",
-             "xai.batch_size", "comparisons", "models.v2m.train.eager")
+             "train.threads", "train.eager", "evaluate.bootstrap", "xai.per_class",
+             "xai.smooth_samples", "xai.batch_size", "comparisons",
+             "models.v2m.train.steps_per_epoch")
 SIZES = {
     "experiments": {"models": ["b0"], "classes": ["select12"], "modes": ["standard"],
                     "seeds": [42], "extra": EXPERIMENTS[1:]},
     "selection": {"cap": 12},  # below five of the six classes the cuts leave: an overflow subset
     "shards": {"size": 64},
-    "train": {"epochs": 1, "image_size": 32, "threads": 1},  # two jobs at once: gpu=2 below
-    # V2M's few steps without building its graph: the same computation, and 7 of the
-    # rehearsal's 12 minutes less (the graph's build was ~400 s of its 570 s training job)
-    "models": {"v2m": {"train": {"eager": True}}},
+    # A few steps a training, without building their graph: the same computation, and most of
+    # each job's time less (V2M's graph build was ~400 s of its 570 s training job, B0's ~25 s)
+    "train": {"epochs": 1, "image_size": 32, "threads": 1, "eager": True},  # gpu=2 below
+    "models": {"v2m": {"train": {"steps_per_epoch": 1}}},  # an eager V2M step: ~10 s of CPU
     "evaluate": {"bootstrap": 20},
     "xai": {"per_class": 1, "smooth_samples": 2, "batch_size": 4},
     # the real config's pairs name experiments of its full grid; these are of the rehearsal's

@@ -5,14 +5,14 @@ of `crop_size` px out of the 424 px GZ2 frame (`gz2.FRAME`; 224 in the paper, no
 optionally resized to `image_size`; B0 gets the channel mean scaled to [0, 1], V2M gets RGB floats
 0-255. Training (`dataset`), evaluation figures, explanations and prediction all go through
 `preprocess`; JPEGs are decoded by TensorFlow everywhere the pixels reach a model, as in the
-training shards.
+training shards. TensorFlow is imported by the functions that use it: figures and the prediction
+records read files without it (its import is ~8 s of CPU in every job).
 """
 
 import io
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 from PIL import Image
 
 from spiralarms.data.channels import CHANNELS
@@ -37,11 +37,15 @@ def central_crop(image, crop_size):
     crop 226 px instead of the notebook's 224 (offset 99 instead of 100)."""
     if not crop_size:
         return image
+    import tensorflow as tf
+
     return tf.image.central_crop(image, tf.constant(crop_fraction(crop_size), tf.float64))
 
 
 def preprocess(image, model: str, image_size: int, crop_size: int = 224):
     """uint8 HxWx3 (any size) -> float32 image_size^2 x channels, as the model expects it."""
+    import tensorflow as tf
+
     image = central_crop(tf.image.convert_image_dtype(image, tf.float32), crop_size)  # [0, 1]
     # Identity when the crop already has the model's size (the paper's 224 crop feeds 224 as is);
     # images of other sizes (prediction on new galaxies) land on the same grid.
@@ -53,6 +57,8 @@ def preprocess(image, model: str, image_size: int, crop_size: int = 224):
 
 def decode(jpeg_bytes, model: str, image_size: int, crop_size: int = 224):
     """JPEG bytes (a shard's image) -> the model's input (`preprocess`)."""
+    import tensorflow as tf
+
     image = tf.io.decode_jpeg(jpeg_bytes, channels=3)
     return preprocess(image, model, image_size, crop_size)
 
@@ -74,6 +80,8 @@ def asset_path(images_dir, asset_id) -> Path:
 def load_as_seen(images_dir, asset_ids, model: str, image_size: int, crop_size) -> np.ndarray:
     """(N, image_size, image_size, channels): the GZ2 JPEGs of `asset_ids` decoded and
     preprocessed exactly as the training shards are (`decode`)."""
+    import tensorflow as tf
+
     return np.stack([
         decode(tf.io.read_file(str(asset_path(images_dir, a))), model, image_size,
                crop_size).numpy()
@@ -86,6 +94,8 @@ def read_rgb(path) -> tuple[np.ndarray, str]:
     JPEGs are decoded by tf.io.decode_jpeg like the training shards: its default (fast integer)
     DCT differs from PIL's by up to about 6 grey levels, so PIL only checks them.
     """
+    import tensorflow as tf
+
     data = Path(path).read_bytes()
     with Image.open(io.BytesIO(data)) as image:
         image.load()  # decode now: truncated files fail here, not later
@@ -102,8 +112,20 @@ def read_pil(path) -> tuple[np.ndarray, str]:
 
 
 def read_crop(path, crop_size) -> np.ndarray:
-    """uint8 RGB of the part of a frame the model sees (`central_crop`), for figures."""
-    return np.asarray(central_crop(read_rgb(path)[0], crop_size))
+    """uint8 RGB of the part of a frame the model sees (`central_crop`'s window), for figures:
+    decoded by PIL, without TensorFlow (a few grey levels apart from the model's pixels, see
+    `read_rgb`; nothing a figure shows)."""
+    image = read_pil(path)[0]
+    if not crop_size:
+        return image
+    rows, cols = (_central_window(n, crop_fraction(crop_size)) for n in image.shape[:2])
+    return image[rows, cols]
+
+
+def _central_window(n: int, fraction: float) -> slice:
+    """tf.image.central_crop's window along an axis of n px: start int((n - n f) / 2)."""
+    start = int((n - n * fraction) / 2)
+    return slice(start, n - start)
 
 
 def read_model_view(path, model: str, image_size: int, crop_size) -> np.ndarray:
