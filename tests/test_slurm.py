@@ -30,8 +30,8 @@ EXPERIMENTS = grid({**yaml.safe_load(TINY_CONFIG.read_text())["experiments"],
                     **ONE_EXPERIMENT["experiments"]})
 # Rules whose jobs must have gone through SLURM (GPU_RULE must also have been given a GPU), and
 # rules that run on the submit host (`localrules`: the tables need no compute node).
-SLURM_RULES = {"synthesize", "labels", "shards", "train", "evaluate"}
-LOCAL_RULES = {"aggregate"}
+SLURM_RULES = {"synthesize", "shards", "train", "evaluate"}
+LOCAL_RULES = {"labels", "vote_labels", "aggregate"}
 GPU_RULE = "train"
 RUN_TIMEOUT_S = 900
 # ----------------------------------------------------------------------------------------------

@@ -1,3 +1,12 @@
+# Selections: tables in, tables out, in seconds; on SLURM a job of their own would wait in the
+# queue longer than it runs, so they run where Snakemake runs (the downloads before them too).
+localrules:
+    labels,
+    split_labels,
+    vote_labels,
+    split_vote_labels,
+
+
 rule labels:
     input:
         catalog=data_path("catalog"),
