@@ -94,12 +94,12 @@ def read_rgb(path) -> tuple[np.ndarray, str]:
     JPEGs are decoded by tf.io.decode_jpeg like the training shards: its default (fast integer)
     DCT differs from PIL's by up to about 6 grey levels, so PIL only checks them.
     """
-    import tensorflow as tf
-
     data = Path(path).read_bytes()
     with Image.open(io.BytesIO(data)) as image:
         image.load()  # decode now: truncated files fail here, not later
         if image.format == "JPEG" and image.mode in ("RGB", "L"):
+            import tensorflow as tf  # JPEGs only: other formats need no TensorFlow
+
             return tf.io.decode_jpeg(data, channels=3).numpy(), image.mode
         return to_rgb(image), image.mode
 
