@@ -56,3 +56,32 @@ def pytest_collection_modifyitems(items):
         item.add_marker(pytest.mark.xdist_group(SHARED_WORKER.get(module(item), module(item))))
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(module(item), len(rank)))  # stable: file order otherwise
+
+
+# --- CPU per test ------------------------------------------------------------------------------
+# SPIRALARMS_TEST_CPU=<file>: one line per test, "<cpu s> <wall s> <node id>", CPU counting this
+# worker and every process it started and waited for (Snakemake and its jobs; not SLURM's jobs,
+# which slurmd starts). The suite is CPU-bound, so this, not wall time, says where it goes
+# (bench/README.md "Test suite"). A module fixture counts with the first test that uses it.
+def _cpu_seconds() -> float:
+    import resource
+
+    own, children = (resource.getrusage(who) for who in
+                     (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    target = os.environ.get("SPIRALARMS_TEST_CPU")
+    if not target:
+        return (yield)
+    import time
+
+    cpu, wall = _cpu_seconds(), time.perf_counter()
+    try:
+        return (yield)
+    finally:
+        line = f"{_cpu_seconds() - cpu:.2f} {time.perf_counter() - wall:.2f} {item.nodeid}\n"
+        with open(target, "a") as out:  # one short append per line: workers do not interleave
+            out.write(line)

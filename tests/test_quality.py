@@ -217,7 +217,8 @@ def test_make_test_keeps_each_module_on_one_worker(tmp_path):
         [sys.executable, "-m", "pytest", "-p", "conftest", "-p", "no:cacheprovider", "-q",
          "--rootdir", str(tmp_path), "-c", os.devnull, "--numprocesses", "2",
          "--dist", "loadgroup", "--no-loadscope-reorder", str(tmp_path)],
-        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT / "tests")},
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT / "tests"),
+                           "SPIRALARMS_TEST_CPU": ""},  # not counted as the suite's own tests
         capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stdout[-3000:]
     workers = {}
@@ -226,3 +227,32 @@ def test_make_test_keeps_each_module_on_one_worker(tmp_path):
         workers.setdefault(module, set()).add(worker)
     assert sum(map(len, workers.values())) and all(len(w) == 1 for w in workers.values()), workers
     assert workers["test_slurm"] == workers["test_predict_slurm"], workers
+
+
+def test_cpu_per_test_counts_the_processes_a_test_waits_for(tmp_path):
+    # SPIRALARMS_TEST_CPU (tests/conftest.py) and its reader bench/suite_cpu.py: where the CPU of
+    # the CPU-bound suite goes, including Snakemake and its jobs, which the tests start.
+    spin = "import time\\nend = time.process_time() + 1.0\\nwhile time.process_time() < end: pass"
+    (tmp_path / "test_cpu.py").write_text(
+        "import subprocess, sys\nimport pytest\n\n\n"
+        "def test_child():\n"
+        f"    subprocess.run([sys.executable, '-c', '{spin}'], check=True)\n\n\n"
+        "@pytest.mark.parametrize('text', ['a:\\n  b: 1\\n'])\n"
+        "def test_idle(text):\n    pass\n")
+    record = tmp_path / "cpu.txt"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "conftest", "-p", "no:cacheprovider", "-q",
+         "--rootdir", str(tmp_path), "-c", os.devnull, str(tmp_path)],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT / "tests"),
+                           "SPIRALARMS_TEST_CPU": str(record)},
+        capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout[-3000:]
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import suite_cpu
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    rows = {node.split("::")[1]: cpu for cpu, _, node in suite_cpu.read(record)}
+    idle = "test_idle[a:\\n  b: 1\\n]"  # pytest escapes the newline: one line a test
+    assert set(rows) == {"test_child", idle}, rows
+    assert rows["test_child"] >= 1.0 > rows[idle], rows

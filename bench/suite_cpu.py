@@ -1,0 +1,59 @@
+"""Where the test suite's CPU goes, per module and per test, from a run with SPIRALARMS_TEST_CPU.
+
+    SPIRALARMS_TEST_CPU=results/bench/suite_cpu.txt make test
+    .venv/bin/python bench/suite_cpu.py results/bench/suite_cpu.txt [--top 20]
+
+`make test` is CPU-bound on 2 cores (its wall time is about half its CPU time), so CPU seconds,
+not wall seconds, say what a change saves; they also move less with the shared host's load.
+Each line of the file is "<cpu s> <wall s> <node id>" (tests/conftest.py); the CPU of a test
+counts its worker and every process it waited for (Snakemake and its jobs), not SLURM's jobs.
+"""
+
+import argparse
+from collections import defaultdict
+from pathlib import Path
+
+
+def read(path: Path) -> list:
+    """(cpu, wall, node id) per line; a line that does not parse names the file and line."""
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        try:
+            cpu, wall, node = line.split(" ", 2)
+            rows.append((float(cpu), float(wall), node))
+        except ValueError:
+            raise SystemExit(f"{path}:{number}: expected '<cpu s> <wall s> <node id>', got "
+                             f"{line!r}") from None
+    return rows
+
+
+def per_module(rows) -> dict:
+    """{module file: [cpu, wall, tests]}"""
+    modules = defaultdict(lambda: [0.0, 0.0, 0])
+    for cpu, wall, node in rows:
+        entry = modules[node.split("::")[0]]
+        entry[0] += cpu
+        entry[1] += wall
+        entry[2] += 1
+    return dict(modules)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("file", type=Path)
+    parser.add_argument("--top", type=int, default=20)
+    args = parser.parse_args(argv)
+    rows = read(args.file)
+    total = sum(cpu for cpu, _, _ in rows)
+    print(f"{len(rows)} tests, {total:.0f} CPU seconds ({total / 60:.1f} min)\n")
+    print(f"{'module':40s} {'CPU s':>7s} {'share':>6s} {'wall s':>7s} {'tests':>6s}")
+    modules = per_module(rows)
+    for name, (cpu, wall, n) in sorted(modules.items(), key=lambda kv: -kv[1][0])[:args.top]:
+        print(f"{name:40s} {cpu:7.0f} {cpu / total:6.1%} {wall:7.0f} {n:6d}")
+    print(f"\n{'test':90s} {'CPU s':>7s} {'wall s':>7s}")
+    for cpu, wall, node in sorted(rows, reverse=True)[:args.top]:
+        print(f"{node[:90]:90s} {cpu:7.1f} {wall:7.1f}")
+
+
+if __name__ == "__main__":
+    main()
