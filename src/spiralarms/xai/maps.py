@@ -131,27 +131,58 @@ def smoothgrad(
     seed=0,
     method="compiled",
 ) -> np.ndarray:
-    """SmoothGrad maps (N, H, W) in [0, 1]: mean |gradient| of the class's linear score over
-    `samples` noisy copies (sigma = noise * (max - min) of each image), max over channels,
-    scaled to [0, 1] per image by `scale_to_unit`.
+    """SmoothGrad maps (N, H, W) in [0, 1] of `model`, once: `SmoothGrad(model)(...)`, whose
+    docstring says what the maps are. To explain several sets of images with one model, keep a
+    `SmoothGrad` and call it: the model is cloned and the gradient compiled once."""
+    return SmoothGrad(model)(images, class_indices, samples, noise, batch_size, seed, method)
 
-    Both methods draw the same noise (seeded by `seed`; it depends on `batch_size` too because
-    tf-keras-vis draws it for a whole batch at once), so they give the same maps. "compiled"
-    runs all samples of a batch in one tf.function; "tf-keras-vis" is the library's
-    `Saliency(smooth_samples=...)` as in the notebook (one eager pass per sample, slow).
-    """
-    if method not in SMOOTHGRAD_METHODS:
-        raise ValueError(
-            f"unknown SmoothGrad method {method!r}; choose one of {SMOOTHGRAD_METHODS}"
-        )
-    if samples < 1:
-        raise ValueError(f"samples must be at least 1, got {samples}")
-    images = _check_images(images)
-    class_indices = _check_class_indices(model, images, class_indices)
-    linear_model = linear_output_copy(model)
-    run = _smoothgrad_tf_keras_vis if method == "tf-keras-vis" else _smoothgrad_compiled
-    grads = run(linear_model, images, class_indices, samples, noise, batch_size, seed)
-    return scale_to_unit(np.max(grads, axis=-1))
+
+class SmoothGrad:
+    """SmoothGrad of one model. The linear copy (`linear_output_copy`) and its compiled gradient
+    are built once and kept, so a second call (the xai stage's attribution measure, after its
+    figures) neither clones nor traces again (~10 s of CPU for B0). Both are made at the first
+    call; the copy holds the model's weights as they were then: make another after training
+    further."""
+
+    def __init__(self, model):
+        self.model = model
+        self._linear_model = self._mean_abs_gradient = None
+
+    @property
+    def linear_model(self):
+        if self._linear_model is None:
+            self._linear_model = linear_output_copy(self.model)
+        return self._linear_model
+
+    def __call__(self, images, class_indices, samples=20, noise=0.2, batch_size=8, seed=0,
+                 method="compiled") -> np.ndarray:
+        """Maps (N, H, W) in [0, 1]: mean |gradient| of the class's linear score over `samples`
+        noisy copies (sigma = noise * (max - min) of each image), max over channels, scaled to
+        [0, 1] per image by `scale_to_unit`.
+
+        Both methods draw the same noise (seeded by `seed`; it depends on `batch_size` too
+        because tf-keras-vis draws it for a whole batch at once), so they give the same maps.
+        "compiled" runs all samples of a batch in one tf.function; "tf-keras-vis" is the
+        library's `Saliency(smooth_samples=...)` as in the notebook (one eager pass per sample,
+        slow).
+        """
+        if method not in SMOOTHGRAD_METHODS:
+            raise ValueError(
+                f"unknown SmoothGrad method {method!r}; choose one of {SMOOTHGRAD_METHODS}"
+            )
+        if samples < 1:
+            raise ValueError(f"samples must be at least 1, got {samples}")
+        images = _check_images(images)
+        class_indices = _check_class_indices(self.model, images, class_indices)
+        if method == "tf-keras-vis":
+            grads = _smoothgrad_tf_keras_vis(self.linear_model, images, class_indices, samples,
+                                             noise, batch_size, seed)
+        else:
+            if self._mean_abs_gradient is None:
+                self._mean_abs_gradient = compile_mean_abs_gradient(self.linear_model)
+            grads = _smoothgrad_compiled(self._mean_abs_gradient, images, class_indices, samples,
+                                         noise, batch_size, seed)
+        return scale_to_unit(np.max(grads, axis=-1))
 
 
 def linear_output_copy(model):
@@ -197,9 +228,10 @@ def smoothgrad_noisy_copies(batch, samples, noise, rng) -> np.ndarray:
     return batch[None] + (sigma[None] * draws).astype(np.float32)
 
 
-def _smoothgrad_compiled(linear_model, images, class_indices, samples, noise, batch_size, seed):
-    """Mean |gradient| (N, H, W, C): one compiled call per batch runs all noise samples."""
-    mean_abs_gradient = compile_mean_abs_gradient(linear_model)
+def _smoothgrad_compiled(mean_abs_gradient, images, class_indices, samples, noise, batch_size,
+                         seed):
+    """Mean |gradient| (N, H, W, C): one call of the compiled `mean_abs_gradient` per batch runs
+    all noise samples."""
     rng = np.random.RandomState(seed)
     grads = []
     for part in _batches(len(images), batch_size):
@@ -379,13 +411,15 @@ def explain_experiment(
     batch_size=8,
     cam_layer="top_conv",
     seed=0,
+    smooth=None,
 ) -> dict:
     """Write xai_correct, xai_misclassified and feature_maps figures (PNG + PDF) to `out_dir`.
 
     `examples`: the galaxies to explain, as `choose_examples` gives them; a row labelled i
     describes image i of `images` (N, H, W, C), what the model saw, drawn under the overlays.
-    Returns GradCAM++'s layer and its map size, seconds per map for GradCAM++ and SmoothGrad,
-    the files written and notes (e.g. no misclassifications).
+    `smooth`: the model's `SmoothGrad`, when the caller explains more with it (None: one is
+    made here). Returns GradCAM++'s layer and its map size, seconds per map for GradCAM++ and
+    SmoothGrad, the files written and notes (e.g. no misclassifications).
     """
     images = _check_images(images)
     if not len(examples):
@@ -400,9 +434,8 @@ def explain_experiment(
     rows = np.array([label for label, _ in targets])
     classes = np.array([cls for _, cls in targets])
     cams, cam_s = _timed(gradcam_plus_plus, model, images[rows], classes, cam_layer, batch_size)
-    grads, grad_s = _timed(
-        smoothgrad, model, images[rows], classes, samples, noise, batch_size, seed
-    )
+    smooth = smooth or SmoothGrad(model)
+    grads, grad_s = _timed(smooth, images[rows], classes, samples, noise, batch_size, seed)
     maps = {target: (cam, grad) for target, cam, grad in zip(targets, cams, grads)}
 
     out_dir = Path(out_dir)

@@ -17,11 +17,11 @@ from spiralarms.synthetic.masks import read_masks
 from spiralarms.training.experiment import Experiment
 from spiralarms.xai import attribution, plots
 from spiralarms.xai.maps import (
+    SmoothGrad,
     choose_examples,
     explain_experiment,
     gradcam_plus_plus,
     label_predictions,
-    smoothgrad,
 )
 
 log = logging.getLogger(__name__)
@@ -56,12 +56,13 @@ def run_xai(experiment: str, model_path, predictions_dir, images_dir, settings, 
     images = load_as_seen(images_dir, examples["asset_id"], experiment.model,
                           settings["image_size"], settings["crop_size"])
     model = keras.models.load_model(model_path, safe_mode=True)
+    smooth = SmoothGrad(model)  # one linear copy and one trace for the figures and the measure
     cam_layer = xai.get("cam_layer") or CAM_LAYER
     result = explain_experiment(
         model, images, examples, list(experiment.variant.class_names), out_dir,
         layers=FEATURE_LAYERS[experiment.model], samples=xai["smooth_samples"],
         noise=xai["smooth_noise"], batch_size=xai["batch_size"], cam_layer=cam_layer,
-        seed=experiment.seed,
+        seed=experiment.seed, smooth=smooth,
     )
     result = {"subset": subset, **{k: v for k, v in result.items() if k != "files"},
               "files": [str(f) for f in result.get("files", [])]}
@@ -73,17 +74,18 @@ def run_xai(experiment: str, model_path, predictions_dir, images_dir, settings, 
         result["attribution"] = {"status": attribution.NO_MASKS}
     else:
         result["attribution"] = measure_attribution(
-            experiment, model, predictions, images_dir, masks, settings, xai, out_dir)
+            experiment, model, predictions, images_dir, masks, settings, xai, out_dir, smooth)
         result["files"] += result["attribution"].pop("files")
     atomic.write_text(Path(out_dir) / "xai.json", json.dumps(result, indent=1, default=str))
     return result
 
 
 def measure_attribution(experiment, model, predictions, images_dir, masks, settings, xai,
-                        out_dir) -> dict:
+                        out_dir, smooth=None) -> dict:
     """Energy-based pointing of GradCAM++ and SmoothGrad on up to xai.attribution_per_class
     galaxies per true class, each explained for its true class, against the renderer's arm and
-    galaxy masks brought to the model's view. Writes attribution.csv (per method and class) and
+    galaxy masks brought to the model's view (`smooth`: the model's SmoothGrad, if one is
+    made already). Writes attribution.csv (per method and class) and
     attribution_galaxies.csv (per galaxy and method); returns xai.json's "attribution"."""
     class_names = list(experiment.variant.class_names)
     galaxies = attribution.choose_galaxies(
@@ -99,9 +101,9 @@ def measure_attribution(experiment, model, predictions, images_dir, masks, setti
     maps = {
         "gradcam++": gradcam_plus_plus(model, images, targets, layer=cam_layer,
                                        batch_size=xai["batch_size"]),
-        "smoothgrad": smoothgrad(model, images, targets, samples=xai["smooth_samples"],
-                                 noise=xai["smooth_noise"], batch_size=xai["batch_size"],
-                                 seed=experiment.seed),
+        "smoothgrad": (smooth or SmoothGrad(model))(
+            images, targets, samples=xai["smooth_samples"], noise=xai["smooth_noise"],
+            batch_size=xai["batch_size"], seed=experiment.seed),
     }
     table = attribution.galaxy_table(galaxies, maps, regions, class_names)
     summary = attribution.summarise(table, class_names)
