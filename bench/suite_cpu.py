@@ -5,8 +5,11 @@
 
 `make test` is CPU-bound on 2 cores (its wall time is about half its CPU time), so CPU seconds,
 not wall seconds, say what a change saves; they also move less with the shared host's load.
-Each line of the file is "<cpu s> <wall s> <node id>" (tests/conftest.py); the CPU of a test
-counts its worker and every process it waited for (Snakemake and its jobs), not SLURM's jobs.
+Each line of the file is "<cpu s> <wall s> <end, unix s> <worker> <node id>"
+(tests/conftest.py); the CPU of a test counts its worker and every process it waited for
+(Snakemake and its jobs), not SLURM's jobs. Per worker: the seconds its tests ran and how long
+before the last test of the run it finished (a worker idle at the end is time a reordering of
+tests/conftest.py's LONGEST_FIRST could win back).
 """
 
 import argparse
@@ -15,27 +18,38 @@ from pathlib import Path
 
 
 def read(path: Path) -> list:
-    """(cpu, wall, node id) per line; a line that does not parse names the file and line."""
+    """(cpu, wall, end, worker, node id) per line; a line that does not parse names the file and
+    line."""
     rows = []
     for number, line in enumerate(path.read_text().splitlines(), 1):
         try:
-            cpu, wall, node = line.split(" ", 2)
-            rows.append((float(cpu), float(wall), node))
+            cpu, wall, end, worker, node = line.split(" ", 4)
+            rows.append((float(cpu), float(wall), float(end), worker, node))
         except ValueError:
-            raise SystemExit(f"{path}:{number}: expected '<cpu s> <wall s> <node id>', got "
-                             f"{line!r}") from None
+            raise SystemExit(f"{path}:{number}: expected '<cpu s> <wall s> <end s> <worker> "
+                             f"<node id>', got {line!r}") from None
     return rows
 
 
 def per_module(rows) -> dict:
     """{module file: [cpu, wall, tests]}"""
     modules = defaultdict(lambda: [0.0, 0.0, 0])
-    for cpu, wall, node in rows:
+    for cpu, wall, _, _, node in rows:
         entry = modules[node.split("::")[0]]
         entry[0] += cpu
         entry[1] += wall
         entry[2] += 1
     return dict(modules)
+
+
+def per_worker(rows) -> dict:
+    """{worker: (seconds its tests ran, seconds it finished before the run's last test)}"""
+    last = max(end for _, _, end, _, _ in rows)
+    workers = defaultdict(lambda: [0.0, 0.0])
+    for _, wall, end, worker, _ in rows:
+        workers[worker][0] += wall
+        workers[worker][1] = max(workers[worker][1], end)
+    return {w: (busy, last - end) for w, (busy, end) in sorted(workers.items())}
 
 
 def main(argv=None):
@@ -44,14 +58,17 @@ def main(argv=None):
     parser.add_argument("--top", type=int, default=20)
     args = parser.parse_args(argv)
     rows = read(args.file)
-    total = sum(cpu for cpu, _, _ in rows)
+    total = sum(row[0] for row in rows)
     print(f"{len(rows)} tests, {total:.0f} CPU seconds ({total / 60:.1f} min)\n")
-    print(f"{'module':40s} {'CPU s':>7s} {'share':>6s} {'wall s':>7s} {'tests':>6s}")
+    for worker, (busy, idle_at_end) in per_worker(rows).items():
+        print(f"worker {worker}: tests ran {busy:.0f} s, finished {idle_at_end:.0f} s before "
+              "the last test")
+    print(f"\n{'module':40s} {'CPU s':>7s} {'share':>6s} {'wall s':>7s} {'tests':>6s}")
     modules = per_module(rows)
     for name, (cpu, wall, n) in sorted(modules.items(), key=lambda kv: -kv[1][0])[:args.top]:
         print(f"{name:40s} {cpu:7.0f} {cpu / total:6.1%} {wall:7.0f} {n:6d}")
     print(f"\n{'test':90s} {'CPU s':>7s} {'wall s':>7s}")
-    for cpu, wall, node in sorted(rows, reverse=True)[:args.top]:
+    for cpu, wall, _, _, node in sorted(rows, reverse=True)[:args.top]:
         print(f"{node[:90]:90s} {cpu:7.1f} {wall:7.1f}")
 
 

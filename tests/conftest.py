@@ -59,10 +59,11 @@ def pytest_collection_modifyitems(items):
 
 
 # --- CPU per test ------------------------------------------------------------------------------
-# SPIRALARMS_TEST_CPU=<file>: one line per test, "<cpu s> <wall s> <node id>", CPU counting this
-# worker and every process it started and waited for (Snakemake and its jobs; not SLURM's jobs,
-# which slurmd starts). The suite is CPU-bound, so this, not wall time, says where it goes
-# (bench/README.md "Test suite"). A module fixture counts with the first test that uses it.
+# SPIRALARMS_TEST_CPU=<file>: one line per test, "<cpu s> <wall s> <end, unix s> <worker> <node
+# id>", CPU counting this worker and every process it started and waited for (Snakemake and its
+# jobs; not SLURM's jobs, which slurmd starts). The suite is CPU-bound, so this, not wall time,
+# says where it goes, and the ends show a worker idling (bench/suite_cpu.py). A module fixture
+# counts with the first test that uses it.
 def _cpu_seconds() -> float:
     import resource
 
@@ -82,6 +83,8 @@ def pytest_runtest_protocol(item, nextitem):
     try:
         return (yield)
     finally:
-        line = f"{_cpu_seconds() - cpu:.2f} {time.perf_counter() - wall:.2f} {item.nodeid}\n"
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        line = (f"{_cpu_seconds() - cpu:.2f} {time.perf_counter() - wall:.2f} {time.time():.1f} "
+                f"{worker} {item.nodeid}\n")
         with open(target, "a") as out:  # one short append per line: workers do not interleave
             out.write(line)

@@ -252,7 +252,10 @@ def test_cpu_per_test_counts_the_processes_a_test_waits_for(tmp_path):
         import suite_cpu
     finally:
         sys.path.remove(str(ROOT / "bench"))
-    rows = {node.split("::")[1]: cpu for cpu, _, node in suite_cpu.read(record)}
+    lines = suite_cpu.read(record)
+    rows = {node.split("::")[1]: cpu for cpu, _, _, _, node in lines}
     idle = "test_idle[a:\\n  b: 1\\n]"  # pytest escapes the newline: one line a test
     assert set(rows) == {"test_child", idle}, rows
     assert rows["test_child"] >= 1.0 > rows[idle], rows
+    (busy, idle_at_end), = suite_cpu.per_worker(lines).values()  # without xdist: one "worker"
+    assert busy >= 1.0 and idle_at_end == 0.0
