@@ -8,6 +8,7 @@ class (the notebook explained the true class only, bug B10). Figures are drawn b
 """
 
 import contextlib
+import functools
 import time
 import warnings
 from pathlib import Path
@@ -146,13 +147,14 @@ class SmoothGrad:
 
     def __init__(self, model):
         self.model = model
-        self._linear_model = self._mean_abs_gradient = None
 
-    @property
+    @functools.cached_property
     def linear_model(self):
-        if self._linear_model is None:
-            self._linear_model = linear_output_copy(self.model)
-        return self._linear_model
+        return linear_output_copy(self.model)
+
+    @functools.cached_property
+    def _mean_abs_gradient(self):
+        return compile_mean_abs_gradient(self.linear_model)
 
     def __call__(self, images, class_indices, samples=20, noise=0.2, batch_size=8, seed=0,
                  method="compiled") -> np.ndarray:
@@ -178,8 +180,6 @@ class SmoothGrad:
             grads = _smoothgrad_tf_keras_vis(self.linear_model, images, class_indices, samples,
                                              noise, batch_size, seed)
         else:
-            if self._mean_abs_gradient is None:
-                self._mean_abs_gradient = compile_mean_abs_gradient(self.linear_model)
             grads = _smoothgrad_compiled(self._mean_abs_gradient, images, class_indices, samples,
                                          noise, batch_size, seed)
         return scale_to_unit(np.max(grads, axis=-1))

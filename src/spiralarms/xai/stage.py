@@ -81,11 +81,11 @@ def run_xai(experiment: str, model_path, predictions_dir, images_dir, settings, 
 
 
 def measure_attribution(experiment, model, predictions, images_dir, masks, settings, xai,
-                        out_dir, smooth=None) -> dict:
+                        out_dir, smooth) -> dict:
     """Energy-based pointing of GradCAM++ and SmoothGrad on up to xai.attribution_per_class
     galaxies per true class, each explained for its true class, against the renderer's arm and
-    galaxy masks brought to the model's view (`smooth`: the model's SmoothGrad, if one is
-    made already). Writes attribution.csv (per method and class) and
+    galaxy masks brought to the model's view (`smooth`: the model's SmoothGrad, which made the
+    figures' maps). Writes attribution.csv (per method and class) and
     attribution_galaxies.csv (per galaxy and method); returns xai.json's "attribution"."""
     class_names = list(experiment.variant.class_names)
     galaxies = attribution.choose_galaxies(
@@ -101,7 +101,7 @@ def measure_attribution(experiment, model, predictions, images_dir, masks, setti
     maps = {
         "gradcam++": gradcam_plus_plus(model, images, targets, layer=cam_layer,
                                        batch_size=xai["batch_size"]),
-        "smoothgrad": (smooth or SmoothGrad(model))(
+        "smoothgrad": smooth(
             images, targets, samples=xai["smooth_samples"], noise=xai["smooth_noise"],
             batch_size=xai["batch_size"], seed=experiment.seed),
     }
