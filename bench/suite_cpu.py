@@ -57,7 +57,12 @@ def main(argv=None):
     parser.add_argument("file", type=Path)
     parser.add_argument("--top", type=int, default=20)
     args = parser.parse_args(argv)
+    if not args.file.is_file():
+        raise SystemExit(f"{args.file}: no such file; record one with "
+                         f"SPIRALARMS_TEST_CPU={args.file} make test")
     rows = read(args.file)
+    if not rows:
+        raise SystemExit(f"{args.file}: no tests recorded")
     total = sum(row[0] for row in rows)
     print(f"{len(rows)} tests, {total:.0f} CPU seconds ({total / 60:.1f} min)\n")
     for worker, (busy, idle_at_end) in per_worker(rows).items():
