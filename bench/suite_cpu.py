@@ -15,16 +15,26 @@ tests/conftest.py's LONGEST_FIRST could win back).
 import argparse
 from collections import defaultdict
 from pathlib import Path
+from typing import NamedTuple
+
+
+class Record(NamedTuple):
+    """One line of the file: one test."""
+
+    cpu: float
+    wall: float
+    end: float
+    worker: str
+    node: str
 
 
 def read(path: Path) -> list:
-    """(cpu, wall, end, worker, node id) per line; a line that does not parse names the file and
-    line."""
+    """A Record per line; a line that does not parse names the file and line."""
     rows = []
     for number, line in enumerate(path.read_text().splitlines(), 1):
         try:
             cpu, wall, end, worker, node = line.split(" ", 4)
-            rows.append((float(cpu), float(wall), float(end), worker, node))
+            rows.append(Record(float(cpu), float(wall), float(end), worker, node))
         except ValueError:
             raise SystemExit(f"{path}:{number}: expected '<cpu s> <wall s> <end s> <worker> "
                              f"<node id>', got {line!r}") from None
@@ -34,21 +44,21 @@ def read(path: Path) -> list:
 def per_module(rows) -> dict:
     """{module file: [cpu, wall, tests]}"""
     modules = defaultdict(lambda: [0.0, 0.0, 0])
-    for cpu, wall, _, _, node in rows:
-        entry = modules[node.split("::")[0]]
-        entry[0] += cpu
-        entry[1] += wall
+    for row in rows:
+        entry = modules[row.node.split("::")[0]]
+        entry[0] += row.cpu
+        entry[1] += row.wall
         entry[2] += 1
     return dict(modules)
 
 
 def per_worker(rows) -> dict:
     """{worker: (seconds its tests ran, seconds it finished before the run's last test)}"""
-    last = max(end for _, _, end, _, _ in rows)
+    last = max(row.end for row in rows)
     workers = defaultdict(lambda: [0.0, 0.0])
-    for _, wall, end, worker, _ in rows:
-        workers[worker][0] += wall
-        workers[worker][1] = max(workers[worker][1], end)
+    for row in rows:
+        workers[row.worker][0] += row.wall
+        workers[row.worker][1] = max(workers[row.worker][1], row.end)
     return {w: (busy, last - end) for w, (busy, end) in sorted(workers.items())}
 
 
@@ -63,7 +73,7 @@ def main(argv=None):
     rows = read(args.file)
     if not rows:
         raise SystemExit(f"{args.file}: no tests recorded")
-    total = sum(row[0] for row in rows)
+    total = sum(row.cpu for row in rows)
     print(f"{len(rows)} tests, {total:.0f} CPU seconds ({total / 60:.1f} min)\n")
     for worker, (busy, idle_at_end) in per_worker(rows).items():
         print(f"worker {worker}: tests ran {busy:.0f} s, finished {idle_at_end:.0f} s before "
@@ -73,8 +83,8 @@ def main(argv=None):
     for name, (cpu, wall, n) in sorted(modules.items(), key=lambda kv: -kv[1][0])[:args.top]:
         print(f"{name:40s} {cpu:7.0f} {cpu / total:6.1%} {wall:7.0f} {n:6d}")
     print(f"\n{'test':90s} {'CPU s':>7s} {'wall s':>7s}")
-    for cpu, wall, _, _, node in sorted(rows, reverse=True)[:args.top]:
-        print(f"{node[:90]:90s} {cpu:7.1f} {wall:7.1f}")
+    for row in sorted(rows, reverse=True)[:args.top]:
+        print(f"{row.node[:90]:90s} {row.cpu:7.1f} {row.wall:7.1f}")
 
 
 if __name__ == "__main__":
